@@ -1,0 +1,11 @@
+//! keysmith: API-gateway app credentials and signature keys, issued, validated
+//! and rotated into Kubernetes Secrets.
+
+pub mod cli;
+pub mod crd;
+pub mod generate;
+pub mod manifest;
+pub mod rules;
+pub mod schema;
+pub mod secret_keys;
+pub mod validate;

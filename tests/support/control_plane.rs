@@ -1,0 +1,228 @@
+//! A real control plane (etcd + kube-apiserver) for the integration tests:
+//! one per test binary, started on first use by `scripts/control-plane serve`,
+//! with keysmith's CRDs installed from the Rust types. Each test works in a
+//! namespace of its own.
+//!
+//! The processes die with the test binary, also on panic or SIGKILL: the
+//! supervisor is spawned with PR_SET_PDEATHSIG from a thread that lives as
+//! long as the process, and it passes the same signal on to etcd and the
+//! apiserver.
+//!
+//! If the control plane cannot start, every test that asks for it fails with
+//! the reason. `KEYSMITH_SKIP_CONTROL_PLANE=1` (never set by CI) skips them on
+//! machines that cannot run one.
+
+// Shared by several test binaries; each uses only part of it.
+#![allow(dead_code)]
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+pub const SKIP_VAR: &str = "KEYSMITH_SKIP_CONTROL_PLANE";
+
+pub struct ControlPlane {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+}
+
+static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+/// True (after saying so) when the developer opted out of the control plane.
+pub fn skipped() -> bool {
+    if std::env::var(SKIP_VAR).as_deref() == Ok("1") {
+        eprintln!("{SKIP_VAR}=1: skipping a test that needs the control plane");
+        true
+    } else {
+        false
+    }
+}
+
+/// The control plane of this test binary; panics (fails the test) with the
+/// reason if it cannot be started.
+pub fn control_plane() -> &'static ControlPlane {
+    match CONTROL_PLANE.get_or_init(start) {
+        Ok(cp) => cp,
+        Err(reason) => panic!("the test control plane could not be started: {reason}"),
+    }
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn start() -> Result<ControlPlane, String> {
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "tests".into());
+    let dir = std::env::temp_dir().join(format!("keysmith-{binary}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+
+    // The supervisor's parent must outlive every test, so spawn it from a
+    // thread that never ends (PR_SET_PDEATHSIG fires when the *thread* exits).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let serve_dir = dir.clone();
+    std::thread::Builder::new()
+        .name("control-plane-parent".into())
+        .spawn(move || {
+            let log = std::fs::File::create(serve_dir.join("serve.log"));
+            let mut command = Command::new(repo_root().join("scripts/control-plane"));
+            command
+                .arg("serve")
+                .arg(&serve_dir)
+                .env("KEYSMITH_CONTROL_PLANE_EPHEMERAL", "1")
+                .stdin(Stdio::null());
+            if let Ok(log) = log {
+                let err = log.try_clone();
+                command.stdout(log);
+                if let Ok(err) = err {
+                    command.stderr(err);
+                }
+            }
+            // SAFETY: prctl is async-signal-safe and touches no Rust state.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            match command.spawn() {
+                Ok(mut child) => {
+                    let _ = tx.send(Ok(child.id()));
+                    let _ = child.wait(); // reaps it, so a dead supervisor is seen as dead
+                }
+                Err(error) => {
+                    let _ = tx.send(Err(error.to_string()));
+                }
+            }
+            loop {
+                std::thread::park();
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    let pid = rx
+        .recv()
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot run scripts/control-plane: {e}"))?;
+
+    // Building kube-apiserver on a cold machine takes minutes; allow for it.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let ready = dir.join("ready");
+    while !ready.exists() {
+        if !process_alive(pid) {
+            return Err(format!(
+                "scripts/control-plane exited:\n{}",
+                tail(&dir.join("serve.log"), 30)
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "not ready after 15 minutes:\n{}",
+                tail(&dir.join("serve.log"), 30)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cp = ControlPlane {
+        kubeconfig: dir.join("kubeconfig"),
+        dir,
+    };
+    install_crds(&cp)?;
+    Ok(cp)
+}
+
+fn process_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Installs the CRDs from the Rust types (crds/ is checked equal to them) and
+/// waits until both are Established.
+fn install_crds(cp: &ControlPlane) -> Result<(), String> {
+    let kubeconfig = cp.kubeconfig.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async move {
+            let client = client_for(&kubeconfig).await?;
+            let crds: Api<CustomResourceDefinition> = Api::all(client);
+            let params = PatchParams::apply("keysmith-tests").force();
+            for crd in keysmith::schema::crds() {
+                let name = crd.metadata.name.clone().unwrap_or_default();
+                crds.patch(&name, &params, &Patch::Apply(&crd))
+                    .await
+                    .map_err(|e| format!("installing CRD {name}: {e}"))?;
+                let established = kube::runtime::wait::await_condition(
+                    crds.clone(),
+                    &name,
+                    kube::runtime::wait::conditions::is_crd_established(),
+                );
+                tokio::time::timeout(Duration::from_secs(30), established)
+                    .await
+                    .map_err(|_| format!("CRD {name} not Established after 30s"))?
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+    })
+    .join()
+    .map_err(|_| "CRD installer panicked".to_string())?
+}
+
+pub async fn client_for(kubeconfig: &Path) -> Result<Client, String> {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig).map_err(|e| e.to_string())?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// A client for this test's runtime (clients cannot be shared across the
+/// per-test runtimes of `#[tokio::test]`).
+pub async fn client() -> Client {
+    let cp = control_plane();
+    client_for(&cp.kubeconfig)
+        .await
+        .unwrap_or_else(|e| panic!("client for the test control plane: {e}"))
+}
+
+static NAMESPACES: AtomicUsize = AtomicUsize::new(0);
+
+/// Creates a fresh namespace for one test.
+pub async fn namespace(client: &Client, hint: &str) -> String {
+    let n = NAMESPACES.fetch_add(1, Ordering::SeqCst);
+    let hint: String = hint
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(40)
+        .collect();
+    let name = format!("{}-{n}", hint.to_ascii_lowercase().trim_matches('-'));
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    api.create(&PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+    name
+}
