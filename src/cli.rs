@@ -21,6 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controller (kubeconfig or in-cluster config, as kubectl finds it).
+    Run(RunArgs),
     /// Print both CRDs as YAML (identical to crds/*.yaml).
     Crds {
         /// Instead of printing, write one `<crd name>.yaml` file per CRD into this directory.
@@ -38,8 +40,28 @@ pub enum Command {
     },
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "KEYSMITH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(long, env = "KEYSMITH_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Reconciles at once, per kind (0 = no limit).
+    #[arg(long, env = "KEYSMITH_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+}
+
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Run(args) => run(args),
         Command::Crds { output_dir: None } => {
             print!("{}", schema::crds_yaml());
             ExitCode::SUCCESS
@@ -81,6 +103,52 @@ fn validate(files: &[String]) -> ExitCode {
         eprintln!("{problems} problem(s) found");
         ExitCode::FAILURE
     }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let client = match kube::Client::try_default().await {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!(%error, "no Kubernetes configuration found (KUBECONFIG, ~/.kube/config or in-cluster)");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(missing) = crate::controller::check_crds(&client).await {
+            tracing::error!("{missing}");
+            return ExitCode::FAILURE;
+        }
+        let options = crate::controller::Options {
+            namespace: args.namespace,
+            concurrency: args.concurrency,
+        };
+        crate::controller::run(client, options).await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
 }
 
 fn write_crds(dir: &std::path::Path) -> ExitCode {

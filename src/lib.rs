@@ -2,9 +2,13 @@
 //! and rotated into Kubernetes Secrets.
 
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod generate;
+pub mod index;
+pub mod kinds;
 pub mod manifest;
+pub mod plan;
 pub mod rules;
 pub mod schema;
 pub mod secret_keys;

@@ -41,7 +41,7 @@ use super::{DeletionPolicy, Generator, RotationStatus, SecretSource, StringMap};
     ),
     printcolumn(
         name = "Next Rotation",
-        type_ = "date",
+        type_ = "string",
         json_path = ".status.nextRotationTime"
     ),
     printcolumn(

@@ -72,8 +72,6 @@ pub enum RotationReason {
     SecretFromChanged,
     /// The output Secret was deleted and new credentials were issued.
     SecretRecreated,
-    /// Someone edited the output Secret's values with valid ones; they were kept.
-    SecretEdited,
 }
 
 /// Status fields common to both kinds: the rotation bookkeeping.
@@ -100,9 +98,14 @@ pub struct RotationStatus {
     /// number in its `keysmith.dev/revision` annotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
-    /// The last reset request (spec field or annotation) that was carried out.
+    /// The last spec.resetRequest value that was carried out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_reset_request: Option<String>,
+    /// The last keysmith.dev/reset-request annotation value that was carried
+    /// out (kept apart from observedResetRequest so that using one never
+    /// re-triggers the other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_reset_annotation: Option<String>,
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

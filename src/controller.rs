@@ -1,0 +1,550 @@
+//! The thin shell around the plan: observe, plan, apply (Secret first, status
+//! second, both by server-side apply as `keysmith`), record events.
+//!
+//! Watches: each kind (cached by its controller), and Secret *metadata* only
+//! (no Secret data is ever cached) to notice changes to output Secrets and
+//! `…SecretFrom` sources. Secret data is read by name when a reconcile needs it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::{NamespaceResourceScope, PartialObjectMeta};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::watcher::{self, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tracing::{debug, info, warn};
+
+use crate::crd::{FIELD_MANAGER, GatewayApp, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SignatureKey};
+use crate::generate;
+use crate::index::{Entry, Holder, KeyIndex, SourceIndex};
+use crate::kinds::CredentialKind;
+use crate::plan::{self, Observed, ObservedSecret, PlanError, Severity, SourceValue};
+
+/// Errors of one reconcile. None carries a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading Secret {namespace}/{name}: {source}")]
+    ReadSecret {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("writing Secret {namespace}/{name}: {source}")]
+    WriteSecret {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("writing the status of {object}: {source}")]
+    WriteStatus {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{0} has no namespace")]
+    NoNamespace(String),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+impl Error {
+    /// A fixed, short name for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::ReadSecret { .. } => "ReadSecret",
+            Error::WriteSecret { .. } => "WriteSecret",
+            Error::WriteStatus { .. } => "WriteStatus",
+            Error::NoNamespace(_) => "NoNamespace",
+            Error::Plan(_) => "Generate",
+        }
+    }
+
+    /// A write conflict or a busy apiserver passes; requeue soon.
+    fn retry_after(&self) -> Duration {
+        match self {
+            Error::NoNamespace(_) => Duration::from_secs(300),
+            _ => Duration::from_secs(5),
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub keys: Mutex<KeyIndex>,
+    pub sources: Mutex<SourceIndex>,
+}
+
+/// How `keysmith run` runs the controllers.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Watch one namespace; `None` for all.
+    pub namespace: Option<String>,
+    /// Reconciles at once per kind (0: unbounded).
+    pub concurrency: u16,
+}
+
+fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// keysmith never installs its CRDs; it says clearly when they are missing.
+pub async fn check_crds(client: &Client) -> Result<(), String> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in ["gatewayapps.keysmith.dev", "signaturekeys.keysmith.dev"] {
+        match crds.get_opt(name).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(format!(
+                    "CRD {name} is not installed: kubectl apply --server-side -f crds/"
+                ));
+            }
+            // Without permission to read CRDs, let the watches tell.
+            Err(kube::Error::Api(status)) if status.code == 403 => {}
+            Err(error) => return Err(format!("cannot reach the Kubernetes API: {error}")),
+        }
+    }
+    Ok(())
+}
+
+/// Runs both controllers until the stream ends (shutdown signal).
+pub async fn run(client: Client, options: Options) {
+    let reporter = Reporter {
+        controller: "keysmith".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        keys: Mutex::new(KeyIndex::default()),
+        sources: Mutex::new(SourceIndex::default()),
+    });
+    let apps = controller::<GatewayApp>(ctx.clone(), &options, true);
+    let keys = controller::<SignatureKey>(ctx.clone(), &options, false);
+    info!(
+        namespace = options.namespace.as_deref().unwrap_or("<all>"),
+        "keysmith controllers started"
+    );
+    futures::join!(apps, keys);
+}
+
+fn holder_of<K: Resource>(object: &K) -> Holder {
+    Holder {
+        created: object.meta().creation_timestamp.as_ref().map(|t| t.0),
+        uid: object.meta().uid.clone().unwrap_or_default(),
+        namespace: object.meta().namespace.clone().unwrap_or_default(),
+        name: object.meta().name.clone().unwrap_or_default(),
+    }
+}
+
+/// The keys a GatewayApp holds or asks for.
+fn app_keys(app: &GatewayApp) -> BTreeSet<String> {
+    let issued = app.status.as_ref().and_then(|s| s.app_key.clone());
+    app.spec.app_key.iter().cloned().chain(issued).collect()
+}
+
+fn source_of<K: CredentialKind>(object: &K) -> BTreeSet<(String, String)> {
+    let namespace = object.meta().namespace.clone().unwrap_or_default();
+    object
+        .intent()
+        .secret_from
+        .map(|(name, _)| (namespace, name))
+        .into_iter()
+        .collect()
+}
+
+/// Keeps the indexes in step with a kind's watch stream; sends the objects a
+/// change affects to `requeue`.
+fn index_events<K: CredentialKind>(
+    ctx: Arc<Context>,
+    is_app: bool,
+    requeue: mpsc::UnboundedSender<ObjectRef<K>>,
+) -> impl FnMut(&watcher::Event<K>) {
+    move |event| {
+        let mut affected = BTreeSet::new();
+        let mut sources = ctx.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let mut keys = ctx.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let app_keys_of = |object: &K| -> BTreeSet<String> {
+            // Only GatewayApps take part in AppKey uniqueness.
+            serde_json::to_value(object)
+                .ok()
+                .and_then(|v| serde_json::from_value::<GatewayApp>(v).ok())
+                .map(|app| app_keys(&app))
+                .unwrap_or_default()
+        };
+        match event {
+            watcher::Event::Init => {
+                if is_app {
+                    keys.begin_resync();
+                }
+            }
+            watcher::Event::InitApply(object) | watcher::Event::Apply(object) => {
+                let holder = holder_of(object);
+                sources.upsert(Entry {
+                    holder: holder.clone(),
+                    values: source_of(object),
+                });
+                if is_app {
+                    affected.extend(keys.upsert(Entry {
+                        holder,
+                        values: app_keys_of(object),
+                    }));
+                }
+            }
+            watcher::Event::Delete(object) => {
+                let uid = object.meta().uid.clone().unwrap_or_default();
+                sources.remove(&uid);
+                if is_app {
+                    affected.extend(keys.remove(&uid));
+                }
+            }
+            watcher::Event::InitDone => {
+                if is_app {
+                    affected.extend(keys.end_resync());
+                }
+            }
+        }
+        for holder in affected {
+            let _ = requeue.unbounded_send(ObjectRef::new(&holder.name).within(&holder.namespace));
+        }
+    }
+}
+
+fn controller<K>(
+    ctx: Arc<Context>,
+    options: &Options,
+    is_app: bool,
+) -> impl std::future::Future<Output = ()>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let client = ctx.client.clone();
+    let (requeue_tx, requeue_rx) = mpsc::unbounded();
+    let (reader, writer) = reflector::store::<K>();
+    let stream = watcher(
+        api::<K>(&client, &options.namespace),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .inspect_ok(index_events(ctx.clone(), is_app, requeue_tx));
+    let objects = reflector::reflector(writer, stream).applied_objects();
+
+    // Metadata only: no Secret data is cached, only who changed.
+    let secrets = watcher(
+        api::<PartialObjectMeta<Secret>>(&client, &options.namespace),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let mapper = secret_mapper::<K>(ctx.clone());
+
+    Controller::for_stream(objects, reader)
+        .watches_stream(secrets, mapper)
+        .reconcile_on(requeue_rx)
+        .with_config(ControllerConfig::default().concurrency(options.concurrency))
+        .shutdown_on_signal()
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => debug!(object = %object, "reconciled"),
+                Err(error) => debug!(%error, "reconcile loop"),
+            }
+        })
+}
+
+/// A Secret changed: its owner (by label) and whoever reads it as a source.
+fn secret_mapper<K: CredentialKind>(
+    ctx: Arc<Context>,
+) -> impl Fn(PartialObjectMeta<Secret>) -> Vec<ObjectRef<K>> + Send + Sync + 'static {
+    move |secret| {
+        let namespace = secret.namespace().unwrap_or_default();
+        let mut refs = Vec::new();
+        let labels = secret.labels();
+        if labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
+            && let Some(owner) = labels.get(K::OWNER_LABEL)
+        {
+            refs.push(ObjectRef::new(owner).within(&namespace));
+        }
+        let sources = ctx.sources.lock().unwrap_or_else(|e| e.into_inner());
+        for holder in sources.holders(&(namespace.clone(), secret.name_any())) {
+            refs.push(ObjectRef::new(&holder.name).within(&holder.namespace));
+        }
+        refs
+    }
+}
+
+fn error_policy<K: CredentialKind>(object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(
+        kind = K::kind(&()).as_ref(),
+        namespace = object.namespace().unwrap_or_default(),
+        name = object.name_any(),
+        reason = error.reason(),
+        %error,
+        "reconcile failed"
+    );
+    Action::requeue(error.retry_after())
+}
+
+/// What keysmith sees of its output Secret.
+pub fn observe_secret<K: CredentialKind>(
+    secret: &Secret,
+    owner: &K,
+    intent: &plan::Intent,
+) -> ObservedSecret {
+    let labels = secret.labels();
+    let ours = labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
+        && labels.get(K::OWNER_LABEL) == Some(&owner.name_any());
+    let data: BTreeMap<String, Option<String>> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8(v.0.clone()).ok()))
+        .collect();
+    // Data fields keysmith's field manager still owns; a field someone else
+    // changed moved to their manager (server-side apply's field ownership).
+    let owned_fields: Option<BTreeSet<String>> = secret
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .find(|m| {
+            m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply")
+        })
+        .map(|m| {
+            m.fields_v1
+                .as_ref()
+                .and_then(|f| f.0.get("f:data"))
+                .and_then(|d| d.as_object())
+                .map(|d| {
+                    d.keys()
+                        .filter_map(|k| k.strip_prefix("f:"))
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+    let edited_keys = [&intent.key_data_key, &intent.secret_data_key]
+        .into_iter()
+        .filter(|k| data.contains_key(*k))
+        .filter(|k| {
+            owned_fields
+                .as_ref()
+                .is_none_or(|owned| !owned.contains(*k))
+        })
+        .cloned()
+        .collect();
+    let uid = owner.meta().uid.clone();
+    ObservedSecret {
+        ours,
+        data,
+        labels: labels.clone(),
+        annotations: secret.annotations().clone(),
+        owner_referenced: secret
+            .owner_references()
+            .iter()
+            .any(|r| Some(&r.uid) == uid.as_ref()),
+        edited_keys,
+    }
+}
+
+async fn fetch_secret(
+    api: &Api<Secret>,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Secret>, Error> {
+    api.get_opt(name).await.map_err(|source| Error::ReadSecret {
+        namespace: namespace.into(),
+        name: name.into(),
+        source,
+    })
+}
+
+fn owner_reference<K: CredentialKind>(owner: &K) -> OwnerReference {
+    OwnerReference {
+        api_version: K::api_version(&()).into(),
+        kind: K::kind(&()).into(),
+        name: owner.name_any(),
+        uid: owner.meta().uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        // blockOwnerDeletion would need update on the owner's finalizers; not worth the permission.
+        block_owner_deletion: None,
+    }
+}
+
+async fn apply_secret<K: CredentialKind>(
+    api: &Api<Secret>,
+    owner: &K,
+    namespace: &str,
+    desired: &plan::DesiredSecret,
+) -> Result<(), Error> {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(desired.name.clone()),
+            namespace: Some(namespace.into()),
+            labels: Some(desired.labels.clone()),
+            annotations: Some(desired.annotations.clone()),
+            owner_references: desired.owned.then(|| vec![owner_reference(owner)]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(
+            desired
+                .data
+                .iter()
+                .map(|(k, v)| (k.clone(), ByteString(v.clone().into_bytes())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&desired.name, &params, &Patch::Apply(&secret))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::WriteSecret {
+            namespace: namespace.into(),
+            name: desired.name.clone(),
+            source,
+        })
+}
+
+async fn reconcile<K>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let name = object.name_any();
+    let namespace = object
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(format!("{}/{name}", K::kind(&()))))?;
+    if object.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change()); // owner references do the cleanup
+    }
+    let intent = object.intent();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+
+    let secret = fetch_secret(&secrets, &namespace, &intent.secret_name).await?;
+    let observed_secret = secret
+        .as_ref()
+        .map(|s| observe_secret(s, &*object, &intent));
+    let source = match &intent.secret_from {
+        None => None,
+        Some((source_name, key)) => Some(
+            match fetch_secret(&secrets, &namespace, source_name).await? {
+                None => SourceValue::SecretMissing,
+                Some(source) => match source.data.as_ref().and_then(|d| d.get(key)) {
+                    None => SourceValue::KeyMissing,
+                    Some(bytes) => match String::from_utf8(bytes.0.clone()) {
+                        Ok(value) => SourceValue::Found(value),
+                        Err(_) => SourceValue::NotUtf8,
+                    },
+                },
+            },
+        ),
+    };
+    let key_held_by = held_by(&*object, &intent, &ctx);
+    let previous = object.previous_status();
+    let now = plan::truncate_to_second(Timestamp::now());
+    let observed = Observed {
+        secret: observed_secret.as_ref(),
+        source,
+        status: &previous,
+        key_held_by,
+    };
+    let plan = plan::plan(&intent, &observed, now, &mut generate::os_rng())?;
+
+    if let Some(desired) = &plan.secret {
+        apply_secret(&secrets, &*object, &namespace, desired).await?;
+    }
+    let desired_status = object.desired_status(&intent, &plan, now);
+    if desired_status != object.current_status() {
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+        let patch = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": desired_status,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|source| Error::WriteStatus {
+            object: format!("{}/{namespace}/{name}", K::kind(&())),
+            source,
+        })?;
+    }
+    for event in &plan.events {
+        let published = ctx
+            .recorder
+            .publish(
+                &Event {
+                    type_: match event.severity {
+                        Severity::Normal => EventType::Normal,
+                        Severity::Warning => EventType::Warning,
+                    },
+                    reason: event.reason.into(),
+                    note: Some(event.note.clone()),
+                    action: "Reconcile".into(),
+                    secondary: None,
+                },
+                &object.object_ref(&()),
+            )
+            .await;
+        if let Err(error) = published {
+            warn!(%error, reason = event.reason, "could not record an event");
+        }
+    }
+    if plan.secret.is_some() || !plan.events.is_empty() {
+        info!(
+            kind = K::kind(&()).as_ref(),
+            namespace,
+            name,
+            ready = plan.readiness.ready,
+            reason = plan.readiness.reason,
+            revision = plan.state.as_ref().and_then(|s| s.revision),
+            "reconciled"
+        );
+    }
+    Ok(match plan.requeue_after {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    })
+}
+
+/// For a GatewayApp: an older app holding the AppKey this one wants.
+fn held_by<K: CredentialKind>(object: &K, intent: &plan::Intent, ctx: &Context) -> Option<String> {
+    if K::kind(&()) != "GatewayApp" {
+        return None;
+    }
+    let wanted = intent
+        .custom_key
+        .clone()
+        .or_else(|| object.previous_status().key)?;
+    let keys = ctx.keys.lock().unwrap_or_else(|e| e.into_inner());
+    keys.older_holder(&wanted, &holder_of(object))
+        .map(Holder::display)
+}
