@@ -1,0 +1,1136 @@
+//! The controller end to end: the built `keysmith run` binary against the real
+//! control plane, one operator and one namespace per test (SPEC section 5).
+
+#[path = "support/control_plane.rs"]
+mod control_plane;
+#[path = "support/operator.rs"]
+mod operator;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use keysmith::crd::*;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Client, ResourceExt};
+use operator::Operator;
+use serde_json::json;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Env {
+    client: Client,
+    ns: String,
+    operator: Operator,
+}
+
+impl Env {
+    async fn new(hint: &str) -> Env {
+        let client = control_plane::client().await;
+        let ns = control_plane::namespace(&client, hint).await;
+        let operator = Operator::start(control_plane::control_plane(), &ns);
+        Env {
+            client,
+            ns,
+            operator,
+        }
+    }
+
+    fn apps(&self) -> Api<GatewayApp> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    fn keys(&self) -> Api<SignatureKey> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn create_app(&self, name: &str, spec: serde_json::Value) -> GatewayApp {
+        let app: GatewayApp = serde_json::from_value(json!({
+            "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+            "metadata": {"name": name}, "spec": spec
+        }))
+        .unwrap();
+        self.apps()
+            .create(&PostParams::default(), &app)
+            .await
+            .unwrap()
+    }
+
+    async fn create_key(&self, name: &str, spec: serde_json::Value) -> SignatureKey {
+        let key: SignatureKey = serde_json::from_value(json!({
+            "apiVersion": "keysmith.dev/v1alpha1", "kind": "SignatureKey",
+            "metadata": {"name": name}, "spec": spec
+        }))
+        .unwrap();
+        self.keys()
+            .create(&PostParams::default(), &key)
+            .await
+            .unwrap()
+    }
+
+    async fn create_secret(&self, name: &str, data: &[(&str, &str)]) {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        self.secrets()
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+
+    /// Merge-patches a resource's spec as a user with kubectl would.
+    async fn patch_app(&self, name: &str, patch: serde_json::Value) {
+        self.apps()
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap();
+    }
+
+    async fn secret_data(&self, name: &str) -> BTreeMap<String, String> {
+        let secret = self.secrets().get(name).await.unwrap();
+        secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+            .collect()
+    }
+
+    async fn events_for(&self, name: &str) -> Vec<(String, String, String)> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        let list = events.list(&ListParams::default()).await.unwrap();
+        list.items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| {
+                (
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    async fn wait_event(&self, name: &str, reason: &str) -> (String, String, String) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            if let Some(e) = self
+                .events_for(name)
+                .await
+                .into_iter()
+                .find(|e| e.1 == reason)
+            {
+                return e;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {reason} event for {name}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn ready_of(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<(String, String, String)> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn app_ready(app: &GatewayApp) -> Option<(String, String, String)> {
+    ready_of(&app.status.as_ref()?.rotation.conditions)
+}
+
+fn key_ready(key: &SignatureKey) -> Option<(String, String, String)> {
+    ready_of(&key.status.as_ref()?.rotation.conditions)
+}
+
+/// Waits (by watch) until the GatewayApp satisfies `check`.
+async fn wait_app(
+    env: &Env,
+    name: &str,
+    what: &str,
+    check: impl Fn(&GatewayApp) -> bool,
+) -> GatewayApp {
+    let cond = move |app: Option<&GatewayApp>| app.is_some_and(&check);
+    match tokio::time::timeout(TIMEOUT, await_condition(env.apps(), name, cond)).await {
+        Ok(Ok(Some(app))) => app,
+        other => {
+            let now = env.apps().get_opt(name).await.ok().flatten();
+            panic!(
+                "GatewayApp {name}: {what}: {:?}\nstatus now: {:#?}\noperator log tail:\n{}",
+                other.map(|r| r.map(|_| ())),
+                now.and_then(|a| a.status),
+                tail(&env.operator.logs())
+            )
+        }
+    }
+}
+
+async fn wait_key(
+    env: &Env,
+    name: &str,
+    what: &str,
+    check: impl Fn(&SignatureKey) -> bool,
+) -> SignatureKey {
+    let cond = move |key: Option<&SignatureKey>| key.is_some_and(&check);
+    match tokio::time::timeout(TIMEOUT, await_condition(env.keys(), name, cond)).await {
+        Ok(Ok(Some(key))) => key,
+        _ => panic!(
+            "SignatureKey {name}: {what}\noperator log tail:\n{}",
+            tail(&env.operator.logs())
+        ),
+    }
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+fn is_ready(app: &GatewayApp) -> bool {
+    app_ready(app).is_some_and(|r| r.0 == "True")
+}
+
+fn revision(app: &GatewayApp) -> Option<i64> {
+    app.status.as_ref()?.rotation.revision
+}
+
+fn reason_is(want: &'static str) -> impl Fn(&GatewayApp) -> bool {
+    move |app| app_ready(app).is_some_and(|r| r.1 == want)
+}
+
+macro_rules! needs_control_plane {
+    () => {
+        if control_plane::skipped() {
+            return;
+        }
+    };
+}
+
+#[tokio::test]
+async fn issues_generated_and_custom_credentials_on_create() {
+    needs_control_plane!();
+    let env = Env::new("issue").await;
+    env.create_secret("byo", &[("secret", "Custom-Secret-2026")])
+        .await;
+    env.create_app("generated-app", json!({"remark": "r"}))
+        .await;
+    env.create_app("custom-app", json!({"appKey": "custom-key-01", "appSecretFrom": {"secretKeyRef": {"name": "byo", "key": "secret"}}}))
+        .await;
+
+    let app = wait_app(&env, "generated-app", "Ready", is_ready).await;
+    let status = app.status.clone().unwrap();
+    assert_eq!(status.app_id, app.uid());
+    assert_eq!(status.app_name.as_deref(), Some("generated_app"));
+    assert_eq!(status.creator, Some(Creator::User));
+    assert_eq!(status.app_type, Some(AppType::Apig));
+    assert_eq!(
+        status.rotation.secret_name.as_deref(),
+        Some("generated-app")
+    );
+    assert_eq!(status.rotation.revision, Some(1));
+    assert_eq!(
+        status.rotation.last_rotation_reason,
+        Some(RotationReason::Initial)
+    );
+    assert!(
+        status.register_time.is_some()
+            && status.update_time.is_some()
+            && status.rotation.last_rotation_time.is_some()
+    );
+    assert_eq!(status.rotation.next_rotation_time, None);
+    assert_eq!(status.rotation.observed_generation, Some(1));
+
+    let secret = env.secrets().get("generated-app").await.unwrap();
+    assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    assert_eq!(
+        secret.labels().get(MANAGED_BY_LABEL).map(String::as_str),
+        Some("keysmith")
+    );
+    assert_eq!(
+        secret.labels().get(GATEWAY_APP_LABEL).map(String::as_str),
+        Some("generated-app")
+    );
+    assert_eq!(
+        secret
+            .annotations()
+            .get(REVISION_ANNOTATION)
+            .map(String::as_str),
+        Some("1")
+    );
+    let owner = &secret.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("GatewayApp", app.uid().unwrap().as_str())
+    );
+    let data = env.secret_data("generated-app").await;
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        ["app_id", "app_key", "app_secret"]
+    );
+    assert_eq!(Some(&data["app_key"]), status.app_key.as_ref());
+    assert_eq!(data["app_key"].len(), 36);
+    assert_eq!(data["app_secret"].len(), 32);
+    assert!(keysmith::rules::APP_SECRET.is_valid(&data["app_secret"]));
+    assert_eq!(Some(&data["app_id"]), app.uid().as_ref());
+    env.wait_event("generated-app", "Issued").await;
+
+    wait_app(&env, "custom-app", "Ready", is_ready).await;
+    let data = env.secret_data("custom-app").await;
+    assert_eq!(data["app_key"], "custom-key-01");
+    assert_eq!(data["app_secret"], "Custom-Secret-2026");
+}
+
+#[tokio::test]
+async fn issues_every_signature_key_type() {
+    needs_control_plane!();
+    let env = Env::new("sigkeys").await;
+    env.create_key("hmac-key", json!({})).await;
+    env.create_key("basic-key", json!({"signType": "basic", "signKey": "abcd"}))
+        .await;
+    env.create_key(
+        "aes-short",
+        json!({"signType": "aes", "signAlgorithm": "aes-128-cfb"}),
+    )
+    .await;
+    env.create_key(
+        "aes-long",
+        json!({"signType": "aes", "signAlgorithm": "aes-256-cfb"}),
+    )
+    .await;
+    let ready = |k: &SignatureKey| key_ready(k).is_some_and(|r| r.0 == "True");
+
+    let key = wait_key(&env, "hmac-key", "Ready", ready).await;
+    let status = key.status.clone().unwrap();
+    assert_eq!(status.id, key.uid().map(|u| u.replace('-', "")));
+    assert_eq!(status.key_name.as_deref(), Some("hmac_key"));
+    assert_eq!(status.sign_type, Some(SignType::Hmac));
+    assert!(status.create_time.is_some());
+    let data = env.secret_data("hmac-key").await;
+    assert_eq!(data["sign_type"], "hmac");
+    assert!(keysmith::rules::SIGN_KEY_HMAC.is_valid(&data["sign_key"]));
+    assert!(keysmith::rules::SIGN_SECRET_HMAC.is_valid(&data["sign_secret"]));
+    assert!(!data.contains_key("sign_algorithm"));
+    assert_eq!(status.sign_key.as_ref(), Some(&data["sign_key"]));
+
+    wait_key(&env, "basic-key", "Ready", ready).await;
+    let data = env.secret_data("basic-key").await;
+    assert_eq!(data["sign_key"], "abcd");
+    assert!(keysmith::rules::SIGN_SECRET_BASIC.is_valid(&data["sign_secret"]));
+
+    for (name, key_len, algorithm) in [
+        ("aes-short", 16, "aes-128-cfb"),
+        ("aes-long", 32, "aes-256-cfb"),
+    ] {
+        wait_key(&env, name, "Ready", ready).await;
+        let data = env.secret_data(name).await;
+        assert_eq!(data["sign_key"].len(), key_len, "{name}");
+        assert_eq!(data["sign_secret"].len(), 16, "{name}");
+        assert_eq!(data["sign_algorithm"], algorithm);
+        assert_eq!(data["sign_type"], "aes");
+    }
+}
+
+#[tokio::test]
+async fn kubectl_wait_and_get_show_readiness_and_columns() {
+    needs_control_plane!();
+    let env = Env::new("kubectl").await;
+    env.create_app("shown-app", json!({"rotation": {"interval": "720h"}}))
+        .await;
+    env.create_key("shown-key", json!({})).await;
+    let cp = control_plane::control_plane();
+    let kubectl = |args: &[&str]| {
+        std::process::Command::new("kubectl")
+            .args(args)
+            .args(["-n", &env.ns])
+            .env("KUBECONFIG", &cp.kubeconfig)
+            .output()
+            .expect("kubectl")
+    };
+    let waited = kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=30s",
+        "gwapp/shown-app",
+        "sigkey/shown-key",
+    ]);
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    let app = env.apps().get("shown-app").await.unwrap();
+    let listed = kubectl(&["get", "gwapps,sigkeys"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.contains("APPKEY") && text.contains("NEXT ROTATION") && text.contains("SIGNKEY"),
+        "{text}"
+    );
+    assert!(
+        text.contains(app.status.unwrap().app_key.as_deref().unwrap()),
+        "{text}"
+    );
+    assert!(text.contains("True") && text.contains("hmac"), "{text}");
+    let all = kubectl(&["get", "keysmith"]);
+    let text = String::from_utf8_lossy(&all.stdout);
+    assert!(
+        text.contains("gatewayapp.keysmith.dev/shown-app")
+            && text.contains("signaturekey.keysmith.dev/shown-key"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn changing_the_app_key_keeps_the_secret() {
+    needs_control_plane!();
+    let env = Env::new("keychange").await;
+    env.create_app("app", json!({"appKey": "first-key-01"}))
+        .await;
+    wait_app(&env, "app", "Ready", is_ready).await;
+    let before = env.secret_data("app").await;
+
+    env.patch_app("app", json!({"spec": {"appKey": "second-key-02"}}))
+        .await;
+    let app = wait_app(&env, "app", "revision 2", |a| revision(a) == Some(2)).await;
+    let after = env.secret_data("app").await;
+    assert_eq!(after["app_key"], "second-key-02");
+    assert_eq!(after["app_secret"], before["app_secret"]);
+    assert_eq!(
+        app.status.as_ref().unwrap().rotation.last_rotation_reason,
+        Some(RotationReason::AppKeyChanged)
+    );
+    env.wait_event("app", "KeyChanged").await;
+
+    // Removing the field keeps the key in use.
+    env.patch_app("app", json!({"spec": {"appKey": null}}))
+        .await;
+    wait_app(&env, "app", "observed the new generation", |a| {
+        a.status
+            .as_ref()
+            .and_then(|s| s.rotation.observed_generation)
+            == a.metadata.generation
+    })
+    .await;
+    assert_eq!(env.secret_data("app").await["app_key"], "second-key-02");
+    assert_eq!(revision(&env.apps().get("app").await.unwrap()), Some(2));
+}
+
+#[tokio::test]
+async fn each_reset_request_resets_exactly_once() {
+    needs_control_plane!();
+    let env = Env::new("reset").await;
+    env.create_app(
+        "app",
+        json!({"resetRequest": "a", "rotation": {"rotateAppKey": true}}),
+    )
+    .await;
+    wait_app(&env, "app", "Ready", is_ready).await;
+    let first = env.secret_data("app").await;
+
+    env.patch_app("app", json!({"spec": {"resetRequest": "b"}}))
+        .await;
+    let app = wait_app(&env, "app", "reset by spec", |a| revision(a) == Some(2)).await;
+    let status = app.status.unwrap();
+    assert_eq!(status.rotation.observed_reset_request.as_deref(), Some("b"));
+    assert_eq!(
+        status.rotation.last_rotation_reason,
+        Some(RotationReason::ResetRequest)
+    );
+    let second = env.secret_data("app").await;
+    assert_ne!(second["app_secret"], first["app_secret"]);
+    assert_ne!(
+        second["app_key"], first["app_key"],
+        "rotateAppKey replaces the generated key too"
+    );
+    env.wait_event("app", "Reset").await;
+
+    // The same value again, and an unrelated change: nothing happens.
+    env.patch_app("app", json!({"spec": {"resetRequest": "b", "remark": "unrelated"}, "metadata": {"labels": {"x": "y"}}}))
+        .await;
+    wait_app(&env, "app", "saw generation", |a| {
+        a.status
+            .as_ref()
+            .and_then(|s| s.rotation.observed_generation)
+            == a.metadata.generation
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(revision(&env.apps().get("app").await.unwrap()), Some(2));
+    assert_eq!(env.secret_data("app").await, second);
+
+    // The annotation, like `keysmith reset`.
+    env.patch_app(
+        "app",
+        json!({"metadata": {"annotations": {RESET_REQUEST_ANNOTATION: "2026-11-24T10:00:00Z"}}}),
+    )
+    .await;
+    let app = wait_app(&env, "app", "reset by annotation", |a| {
+        revision(a) == Some(3)
+    })
+    .await;
+    assert_eq!(
+        app.status
+            .unwrap()
+            .rotation
+            .observed_reset_annotation
+            .as_deref(),
+        Some("2026-11-24T10:00:00Z")
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        revision(&env.apps().get("app").await.unwrap()),
+        Some(3),
+        "exactly one reset per value"
+    );
+}
+
+#[tokio::test]
+async fn rotates_on_schedule_and_keeps_the_previous_secret_for_the_overlap() {
+    needs_control_plane!();
+    let env = Env::new("schedule").await;
+    env.create_app(
+        "app",
+        json!({"rotation": {"interval": "1m", "keepPrevious": "15s"}}),
+    )
+    .await;
+    env.create_secret("byo", &[("secret", "Supplied-Secret-1")])
+        .await;
+    env.create_app("supplied", json!({"rotation": {"interval": "1m"}, "appSecretFrom": {"secretKeyRef": {"name": "byo", "key": "secret"}}}))
+        .await;
+    let app = wait_app(&env, "app", "Ready", is_ready).await;
+    let status = app.status.unwrap();
+    let last = status.rotation.last_rotation_time.unwrap().0;
+    let next = status.rotation.next_rotation_time.unwrap().0;
+    assert_eq!(next.as_second() - last.as_second(), 60);
+    let first = env.secret_data("app").await;
+
+    let supplied = wait_app(&env, "supplied", "Ready", is_ready).await;
+    assert_eq!(
+        supplied.status.unwrap().rotation.next_rotation_time,
+        None,
+        "the owner rotates a supplied secret"
+    );
+
+    let rotated = tokio::time::timeout(
+        Duration::from_secs(90),
+        await_condition(env.apps(), "app", |a: Option<&GatewayApp>| {
+            a.and_then(revision) == Some(2)
+        }),
+    )
+    .await
+    .expect("rotation within 90s")
+    .unwrap()
+    .unwrap();
+    let status = rotated.status.unwrap();
+    let rotated_at = status.rotation.last_rotation_time.unwrap().0;
+    assert!(
+        (rotated_at.as_second() - next.as_second()).abs() <= 5,
+        "rotated at the due instant"
+    );
+    assert_eq!(
+        status.rotation.last_rotation_reason,
+        Some(RotationReason::Schedule)
+    );
+    assert_eq!(
+        status.rotation.next_rotation_time.unwrap().0.as_second(),
+        rotated_at.as_second() + 60
+    );
+    let expiry = status.rotation.previous_secret_expiry_time.unwrap().0;
+    assert_eq!(expiry.as_second(), rotated_at.as_second() + 15);
+    let data = env.secret_data("app").await;
+    assert_eq!(data["app_secret_previous"], first["app_secret"]);
+    assert_ne!(data["app_secret"], first["app_secret"]);
+    env.wait_event("app", "Rotated").await;
+
+    // The kept secret goes away by itself when the overlap ends.
+    let expired = tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(env.apps(), "app", |a: Option<&GatewayApp>| {
+            a.is_some_and(|a| {
+                a.status
+                    .as_ref()
+                    .is_some_and(|s| s.rotation.previous_secret_expiry_time.is_none())
+            })
+        }),
+    )
+    .await
+    .expect("previous secret removed");
+    assert!(expired.is_ok());
+    assert!(
+        !env.secret_data("app")
+            .await
+            .contains_key("app_secret_previous")
+    );
+    assert_eq!(
+        revision(&env.apps().get("supplied").await.unwrap()),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn app_keys_are_unique_and_the_newer_app_waits() {
+    needs_control_plane!();
+    let env = Env::new("unique").await;
+    env.create_app("holder", json!({"appKey": "shared-key-01"}))
+        .await;
+    wait_app(&env, "holder", "Ready", is_ready).await;
+    env.create_app("newcomer", json!({"appKey": "shared-key-01"}))
+        .await;
+    let app = wait_app(
+        &env,
+        "newcomer",
+        "AppKeyConflict",
+        reason_is("AppKeyConflict"),
+    )
+    .await;
+    let (status, _, message) = app_ready(&app).unwrap();
+    assert_eq!(status, "False");
+    assert!(message.contains(&format!("{}/holder", env.ns)), "{message}");
+    assert!(
+        env.secrets().get_opt("newcomer").await.unwrap().is_none(),
+        "nothing is written for it"
+    );
+    env.wait_event("newcomer", "AppKeyConflict").await;
+
+    // The holder moves to another key: the newcomer becomes Ready on its own.
+    env.patch_app("holder", json!({"spec": {"appKey": "holder-key-02"}}))
+        .await;
+    wait_app(&env, "newcomer", "Ready after the holder moved", is_ready).await;
+    assert_eq!(
+        env.secret_data("newcomer").await["app_key"],
+        "shared-key-01"
+    );
+
+    // And again when the holder is deleted.
+    env.create_app("third", json!({"appKey": "holder-key-02"}))
+        .await;
+    wait_app(&env, "third", "AppKeyConflict", reason_is("AppKeyConflict")).await;
+    env.apps()
+        .delete("holder", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_app(
+        &env,
+        "third",
+        "Ready after the holder was deleted",
+        is_ready,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn foreign_secrets_are_never_touched_and_deletion_policy_switches_ownership() {
+    needs_control_plane!();
+    let env = Env::new("owner").await;
+    env.create_secret("taken", &[("app_key", "someone-elses")])
+        .await;
+    let before = env.secrets().get("taken").await.unwrap();
+    env.create_app("taken", json!({})).await;
+    wait_app(&env, "taken", "SecretConflict", reason_is("SecretConflict")).await;
+    env.wait_event("taken", "SecretConflict").await;
+    let after = env.secrets().get("taken").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+
+    env.create_app("owned", json!({})).await;
+    wait_app(&env, "owned", "Ready", is_ready).await;
+    assert_eq!(
+        env.secrets()
+            .get("owned")
+            .await
+            .unwrap()
+            .owner_references()
+            .len(),
+        1
+    );
+    env.patch_app(
+        "owned",
+        json!({"spec": {"secret": {"deletionPolicy": "Retain"}}}),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !env
+        .secrets()
+        .get("owned")
+        .await
+        .unwrap()
+        .owner_references()
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "owner reference not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    env.patch_app(
+        "owned",
+        json!({"spec": {"secret": {"deletionPolicy": "Delete"}}}),
+    )
+    .await;
+    while env
+        .secrets()
+        .get("owned")
+        .await
+        .unwrap()
+        .owner_references()
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "owner reference not added back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        revision(&env.apps().get("owned").await.unwrap()),
+        Some(1),
+        "ownership is not a rotation"
+    );
+}
+
+#[tokio::test]
+async fn drift_deleted_edited_and_broken_secrets() {
+    needs_control_plane!();
+    let env = Env::new("drift").await;
+    env.create_app("app", json!({})).await;
+    let app = wait_app(&env, "app", "Ready", is_ready).await;
+    let first = env.secret_data("app").await;
+    let update_time = app.status.unwrap().update_time.unwrap();
+
+    // Deleted: new credentials, reason SecretRecreated, a Warning.
+    env.secrets()
+        .delete("app", &DeleteParams::default())
+        .await
+        .unwrap();
+    let app = wait_app(&env, "app", "recreated", |a| revision(a) == Some(2)).await;
+    assert_eq!(
+        app.status.unwrap().rotation.last_rotation_reason,
+        Some(RotationReason::SecretRecreated)
+    );
+    let recreated = env.secret_data("app").await;
+    assert_ne!(recreated["app_secret"], first["app_secret"]);
+    let event = env.wait_event("app", "SecretRecreated").await;
+    assert_eq!(event.0, "Warning");
+
+    // Edited with valid values: kept, SecretEdited, updateTime moves.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let edit = |value: &str| json!({"data": {"app_secret": base64(value)}});
+    env.secrets()
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(edit("Hand-Edited-Value-1")),
+        )
+        .await
+        .unwrap();
+    env.wait_event("app", "SecretEdited").await;
+    let app = wait_app(&env, "app", "updateTime moved", |a| {
+        a.status
+            .as_ref()
+            .and_then(|s| s.update_time.clone())
+            .is_some_and(|t| t.0 > update_time.0)
+    })
+    .await;
+    assert_eq!(revision(&app), Some(2));
+    assert_eq!(
+        env.secret_data("app").await["app_secret"],
+        "Hand-Edited-Value-1"
+    );
+
+    // Edited with an invalid value: InvalidSecretData, not overwritten.
+    env.secrets()
+        .patch("app", &PatchParams::default(), &Patch::Merge(edit("no")))
+        .await
+        .unwrap();
+    let app = wait_app(
+        &env,
+        "app",
+        "InvalidSecretData",
+        reason_is("InvalidSecretData"),
+    )
+    .await;
+    let message = app_ready(&app).unwrap().2;
+    assert!(
+        message.contains("app_secret") && message.contains("8–64 characters"),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.secret_data("app").await["app_secret"], "no");
+    env.wait_event("app", "InvalidSecretData").await;
+
+    // Fixed by hand: Ready again, with the fixed value.
+    env.secrets()
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(edit("Fixed-By-Hand-2")),
+        )
+        .await
+        .unwrap();
+    wait_app(&env, "app", "Ready again", is_ready).await;
+    assert_eq!(
+        env.secret_data("app").await["app_secret"],
+        "Fixed-By-Hand-2"
+    );
+}
+
+fn base64(value: &str) -> String {
+    // Secret data goes over the wire base64-encoded; ByteString does that.
+    serde_json::to_value(ByteString(value.as_bytes().to_vec()))
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn bad_secret_sources_block_without_leaking_and_recover() {
+    needs_control_plane!();
+    let env = Env::new("source").await;
+    env.create_app(
+        "app",
+        json!({"appSecretFrom": {"secretKeyRef": {"name": "byo", "key": "secret"}}}),
+    )
+    .await;
+    let app = wait_app(
+        &env,
+        "app",
+        "InvalidSecretFrom",
+        reason_is("InvalidSecretFrom"),
+    )
+    .await;
+    assert!(
+        app_ready(&app)
+            .unwrap()
+            .2
+            .contains("Secret byo does not exist")
+    );
+    assert!(env.secrets().get_opt("app").await.unwrap().is_none());
+    env.wait_event("app", "InvalidSecretFrom").await;
+
+    env.create_secret("byo", &[("other", "x")]).await;
+    wait_app(&env, "app", "key missing", |a| {
+        app_ready(a).is_some_and(|r| r.2.contains("has no such key"))
+    })
+    .await;
+
+    env.secrets()
+        .patch(
+            "byo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"secret": base64("Zq#bad value")}})),
+        )
+        .await
+        .unwrap();
+    let app = wait_app(&env, "app", "value breaks the rule", |a| {
+        app_ready(a)
+            .is_some_and(|r| r.2.contains("key secret of Secret byo") && r.2.contains("AppSecret"))
+    })
+    .await;
+    assert!(
+        !app_ready(&app).unwrap().2.contains("Zq#bad"),
+        "never the value"
+    );
+
+    env.secrets()
+        .patch(
+            "byo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"secret": base64("Good-Value-2026")}})),
+        )
+        .await
+        .unwrap();
+    wait_app(&env, "app", "Ready once fixed", is_ready).await;
+    assert_eq!(
+        env.secret_data("app").await["app_secret"],
+        "Good-Value-2026"
+    );
+
+    // A changed source value is propagated.
+    env.secrets()
+        .patch(
+            "byo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"secret": base64("Newer-Value-2027")}})),
+        )
+        .await
+        .unwrap();
+    let app = wait_app(&env, "app", "propagated", |a| revision(a) == Some(2)).await;
+    assert_eq!(
+        app.status.unwrap().rotation.last_rotation_reason,
+        Some(RotationReason::SecretFromChanged)
+    );
+    assert_eq!(
+        env.secret_data("app").await["app_secret"],
+        "Newer-Value-2027"
+    );
+    assert!(!env.operator.logs().contains("Good-Value-2026"));
+}
+
+#[tokio::test]
+async fn a_crash_between_secret_and_status_is_completed_without_rotating_again() {
+    needs_control_plane!();
+    let mut env = Env::new("crash").await;
+    env.create_app("app", json!({"resetRequest": "one"})).await;
+    wait_app(&env, "app", "Ready", is_ready).await;
+    env.operator.stop();
+
+    // Prepare exactly the state a crash leaves: the Secret carries revision 2
+    // for reset "two" (written first), the status still says revision 1.
+    let mut secret = env.secrets().get("app").await.unwrap();
+    let annotations = secret.metadata.annotations.get_or_insert_default();
+    annotations.insert(REVISION_ANNOTATION.into(), "2".into());
+    annotations.insert("keysmith.dev/rotation-reason".into(), "ResetRequest".into());
+    annotations.insert("keysmith.dev/observed-reset-request".into(), "two".into());
+    secret.data.get_or_insert_default().insert(
+        "app_secret".into(),
+        ByteString(b"Written-Before-Crash-1".to_vec()),
+    );
+    // Applied whole, as keysmith's own field manager wrote it.
+    secret.metadata.managed_fields = None;
+    secret.metadata.resource_version = None;
+    secret.metadata.uid = None;
+    secret.metadata.creation_timestamp = None;
+    env.secrets()
+        .patch(
+            "app",
+            &PatchParams::apply("keysmith").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .unwrap();
+    env.patch_app("app", json!({"spec": {"resetRequest": "two"}}))
+        .await;
+    assert_eq!(revision(&env.apps().get("app").await.unwrap()), Some(1));
+
+    env.operator.restart();
+    let app = wait_app(&env, "app", "status completed", |a| revision(a) == Some(2)).await;
+    let status = app.status.unwrap();
+    assert_eq!(
+        status.rotation.observed_reset_request.as_deref(),
+        Some("two")
+    );
+    assert_eq!(
+        status.rotation.last_rotation_reason,
+        Some(RotationReason::ResetRequest)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        env.secret_data("app").await["app_secret"],
+        "Written-Before-Crash-1",
+        "not rotated again"
+    );
+    assert_eq!(revision(&env.apps().get("app").await.unwrap()), Some(2));
+}
+
+async fn resource_versions(env: &Env) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for app in env.apps().list(&ListParams::default()).await.unwrap() {
+        out.insert(
+            format!("app/{}", app.name_any()),
+            app.resource_version().unwrap(),
+        );
+    }
+    for key in env.keys().list(&ListParams::default()).await.unwrap() {
+        out.insert(
+            format!("key/{}", key.name_any()),
+            key.resource_version().unwrap(),
+        );
+    }
+    for secret in env.secrets().list(&ListParams::default()).await.unwrap() {
+        out.insert(
+            format!("secret/{}", secret.name_any()),
+            secret.resource_version().unwrap(),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn once_ready_a_restart_and_forced_reconciles_write_nothing() {
+    needs_control_plane!();
+    let mut env = Env::new("idle").await;
+    env.create_app(
+        "app-one",
+        json!({"rotation": {"interval": "720h", "keepPrevious": "1h"}}),
+    )
+    .await;
+    env.create_app("app-two", json!({"appKey": "idle-key-0001", "secret": {"name": "custom-name", "deletionPolicy": "Retain"}}))
+        .await;
+    env.create_key(
+        "key-one",
+        json!({"signType": "aes", "signAlgorithm": "aes-256-cfb"}),
+    )
+    .await;
+    env.create_key("key-two", json!({"signType": "basic"}))
+        .await;
+    for name in ["app-one", "app-two"] {
+        wait_app(&env, name, "Ready", is_ready).await;
+    }
+    for name in ["key-one", "key-two"] {
+        wait_key(&env, name, "Ready", |k| {
+            key_ready(k).is_some_and(|r| r.0 == "True")
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = resource_versions(&env).await;
+
+    // A restart reconciles everything from scratch.
+    env.operator.restart();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        resource_versions(&env).await,
+        before,
+        "a restart wrote something"
+    );
+
+    // Secret metadata changes force reconciles of their owners.
+    for secret in ["app-one", "custom-name", "key-one", "key-two"] {
+        env.secrets()
+            .patch(
+                secret,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+            )
+            .await
+            .unwrap();
+    }
+    let touched = resource_versions(&env).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        resource_versions(&env).await,
+        touched,
+        "a forced reconcile wrote something"
+    );
+    let logs = env.operator.logs();
+    assert!(
+        logs.contains("reconciling object"),
+        "the touches did trigger reconciles"
+    );
+}
+
+#[tokio::test]
+async fn no_secret_value_reaches_logs_events_or_objects() {
+    needs_control_plane!();
+    let mut env = Env::new("leak").await;
+    let custom_secret = "Custom-Leak-Canary-77";
+    let custom_sign_secret = "Sign-Leak-Canary-0123456789";
+    env.create_secret("byo", &[("secret", custom_secret)]).await;
+    env.create_secret("byo-sign", &[("secret", custom_sign_secret)])
+        .await;
+    env.create_app("gen", json!({"rotation": {"keepPrevious": "1h"}}))
+        .await;
+    env.create_app(
+        "custom",
+        json!({"appSecretFrom": {"secretKeyRef": {"name": "byo", "key": "secret"}}}),
+    )
+    .await;
+    env.create_key("sig", json!({"signType": "basic"})).await;
+    env.create_key(
+        "sig-custom",
+        json!({"signSecretFrom": {"secretKeyRef": {"name": "byo-sign", "key": "secret"}}}),
+    )
+    .await;
+    for name in ["gen", "custom"] {
+        wait_app(&env, name, "Ready", is_ready).await;
+    }
+    for name in ["sig", "sig-custom"] {
+        wait_key(&env, name, "Ready", |k| {
+            key_ready(k).is_some_and(|r| r.0 == "True")
+        })
+        .await;
+    }
+    // Exercise more paths: a reset with overlap, an invalid source, a restart.
+    env.patch_app("gen", json!({"spec": {"resetRequest": "leak-1"}}))
+        .await;
+    wait_app(&env, "gen", "reset", |a| revision(a) == Some(2)).await;
+    env.secrets()
+        .patch(
+            "byo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"secret": base64("Bad Canary Value")}})),
+        )
+        .await
+        .unwrap();
+    wait_app(
+        &env,
+        "custom",
+        "InvalidSecretFrom",
+        reason_is("InvalidSecretFrom"),
+    )
+    .await;
+    env.operator.restart();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.operator.stop();
+
+    let mut values: Vec<String> = vec![
+        custom_secret.into(),
+        custom_sign_secret.into(),
+        "Bad Canary Value".into(),
+    ];
+    for (secret, keys) in [
+        ("gen", &["app_secret", "app_secret_previous"][..]),
+        ("custom", &["app_secret"][..]),
+        ("sig", &["sign_secret"][..]),
+        ("sig-custom", &["sign_secret"][..]),
+    ] {
+        let data = env.secret_data(secret).await;
+        for key in keys {
+            values.push(
+                data.get(*key)
+                    .unwrap_or_else(|| panic!("{secret} has {key}"))
+                    .clone(),
+            );
+        }
+    }
+    let mut haystack = env.operator.logs();
+    assert!(
+        haystack.contains("DEBUG"),
+        "the operator logged at debug level"
+    );
+    let events: Api<Event> = Api::namespaced(env.client.clone(), &env.ns);
+    haystack.push_str(
+        &serde_json::to_string(&events.list(&ListParams::default()).await.unwrap().items).unwrap(),
+    );
+    haystack.push_str(
+        &serde_json::to_string(&env.apps().list(&ListParams::default()).await.unwrap().items)
+            .unwrap(),
+    );
+    haystack.push_str(
+        &serde_json::to_string(&env.keys().list(&ListParams::default()).await.unwrap().items)
+            .unwrap(),
+    );
+    for value in &values {
+        assert!(!haystack.contains(value.as_str()), "a secret value leaked");
+        assert!(
+            !haystack.contains(&base64(value)),
+            "a secret value leaked (base64)"
+        );
+    }
+}
