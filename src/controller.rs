@@ -27,8 +27,10 @@ use tracing::{debug, info, warn};
 
 use crate::crd::{FIELD_MANAGER, GatewayApp, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SignatureKey};
 use crate::generate;
+use crate::http::Health;
 use crate::index::{Entry, Holder, KeyIndex, SourceIndex};
 use crate::kinds::CredentialKind;
+use crate::metrics::{ErrorLabels, KindLabels, Metrics, ObjectLabels, RotationLabels};
 use crate::plan::{self, Observed, ObservedSecret, PlanError, Severity, SourceValue};
 
 /// Errors of one reconcile. None carries a secret value.
@@ -84,6 +86,7 @@ impl Error {
 /// Shared by every reconcile.
 pub struct Context {
     pub client: Client,
+    pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub keys: Mutex<KeyIndex>,
     pub sources: Mutex<SourceIndex>,
@@ -131,8 +134,19 @@ pub async fn check_crds(client: &Client) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs both controllers until the stream ends (shutdown signal).
-pub async fn run(client: Client, options: Options) {
+/// Resolves once `shutdown` turns true (SIGTERM, or leadership lost).
+pub async fn shutdown_signal(mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Runs both controllers until `shutdown`; in-flight reconciles finish first.
+pub async fn run(
+    client: Client,
+    options: Options,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let reporter = Reporter {
         controller: "keysmith".into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -140,11 +154,18 @@ pub async fn run(client: Client, options: Options) {
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
+        metrics,
         keys: Mutex::new(KeyIndex::default()),
         sources: Mutex::new(SourceIndex::default()),
     });
-    let apps = controller::<GatewayApp>(ctx.clone(), &options, true);
-    let keys = controller::<SignatureKey>(ctx.clone(), &options, false);
+    let apps = controller::<GatewayApp>(
+        ctx.clone(),
+        &options,
+        true,
+        health.clone(),
+        shutdown.clone(),
+    );
+    let keys = controller::<SignatureKey>(ctx.clone(), &options, false, health, shutdown);
     info!(
         namespace = options.namespace.as_deref().unwrap_or("<all>"),
         "keysmith controllers started"
@@ -183,7 +204,9 @@ fn index_events<K: CredentialKind>(
     ctx: Arc<Context>,
     is_app: bool,
     requeue: mpsc::UnboundedSender<ObjectRef<K>>,
+    health: Arc<Health>,
 ) -> impl FnMut(&watcher::Event<K>) {
+    let mut synced = false;
     move |event| {
         let mut affected = BTreeSet::new();
         let mut sources = ctx.sources.lock().unwrap_or_else(|e| e.into_inner());
@@ -216,6 +239,7 @@ fn index_events<K: CredentialKind>(
                 }
             }
             watcher::Event::Delete(object) => {
+                ctx.metrics.forget(&object_labels(object));
                 let uid = object.meta().uid.clone().unwrap_or_default();
                 sources.remove(&uid);
                 if is_app {
@@ -225,6 +249,12 @@ fn index_events<K: CredentialKind>(
             watcher::Event::InitDone => {
                 if is_app {
                     affected.extend(keys.end_resync());
+                }
+                // The first complete list: this kind's cache is synced.
+                if !synced {
+                    synced = true;
+                    debug!(kind = kind_label::<K>(), "cache synced");
+                    health.cache_synced();
                 }
             }
         }
@@ -238,6 +268,8 @@ fn controller<K>(
     ctx: Arc<Context>,
     options: &Options,
     is_app: bool,
+    health: Arc<Health>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
@@ -250,7 +282,7 @@ where
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
-    .inspect_ok(index_events(ctx.clone(), is_app, requeue_tx));
+    .inspect_ok(index_events(ctx.clone(), is_app, requeue_tx, health));
     let objects = reflector::reflector(writer, stream).applied_objects();
 
     // Metadata only: no Secret data is cached, only who changed.
@@ -266,8 +298,8 @@ where
         .watches_stream(secrets, mapper)
         .reconcile_on(requeue_rx)
         .with_config(ControllerConfig::default().concurrency(options.concurrency))
-        .shutdown_on_signal()
-        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .graceful_shutdown_on(shutdown_signal(shutdown))
+        .run(timed_reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => debug!(object = %object, "reconciled"),
@@ -297,7 +329,86 @@ fn secret_mapper<K: CredentialKind>(
     }
 }
 
-fn error_policy<K: CredentialKind>(object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+async fn timed_reconcile<K>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let kind = kind_label::<K>();
+    let started = std::time::Instant::now();
+    let result = reconcile(object, ctx.clone()).await;
+    ctx.metrics
+        .reconciles
+        .get_or_create(&KindLabels { kind })
+        .inc();
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&KindLabels { kind })
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// The kind as a static metric label value.
+fn kind_label<K: CredentialKind>() -> &'static str {
+    if K::kind(&()) == "GatewayApp" {
+        "GatewayApp"
+    } else {
+        "SignatureKey"
+    }
+}
+
+fn object_labels<K: CredentialKind>(object: &K) -> ObjectLabels {
+    ObjectLabels {
+        kind: kind_label::<K>(),
+        namespace: object.namespace().unwrap_or_default(),
+        name: object.name_any(),
+    }
+}
+
+/// Per-object gauges and the rotation counter after a pass.
+fn record_outcome<K: CredentialKind>(metrics: &Metrics, object: &K, plan: &plan::Plan) {
+    let labels = object_labels(object);
+    metrics
+        .ready
+        .get_or_create(&labels)
+        .set(i64::from(plan.readiness.ready));
+    if let Some(state) = &plan.state {
+        match state.next_rotation_time {
+            Some(next) => {
+                metrics
+                    .next_rotation
+                    .get_or_create(&labels)
+                    .set(next.as_second() as f64);
+            }
+            None => {
+                metrics.next_rotation.remove(&labels);
+            }
+        }
+        if let Some(last) = state.last_rotation_time {
+            metrics
+                .last_rotation
+                .get_or_create(&labels)
+                .set(last.as_second() as f64);
+        }
+    }
+    if let Some(reason) = plan.rotation {
+        metrics
+            .rotations
+            .get_or_create(&RotationLabels {
+                kind: labels.kind,
+                reason: plan::reason_name(reason),
+            })
+            .inc();
+    }
+}
+
+fn error_policy<K: CredentialKind>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            kind: kind_label::<K>(),
+            reason: error.reason(),
+        })
+        .inc();
     warn!(
         kind = K::kind(&()).as_ref(),
         namespace = object.namespace().unwrap_or_default(),
@@ -478,6 +589,7 @@ where
     if let Some(desired) = &plan.secret {
         apply_secret(&secrets, &*object, &namespace, desired).await?;
     }
+    record_outcome(&ctx.metrics, &*object, &plan);
     let desired_status = object.desired_status(&intent, &plan, now);
     if desired_status != object.current_status() {
         let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);

@@ -184,6 +184,8 @@ pub struct Plan {
     pub readiness: Readiness,
     pub events: Vec<PlannedEvent>,
     pub requeue_after: Option<Duration>,
+    /// Set when this pass issues a new credential set.
+    pub rotation: Option<RotationReason>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +233,7 @@ fn not_ready(reason: &'static str, message: String, previous: &PreviousStatus) -
         },
         events,
         requeue_after: None,
+        rotation: None,
     }
 }
 
@@ -718,6 +721,7 @@ pub fn plan<R: TryCryptoRng>(
         },
         events,
         requeue_after,
+        rotation: reason,
     })
 }
 

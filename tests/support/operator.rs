@@ -1,6 +1,8 @@
 //! The built `keysmith run` binary as a child process, scoped to one test's
 //! namespace, logging at debug level to a file the test can read.
 
+#![allow(dead_code)]
+
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -9,6 +11,9 @@ use std::time::Duration;
 use super::control_plane::ControlPlane;
 
 pub struct Operator {
+    pub metrics_port: u16,
+    pub health_port: u16,
+    extra_args: Vec<String>,
     child: Option<Child>,
     log: PathBuf,
     namespace: String,
@@ -19,8 +24,21 @@ pub struct Operator {
 impl Operator {
     /// Starts `keysmith run --namespace <namespace>`.
     pub fn start(cp: &ControlPlane, namespace: &str) -> Operator {
-        let log = cp.dir.join(format!("operator-{namespace}.log"));
+        Self::start_with(cp, namespace, "", &[])
+    }
+
+    /// Starts it with extra arguments; `tag` tells several operators of one namespace apart.
+    pub fn start_with(
+        cp: &ControlPlane,
+        namespace: &str,
+        tag: &str,
+        extra_args: &[&str],
+    ) -> Operator {
+        let log = cp.dir.join(format!("operator-{namespace}{tag}.log"));
         let mut operator = Operator {
+            metrics_port: free_port(),
+            health_port: free_port(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             child: None,
             log,
             namespace: namespace.into(),
@@ -48,6 +66,12 @@ impl Operator {
                 "--log-format",
                 "json",
             ])
+            .args([
+                "--metrics-addr",
+                &format!("127.0.0.1:{}", self.metrics_port),
+            ])
+            .args(["--health-addr", &format!("127.0.0.1:{}", self.health_port)])
+            .args(&self.extra_args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
@@ -93,6 +117,40 @@ impl Operator {
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn has_exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(Some(_))),
+            None => true,
+        }
+    }
+
+    /// GET a path on one of its HTTP ports: (status code, body).
+    pub fn http_get(&self, port: u16, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let code = response.split_whitespace().nth(1)?.parse().ok()?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Some((code, body))
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 impl Drop for Operator {
