@@ -52,10 +52,10 @@ async fn wait_ready(api: &Api<GatewayApp>, name: &str, within: Duration) -> Gate
 async fn wait_http(operator: &Operator, port: u16, path: &str, want: u16) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some((code, body)) = operator.http_get(port, path) {
-            if code == want {
-                return body;
-            }
+        if let Some((code, body)) = operator.http_get(port, path)
+            && code == want
+        {
+            return body;
         }
         assert!(Instant::now() < deadline, "{path} never answered {want}");
         tokio::time::sleep(Duration::from_millis(100)).await;
