@@ -115,20 +115,29 @@ where
 }
 
 /// keysmith never installs its CRDs; it says clearly when they are missing.
-pub async fn check_crds(client: &Client) -> Result<(), String> {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in ["gatewayapps.keysmith.dev", "signaturekeys.keysmith.dev"] {
-        match crds.get_opt(name).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
+/// Asks with a one-item list of each kind: the permission it needs anyway.
+pub async fn check_crds(client: &Client, namespace: &Option<String>) -> Result<(), String> {
+    let probe = kube::api::ListParams::default().limit(1);
+    let apps = api::<GatewayApp>(client, namespace)
+        .list_metadata(&probe)
+        .await
+        .map(|_| ());
+    let keys = api::<SignatureKey>(client, namespace)
+        .list_metadata(&probe)
+        .await
+        .map(|_| ());
+    for (name, result) in [
+        ("gatewayapps.keysmith.dev", apps),
+        ("signaturekeys.keysmith.dev", keys),
+    ] {
+        match result {
+            Ok(()) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {
                 return Err(format!(
                     "CRD {name} is not installed: kubectl apply --server-side -f crds/"
                 ));
             }
-            // Without permission to read CRDs, let the watches tell.
-            Err(kube::Error::Api(status)) if status.code == 403 => {}
-            Err(error) => return Err(format!("cannot reach the Kubernetes API: {error}")),
+            Err(error) => return Err(format!("cannot list {name}: {error}")),
         }
     }
     Ok(())

@@ -67,7 +67,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let client = kube::Client::try_default()
         .await
         .map_err(RunError::Config)?;
-    controller::check_crds(&client)
+    controller::check_crds(&client, &config.controller.namespace)
         .await
         .map_err(RunError::Crds)?;
 

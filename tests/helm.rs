@@ -1,0 +1,422 @@
+//! The Helm chart and the plain manifests: lint, render, stay in sync with
+//! `crds/`, and — the real proof — keysmith reconciles the examples with
+//! exactly the chart's RBAC, on an apiserver that enforces it.
+
+#[path = "support/control_plane.rs"]
+mod control_plane;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+#[path = "support/operator.rs"]
+mod operator;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use keysmith::crd::*;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+
+macro_rules! needs_control_plane {
+    () => {
+        if control_plane::skipped() {
+            return;
+        }
+    };
+}
+
+/// helm from KUBEBUILDER_ASSETS (scripts/provision --helm puts it there), else PATH.
+fn helm() -> PathBuf {
+    if let Ok(assets) = std::env::var("KUBEBUILDER_ASSETS") {
+        let candidate = PathBuf::from(assets).join("helm");
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    PathBuf::from("helm")
+}
+
+fn run(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+    kubeconfig: Option<&PathBuf>,
+) -> Output {
+    let mut command = Command::new(&program);
+    command.args(args).current_dir(fixtures::repo_root());
+    if let Some(kubeconfig) = kubeconfig {
+        command.env("KUBECONFIG", kubeconfig);
+    }
+    command.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {:?} (scripts/provision --helm installs helm): {e}",
+            program.as_ref()
+        )
+    })
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn render(args: &[&str]) -> String {
+    let mut all = vec![
+        "template",
+        "keysmith",
+        "charts/keysmith",
+        "--namespace",
+        "keysmith-system",
+    ];
+    all.extend_from_slice(args);
+    let output = run(helm(), &all, None);
+    assert!(
+        output.status.success(),
+        "helm template {args:?}: {}",
+        text(&output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn kinds(rendered: &str) -> Vec<String> {
+    keysmith::manifest::parse_documents(rendered)
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn chart_crds_are_the_crds() {
+    let root = fixtures::repo_root();
+    for name in [
+        "gatewayapps.keysmith.dev.yaml",
+        "signaturekeys.keysmith.dev.yaml",
+    ] {
+        let chart = std::fs::read_to_string(root.join("charts/keysmith/crds").join(name)).unwrap();
+        let crds = std::fs::read_to_string(root.join("crds").join(name)).unwrap();
+        assert!(
+            chart == crds,
+            "charts/keysmith/crds/{name} differs from crds/{name}: cp crds/*.yaml charts/keysmith/crds/"
+        );
+    }
+}
+
+#[test]
+fn helm_lint_passes() {
+    let output = run(helm(), &["lint", "--strict", "charts/keysmith"], None);
+    assert!(output.status.success(), "{}", text(&output));
+}
+
+#[test]
+fn the_chart_renders_a_restricted_least_privilege_operator() {
+    let single = render(&[]);
+    assert_eq!(
+        kinds(&single),
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Service",
+            "Deployment"
+        ]
+    );
+    let documents = keysmith::manifest::parse_documents(&single).unwrap();
+    let deployment = documents
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .unwrap();
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let container = &pod["containers"][0];
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(
+        container["securityContext"]["capabilities"]["drop"][0],
+        "ALL"
+    );
+    assert_eq!(container["image"], "ghcr.io/keysmith-dev/keysmith:0.1.0");
+    assert!(container["resources"]["limits"]["memory"].is_string());
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        !args.contains(&"--leader-election"),
+        "one replica needs no election"
+    );
+    let role = documents
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .unwrap();
+    let rules = serde_json::to_string(&role["rules"]).unwrap();
+    assert!(
+        !rules.contains("delete") && !rules.contains("\"*\""),
+        "{rules}"
+    );
+
+    let ha = render(&["--set", "replicaCount=2"]);
+    let ha_kinds = kinds(&ha);
+    assert!(
+        ha_kinds.contains(&"PodDisruptionBudget".to_string())
+            && ha_kinds.contains(&"Role".to_string())
+    );
+    assert!(ha.contains("- --leader-election\n"));
+
+    let namespaced = render(&[
+        "--set",
+        "rbac.clusterWide=false",
+        "--set",
+        "watchNamespace=shop",
+    ]);
+    assert!(
+        kinds(&namespaced).contains(&"Role".to_string()) && !namespaced.contains("ClusterRole")
+    );
+    assert!(namespaced.contains("- --namespace=shop"));
+
+    let monitored = render(&["--set", "metrics.serviceMonitor.enabled=true"]);
+    assert!(kinds(&monitored).contains(&"ServiceMonitor".to_string()));
+
+    let refused = run(
+        helm(),
+        &["template", "k", "charts/keysmith", "--set", "logFormat=xml"],
+        None,
+    );
+    assert!(
+        !refused.status.success(),
+        "values.schema.json refuses bad values"
+    );
+    let refused = run(
+        helm(),
+        &[
+            "template",
+            "k",
+            "charts/keysmith",
+            "--set",
+            "rbac.clusterWide=false",
+        ],
+        None,
+    );
+    assert!(text(&refused).contains("needs watchNamespace"));
+}
+
+#[test]
+fn plain_manifests_are_rendered_from_the_chart() {
+    let root = fixtures::repo_root();
+    let fix = "regenerate with scripts/render-deploy and commit deploy/";
+    let keysmith_yaml =
+        std::fs::read_to_string(root.join("deploy/keysmith.yaml")).unwrap_or_default();
+    let rendered = render(&["--skip-crds"]);
+    assert!(
+        keysmith_yaml.ends_with(&rendered),
+        "deploy/keysmith.yaml is stale: {fix}"
+    );
+    let crds_yaml = std::fs::read_to_string(root.join("deploy/crds.yaml")).unwrap_or_default();
+    let crds = [
+        "gatewayapps.keysmith.dev.yaml",
+        "signaturekeys.keysmith.dev.yaml",
+    ]
+    .map(|n| std::fs::read_to_string(root.join("crds").join(n)).unwrap())
+    .concat();
+    assert!(crds_yaml == crds, "deploy/crds.yaml is stale: {fix}");
+}
+
+/// A kubeconfig for a ServiceAccount, with a token minted by the TokenRequest API.
+async fn service_account_kubeconfig(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    path: &PathBuf,
+) {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let token = accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest")
+        .status
+        .expect("a token")
+        .token
+        .expect("a token");
+    let admin = std::fs::read_to_string(&control_plane::control_plane().kubeconfig).unwrap();
+    let server = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap();
+    let ca = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+        .unwrap();
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: sa\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: sa\ncurrent-context: c\n"
+    );
+    std::fs::write(path, kubeconfig).unwrap();
+}
+
+fn ready_app(app: Option<&GatewayApp>) -> bool {
+    app.and_then(|a| a.status.as_ref()).is_some_and(|s| {
+        s.rotation
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+fn ready_key(key: Option<&SignatureKey>) -> bool {
+    key.and_then(|k| k.status.as_ref()).is_some_and(|s| {
+        s.rotation
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+#[tokio::test]
+async fn the_chart_rbac_is_enough_and_every_rule_is_needed() {
+    needs_control_plane!();
+    let cp = control_plane::control_plane();
+    let client = control_plane::client().await;
+    let install = run(
+        helm(),
+        &[
+            "install",
+            "keysmith",
+            "charts/keysmith",
+            "--namespace",
+            "keysmith-system",
+            "--create-namespace",
+            "--skip-crds",
+            "--set",
+            "replicaCount=2",
+            "--wait=false",
+        ],
+        Some(&cp.kubeconfig),
+    );
+    assert!(install.status.success(), "helm install: {}", text(&install));
+
+    // keysmith as the chart's ServiceAccount, with the chart's arguments.
+    let kubeconfig = cp.dir.join("keysmith-sa.kubeconfig");
+    service_account_kubeconfig(&client, "keysmith-system", "keysmith", &kubeconfig).await;
+    let ns = control_plane::namespace(&client, "rbac").await;
+    let sa_plane = control_plane::ControlPlane {
+        dir: cp.dir.clone(),
+        kubeconfig: kubeconfig.clone(),
+    };
+    let mut operator = operator::Operator::start_with(
+        &sa_plane,
+        &ns,
+        "-sa",
+        &[
+            "--leader-election",
+            "--leader-election-namespace",
+            "keysmith-system",
+        ],
+    );
+    let apply = run(
+        "kubectl",
+        &["apply", "--server-side", "-n", &ns, "-f", "examples/"],
+        Some(&cp.kubeconfig),
+    );
+    assert!(apply.status.success(), "{}", text(&apply));
+    let apps: Api<GatewayApp> = Api::namespaced(client.clone(), &ns);
+    let keys: Api<SignatureKey> = Api::namespaced(client.clone(), &ns);
+    for app in apps.list(&ListParams::default()).await.unwrap() {
+        let name = app.metadata.name.clone().unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(40),
+            await_condition(apps.clone(), &name, ready_app),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{name} not Ready with the chart's RBAC:\n{}",
+                operator.logs()
+            )
+        })
+        .unwrap();
+    }
+    for key in keys.list(&ListParams::default()).await.unwrap() {
+        let name = key.metadata.name.clone().unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(40),
+            await_condition(keys.clone(), &name, ready_key),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{name} not Ready with the chart's RBAC:\n{}",
+                operator.logs()
+            )
+        })
+        .unwrap();
+    }
+    assert!(
+        !operator.logs().contains("forbidden"),
+        "a permission was missing:\n{}",
+        operator.logs()
+    );
+
+    // Take away one needed permission (patching Secrets): the failure says what is missing.
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let mut role = roles.get("keysmith").await.unwrap();
+    for rule in role.rules.iter_mut().flatten() {
+        if rule
+            .resources
+            .as_ref()
+            .is_some_and(|r| r.contains(&"secrets".to_string()))
+        {
+            rule.verbs.retain(|v| v != "patch");
+        }
+    }
+    role.metadata.managed_fields = None;
+    roles
+        .replace("keysmith", &PostParams::default(), &role)
+        .await
+        .unwrap();
+    operator.restart();
+    let app: GatewayApp = serde_json::from_value(serde_json::json!({
+        "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+        "metadata": {"name": "needs-patch"}, "spec": {}
+    }))
+    .unwrap();
+    apps.create(&PostParams::default(), &app).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = operator.logs();
+        if logs.contains("cannot patch resource \\\"secrets\\\"") && logs.contains("WriteSecret") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no clear report of the missing permission:\n{logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = roles
+        .patch(
+            "keysmith",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({})),
+        )
+        .await;
+}
