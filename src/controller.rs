@@ -5,14 +5,14 @@
 //! (no Secret data is ever cached) to notice changes to output Secrets and
 //! `…SecretFrom` sources. Secret data is read by name when a reconcile needs it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::mpsc;
-use futures::{StreamExt, TryStreamExt};
+use futures::{SinkExt, StreamExt, TryStreamExt};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -56,6 +56,12 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("reading {object}: {source}")]
+    ReadObject {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("{0} has no namespace")]
     NoNamespace(String),
     #[error(transparent)]
@@ -67,6 +73,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::ReadSecret { .. } => "ReadSecret",
+            Error::ReadObject { .. } => "ReadObject",
             Error::WriteSecret { .. } => "WriteSecret",
             Error::WriteStatus { .. } => "WriteStatus",
             Error::NoNamespace(_) => "NoNamespace",
@@ -87,7 +94,11 @@ impl Error {
 pub struct Context {
     pub client: Client,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    /// Events go out from a background task, off the reconcile path.
+    pub events: mpsc::Sender<(Event, ObjectReference)>,
+    /// resourceVersion of each object's last status write by us, by uid: tells
+    /// a lagging cache (skip the write) from a real difference (write).
+    pub status_written: Mutex<HashMap<String, String>>,
     pub keys: Mutex<KeyIndex>,
     pub sources: Mutex<SourceIndex>,
 }
@@ -160,8 +171,14 @@ pub async fn run(
         controller: "keysmith".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let (events, event_queue) = mpsc::channel(1024);
+    let publisher = tokio::spawn(publish_events(
+        Recorder::new(client.clone(), reporter),
+        event_queue,
+    ));
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        events,
+        status_written: Mutex::new(HashMap::new()),
         client: client.clone(),
         metrics,
         keys: Mutex::new(KeyIndex::default()),
@@ -180,6 +197,23 @@ pub async fn run(
         "keysmith controllers started"
     );
     futures::join!(apps, keys);
+    // Drained: let the queued events out (briefly) before returning.
+    drop(ctx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), publisher).await;
+}
+
+/// Publishes queued events, a few at a time.
+async fn publish_events(recorder: Recorder, queue: mpsc::Receiver<(Event, ObjectReference)>) {
+    queue
+        .for_each_concurrent(4, |(event, reference)| {
+            let recorder = recorder.clone();
+            async move {
+                if let Err(error) = recorder.publish(&event, &reference).await {
+                    warn!(%error, reason = event.reason, "could not record an event");
+                }
+            }
+        })
+        .await;
 }
 
 fn holder_of<K: Resource>(object: &K) -> Holder {
@@ -249,6 +283,9 @@ fn index_events<K: CredentialKind>(
             }
             watcher::Event::Delete(object) => {
                 ctx.metrics.forget(&object_labels(object));
+                if let Some(uid) = &object.meta().uid {
+                    lock(&ctx.status_written).remove(uid);
+                }
                 let uid = object.meta().uid.clone().unwrap_or_default();
                 sources.remove(&uid);
                 if is_app {
@@ -451,7 +488,7 @@ pub fn observe_secret<K: CredentialKind>(
         .managed_fields
         .iter()
         .flatten()
-        .find(|m| {
+        .filter(|m| {
             m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply")
         })
         .map(|m| {
@@ -463,9 +500,13 @@ pub fn observe_secret<K: CredentialKind>(
                     d.keys()
                         .filter_map(|k| k.strip_prefix("f:"))
                         .map(String::from)
-                        .collect()
+                        .collect::<BTreeSet<String>>()
                 })
                 .unwrap_or_default()
+        })
+        .reduce(|mut all, more| {
+            all.extend(more);
+            all
         });
     let edited_keys = [&intent.key_data_key, &intent.secret_data_key]
         .into_iter()
@@ -491,12 +532,23 @@ pub fn observe_secret<K: CredentialKind>(
     }
 }
 
+/// Reads a Secret; `cached` reads from the apiserver's watch cache (cheaper, may lag).
 async fn fetch_secret(
     api: &Api<Secret>,
     namespace: &str,
     name: &str,
+    cached: bool,
 ) -> Result<Option<Secret>, Error> {
-    api.get_opt(name).await.map_err(|source| Error::ReadSecret {
+    let result = if cached {
+        match api.get_with(name, &kube::api::GetParams::any()).await {
+            Ok(secret) => Ok(Some(secret)),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(error) => Err(error),
+        }
+    } else {
+        api.get_opt(name).await
+    };
+    result.map_err(|source| Error::ReadSecret {
         namespace: namespace.into(),
         name: name.into(),
         source,
@@ -515,13 +567,30 @@ fn owner_reference<K: CredentialKind>(owner: &K) -> OwnerReference {
     }
 }
 
-async fn apply_secret<K: CredentialKind>(
-    api: &Api<Secret>,
+async fn fetch_source(
+    secrets: &Api<Secret>,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<SourceValue, Error> {
+    Ok(match fetch_secret(secrets, namespace, name, false).await? {
+        None => SourceValue::SecretMissing,
+        Some(source) => match source.data.as_ref().and_then(|d| d.get(key)) {
+            None => SourceValue::KeyMissing,
+            Some(bytes) => match String::from_utf8(bytes.0.clone()) {
+                Ok(value) => SourceValue::Found(value),
+                Err(_) => SourceValue::NotUtf8,
+            },
+        },
+    })
+}
+
+fn secret_object<K: CredentialKind>(
     owner: &K,
     namespace: &str,
     desired: &plan::DesiredSecret,
-) -> Result<(), Error> {
-    let secret = Secret {
+) -> Secret {
+    Secret {
         metadata: ObjectMeta {
             name: Some(desired.name.clone()),
             namespace: Some(namespace.into()),
@@ -539,7 +608,16 @@ async fn apply_secret<K: CredentialKind>(
                 .collect(),
         ),
         ..Default::default()
-    };
+    }
+}
+
+async fn apply_secret<K: CredentialKind>(
+    api: &Api<Secret>,
+    owner: &K,
+    namespace: &str,
+    desired: &plan::DesiredSecret,
+) -> Result<(), Error> {
+    let secret = secret_object(owner, namespace, desired);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(&desired.name, &params, &Patch::Apply(&secret))
         .await
@@ -565,78 +643,86 @@ where
     let intent = object.intent();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
 
-    let secret = fetch_secret(&secrets, &namespace, &intent.secret_name).await?;
+    // A resource never issued (no revision in status, none written by this
+    // process) almost never has a Secret yet: read from the apiserver's watch
+    // cache instead of etcd. A stale "absent" cannot hurt here; server-side
+    // apply then creates the Secret with keysmith owning exactly its fields.
+    let issued_by_us = object
+        .meta()
+        .uid
+        .as_ref()
+        .is_some_and(|uid| lock(&ctx.status_written).contains_key(uid));
+    let cached_read = object.previous_status().revision.is_none() && !issued_by_us;
+    let secret = fetch_secret(&secrets, &namespace, &intent.secret_name, cached_read).await?;
     let observed_secret = secret
         .as_ref()
         .map(|s| observe_secret(s, &*object, &intent));
     let source = match &intent.secret_from {
         None => None,
-        Some((source_name, key)) => Some(
-            match fetch_secret(&secrets, &namespace, source_name).await? {
-                None => SourceValue::SecretMissing,
-                Some(source) => match source.data.as_ref().and_then(|d| d.get(key)) {
-                    None => SourceValue::KeyMissing,
-                    Some(bytes) => match String::from_utf8(bytes.0.clone()) {
-                        Ok(value) => SourceValue::Found(value),
-                        Err(_) => SourceValue::NotUtf8,
-                    },
-                },
-            },
-        ),
+        Some((source_name, key)) => {
+            Some(fetch_source(&secrets, &namespace, source_name, key).await?)
+        }
     };
-    let key_held_by = held_by(&*object, &intent, &ctx);
     let previous = object.previous_status();
     let now = plan::truncate_to_second(Timestamp::now());
     let observed = Observed {
         secret: observed_secret.as_ref(),
         source,
         status: &previous,
-        key_held_by,
+        key_held_by: held_by(&*object, &intent, &ctx),
     };
     let plan = plan::plan(&intent, &observed, now, &mut generate::os_rng())?;
-
     if let Some(desired) = &plan.secret {
         apply_secret(&secrets, &*object, &namespace, desired).await?;
     }
     record_outcome(&ctx.metrics, &*object, &plan);
-    let desired_status = object.desired_status(&intent, &plan, now);
-    if desired_status != object.current_status() {
-        let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut desired_status = object.desired_status(&intent, &plan, now);
+    let mut current_status = object.current_status();
+    if desired_status != current_status
+        && let Some(fresh) = fresh_if_cache_lags(&*object, &api, &ctx).await?
+    {
+        desired_status = fresh.desired_status(&intent, &plan, now);
+        current_status = fresh.current_status();
+    }
+    if desired_status != current_status {
         let patch = serde_json::json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
             "status": desired_status,
         });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(|source| Error::WriteStatus {
-            object: format!("{}/{namespace}/{name}", K::kind(&())),
-            source,
-        })?;
+        let written = api
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|source| Error::WriteStatus {
+                object: format!("{}/{namespace}/{name}", K::kind(&())),
+                source,
+            })?;
+        if let (Some(uid), Some(rv)) = (
+            object.meta().uid.clone(),
+            written.meta().resource_version.clone(),
+        ) {
+            lock(&ctx.status_written).insert(uid, rv);
+        }
     }
     for event in &plan.events {
-        let published = ctx
-            .recorder
-            .publish(
-                &Event {
-                    type_: match event.severity {
-                        Severity::Normal => EventType::Normal,
-                        Severity::Warning => EventType::Warning,
-                    },
-                    reason: event.reason.into(),
-                    note: Some(event.note.clone()),
-                    action: "Reconcile".into(),
-                    secondary: None,
-                },
-                &object.object_ref(&()),
-            )
-            .await;
-        if let Err(error) = published {
-            warn!(%error, reason = event.reason, "could not record an event");
+        let event = Event {
+            type_: match event.severity {
+                Severity::Normal => EventType::Normal,
+                Severity::Warning => EventType::Warning,
+            },
+            reason: event.reason.into(),
+            note: Some(event.note.clone()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        let mut events = ctx.events.clone();
+        if events.send((event, object.object_ref(&()))).await.is_err() {
+            warn!("event queue closed; an event was not recorded");
         }
     }
     if plan.secret.is_some() || !plan.events.is_empty() {
@@ -654,6 +740,34 @@ where
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
+}
+
+/// The cached object's status differs from what we want; but if we wrote a
+/// status since the cache last saw the object, the cache may just lag behind
+/// our own write. Then read the object fresh, to decide on that.
+async fn fresh_if_cache_lags<K>(object: &K, api: &Api<K>, ctx: &Context) -> Result<Option<K>, Error>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let uid = object.meta().uid.clone().unwrap_or_default();
+    let written = lock(&ctx.status_written).get(&uid).cloned();
+    match written {
+        Some(written) if object.meta().resource_version.as_ref() != Some(&written) => {
+            let fresh = api
+                .get(&object.name_any())
+                .await
+                .map_err(|source| Error::ReadObject {
+                    object: format!("{}/{}", K::kind(&()), object.name_any()),
+                    source,
+                })?;
+            Ok(Some(fresh))
+        }
+        _ => Ok(None), // never written, or the cache has our write: the difference is real
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// For a GatewayApp: an older app holding the AppKey this one wants.

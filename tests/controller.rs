@@ -596,6 +596,8 @@ async fn app_keys_are_unique_and_the_newer_app_waits() {
     env.create_app("holder", json!({"appKey": "shared-key-01"}))
         .await;
     wait_app(&env, "holder", "Ready", is_ready).await;
+    // Creation times have whole seconds; within one second the uid decides.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     env.create_app("newcomer", json!({"appKey": "shared-key-01"}))
         .await;
     let app = wait_app(

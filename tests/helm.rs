@@ -321,6 +321,7 @@ async fn the_chart_rbac_is_enough_and_every_rule_is_needed() {
     let sa_plane = control_plane::ControlPlane {
         dir: cp.dir.clone(),
         kubeconfig: kubeconfig.clone(),
+        supervisor: cp.supervisor,
     };
     let mut operator = operator::Operator::start_with(
         &sa_plane,

@@ -33,6 +33,46 @@ pub const SKIP_VAR: &str = "KEYSMITH_SKIP_CONTROL_PLANE";
 pub struct ControlPlane {
     pub dir: PathBuf,
     pub kubeconfig: PathBuf,
+    /// The `scripts/control-plane serve` supervisor.
+    pub supervisor: u32,
+}
+
+impl ControlPlane {
+    /// Restarts kube-apiserver in place (same port, same data) and waits until it answers.
+    pub async fn restart_apiserver(&self) {
+        self.signal_and_wait(libc::SIGUSR1, "apiserver").await;
+    }
+
+    /// Restarts etcd in place and waits until the apiserver answers again.
+    pub async fn restart_etcd(&self) {
+        self.signal_and_wait(libc::SIGUSR2, "etcd").await;
+    }
+
+    async fn signal_and_wait(&self, signal: libc::c_int, which: &str) {
+        let marker = self.dir.join(format!("restarted-{which}"));
+        let _ = std::fs::remove_file(&marker);
+        // SAFETY: kill(2) on the supervisor this binary started.
+        unsafe {
+            libc::kill(self.supervisor as libc::pid_t, signal);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !marker.exists() {
+            assert!(Instant::now() < deadline, "{which} was not restarted");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let client = client_for(&self.kubeconfig).await.expect("client");
+        loop {
+            let namespaces: Api<Namespace> = Api::all(client.clone());
+            if namespaces.list(&Default::default()).await.is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the apiserver did not come back after restarting {which}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
@@ -139,6 +179,7 @@ fn start() -> Result<ControlPlane, String> {
     let cp = ControlPlane {
         kubeconfig: dir.join("kubeconfig"),
         dir,
+        supervisor: pid,
     };
     install_crds(&cp)?;
     Ok(cp)
