@@ -328,6 +328,13 @@ where
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
+    // Cache less: nothing here reads managed fields or client-side apply's copy.
+    .modify(|object: &mut K| {
+        object.meta_mut().managed_fields = None;
+        if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    })
     .inspect_ok(index_events(ctx.clone(), is_app, requeue_tx, health));
     let objects = reflector::reflector(writer, stream).applied_objects();
 
