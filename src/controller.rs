@@ -21,6 +21,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::utils::ResetTimerBackoff;
 use kube::runtime::watcher::{self, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
@@ -101,6 +102,19 @@ pub struct Context {
     pub status_written: Mutex<HashMap<String, String>>,
     pub keys: Mutex<KeyIndex>,
     pub sources: Mutex<SourceIndex>,
+}
+
+/// Watch retry delays: 250 ms doubling up to 4 s (kube's default climbs to
+/// 30 s and only resets after 2 quiet minutes), so that keysmith is back
+/// within seconds of an apiserver or etcd restart, however many it saw.
+fn watch_backoff() -> ResetTimerBackoff<watcher::ExponentialBackoff> {
+    let builder = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(4))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    ResetTimerBackoff::new(builder.into(), Duration::from_secs(30))
 }
 
 /// How `keysmith run` runs the controllers.
@@ -327,7 +341,7 @@ where
         api::<K>(&client, &options.namespace),
         watcher::Config::default().any_semantic(),
     )
-    .default_backoff()
+    .backoff(watch_backoff())
     // Cache less: nothing here reads managed fields or client-side apply's copy.
     .modify(|object: &mut K| {
         object.meta_mut().managed_fields = None;
@@ -343,7 +357,7 @@ where
         api::<PartialObjectMeta<Secret>>(&client, &options.namespace),
         watcher::Config::default().any_semantic(),
     )
-    .default_backoff()
+    .backoff(watch_backoff())
     .touched_objects();
     let mapper = secret_mapper::<K>(ctx.clone());
 
