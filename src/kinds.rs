@@ -2,7 +2,6 @@
 //! [`Intent`] for the plan, and a plan back into its status. Pure.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -11,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::crd::{
-    AppType, Creator, DeletionPolicy, GATEWAY_APP_LABEL, GatewayApp, GatewayAppStatus,
+    AppType, CommonSpec, Creator, DeletionPolicy, GATEWAY_APP_LABEL, GatewayApp, GatewayAppStatus,
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, READY, RESET_REQUEST_ANNOTATION, RotationStatus,
     SIGNATURE_KEY_LABEL, SignAlgorithm, SignType, SignatureKey, SignatureKeyStatus,
 };
@@ -57,8 +56,53 @@ fn secret_labels(
     labels
 }
 
-fn parse(d: Option<&String>) -> Option<Duration> {
-    d.and_then(|d| rules::parse_duration(d))
+/// What differs between the kinds when building an [`Intent`].
+struct KindParts {
+    key_label: &'static str,
+    custom_key: Option<String>,
+    key_rule: &'static FormatRule,
+    key_generator: KeyGenerator,
+    secret_rule: &'static FormatRule,
+    key_data_key: String,
+    secret_data_key: String,
+    previous_data_key: String,
+    fixed_data: BTreeMap<String, String>,
+    attributes: BTreeMap<String, String>,
+}
+
+/// The rest of an [`Intent`] comes from the fields both specs share.
+fn intent_from<K: CredentialKind, S: CommonSpec>(object: &K, spec: &S, parts: KindParts) -> Intent {
+    let generator = spec.generator();
+    let parse = |d: Option<&str>| d.and_then(rules::parse_duration);
+    Intent {
+        generator_length: generator_length(generator.and_then(|g| g.length), parts.secret_rule),
+        symbols: generator.and_then(|g| g.symbols).unwrap_or(false),
+        secret_from: spec
+            .secret_from()
+            .map(|s| (s.secret_key_ref.name.clone(), s.secret_key_ref.key.clone())),
+        interval: parse(spec.interval()),
+        rotate_key: spec.rotate_key().unwrap_or(false),
+        keep_previous: parse(spec.keep_previous()),
+        reset_request: spec.reset_request().map(String::from),
+        reset_annotation: object.annotations().get(RESET_REQUEST_ANNOTATION).cloned(),
+        secret_name: spec
+            .secret_name()
+            .map(String::from)
+            .unwrap_or_else(|| object.name_any()),
+        labels: secret_labels(spec.secret_labels(), K::OWNER_LABEL, &object.name_any()),
+        annotations: spec.secret_annotations().cloned().unwrap_or_default(),
+        owned: spec.deletion_policy().unwrap_or_default() == DeletionPolicy::Delete,
+        key_label: parts.key_label,
+        custom_key: parts.custom_key,
+        key_rule: parts.key_rule,
+        key_generator: parts.key_generator,
+        secret_rule: parts.secret_rule,
+        key_data_key: parts.key_data_key,
+        secret_data_key: parts.secret_data_key,
+        previous_data_key: parts.previous_data_key,
+        fixed_data: parts.fixed_data,
+        attributes: parts.attributes,
+    }
 }
 
 fn ready_condition(
@@ -195,48 +239,22 @@ impl CredentialKind for GatewayApp {
     fn intent(&self) -> Intent {
         let spec = &self.spec;
         let keys = secret_keys::app_keys(spec);
-        let template = spec.secret.as_ref();
-        let rotation = spec.rotation.as_ref();
-        let generator = spec.generator.as_ref();
-        Intent {
-            key_label: "AppKey",
-            custom_key: spec.app_key.clone(),
-            key_rule: &rules::APP_KEY,
-            key_generator: KeyGenerator::Uuid,
-            secret_rule: &rules::APP_SECRET,
-            generator_length: generator_length(
-                generator.and_then(|g| g.length),
-                &rules::APP_SECRET,
-            ),
-            symbols: generator.and_then(|g| g.symbols).unwrap_or(false),
-            secret_from: spec
-                .app_secret_from
-                .as_ref()
-                .map(|s| (s.secret_key_ref.name.clone(), s.secret_key_ref.key.clone())),
-            interval: parse(rotation.and_then(|r| r.interval.as_ref())),
-            rotate_key: rotation.and_then(|r| r.rotate_app_key).unwrap_or(false),
-            keep_previous: parse(rotation.and_then(|r| r.keep_previous.as_ref())),
-            reset_request: spec.reset_request.clone(),
-            reset_annotation: self.annotations().get(RESET_REQUEST_ANNOTATION).cloned(),
-            key_data_key: keys.app_key,
-            secret_data_key: keys.app_secret,
-            previous_data_key: keys.app_secret_previous,
-            fixed_data: BTreeMap::from([(keys.app_id, self.uid().unwrap_or_default())]),
-            secret_name: template
-                .and_then(|t| t.name.clone())
-                .unwrap_or_else(|| self.name_any()),
-            labels: secret_labels(
-                template.and_then(|t| t.labels.as_ref()),
-                Self::OWNER_LABEL,
-                &self.name_any(),
-            ),
-            annotations: template
-                .and_then(|t| t.annotations.clone())
-                .unwrap_or_default(),
-            owned: template.and_then(|t| t.deletion_policy).unwrap_or_default()
-                == DeletionPolicy::Delete,
-            attributes: self.attributes(),
-        }
+        intent_from(
+            self,
+            spec,
+            KindParts {
+                key_label: "AppKey",
+                custom_key: spec.app_key.clone(),
+                key_rule: &rules::APP_KEY,
+                key_generator: KeyGenerator::Uuid,
+                secret_rule: &rules::APP_SECRET,
+                key_data_key: keys.app_key,
+                secret_data_key: keys.app_secret,
+                previous_data_key: keys.app_secret_previous,
+                fixed_data: BTreeMap::from([(keys.app_id, self.uid().unwrap_or_default())]),
+                attributes: self.attributes(),
+            },
+        )
     }
 
     fn previous_status(&self) -> PreviousStatus {
@@ -357,11 +375,7 @@ impl CredentialKind for SignatureKey {
         let sign_type = self.effective_sign_type();
         let algorithm = self.effective_algorithm();
         let key_rule = sign_key_rule(sign_type, algorithm);
-        let secret_rule = sign_secret_rule(sign_type);
         let keys = secret_keys::sign_keys(spec);
-        let template = spec.secret.as_ref();
-        let rotation = spec.rotation.as_ref();
-        let generator = spec.generator.as_ref();
         let mut fixed_data = BTreeMap::from([(
             SIGN_TYPE_DATA.to_string(),
             sign_type_name(sign_type).to_string(),
@@ -369,45 +383,25 @@ impl CredentialKind for SignatureKey {
         if let Some(algorithm) = algorithm {
             fixed_data.insert(SIGN_ALGORITHM_DATA.into(), algorithm_name(algorithm).into());
         }
-        Intent {
-            key_label: "sign_key",
-            custom_key: spec.sign_key.clone(),
-            key_rule,
-            // Generated sign_keys take the longest length their rule allows.
-            key_generator: KeyGenerator::Rule {
-                length: key_rule.max_len,
+        intent_from(
+            self,
+            spec,
+            KindParts {
+                key_label: "sign_key",
+                custom_key: spec.sign_key.clone(),
+                key_rule,
+                // Generated sign_keys take the longest length their rule allows.
+                key_generator: KeyGenerator::Rule {
+                    length: key_rule.max_len,
+                },
+                secret_rule: sign_secret_rule(sign_type),
+                key_data_key: keys.sign_key,
+                secret_data_key: keys.sign_secret,
+                previous_data_key: keys.sign_secret_previous,
+                fixed_data,
+                attributes: self.attributes(),
             },
-            secret_rule,
-            generator_length: generator_length(generator.and_then(|g| g.length), secret_rule),
-            symbols: generator.and_then(|g| g.symbols).unwrap_or(false),
-            secret_from: spec
-                .sign_secret_from
-                .as_ref()
-                .map(|s| (s.secret_key_ref.name.clone(), s.secret_key_ref.key.clone())),
-            interval: parse(rotation.and_then(|r| r.interval.as_ref())),
-            rotate_key: rotation.and_then(|r| r.rotate_sign_key).unwrap_or(false),
-            keep_previous: parse(rotation.and_then(|r| r.keep_previous.as_ref())),
-            reset_request: spec.reset_request.clone(),
-            reset_annotation: self.annotations().get(RESET_REQUEST_ANNOTATION).cloned(),
-            key_data_key: keys.sign_key,
-            secret_data_key: keys.sign_secret,
-            previous_data_key: keys.sign_secret_previous,
-            fixed_data,
-            secret_name: template
-                .and_then(|t| t.name.clone())
-                .unwrap_or_else(|| self.name_any()),
-            labels: secret_labels(
-                template.and_then(|t| t.labels.as_ref()),
-                Self::OWNER_LABEL,
-                &self.name_any(),
-            ),
-            annotations: template
-                .and_then(|t| t.annotations.clone())
-                .unwrap_or_default(),
-            owned: template.and_then(|t| t.deletion_policy).unwrap_or_default()
-                == DeletionPolicy::Delete,
-            attributes: self.attributes(),
-        }
+        )
     }
 
     fn previous_status(&self) -> PreviousStatus {

@@ -13,7 +13,7 @@
 use std::fmt;
 
 use crate::crd::{
-    GatewayApp, GatewayAppSpec, SignAlgorithm, SignType, SignatureKey, SignatureKeySpec,
+    CommonSpec, GatewayApp, GatewayAppSpec, SignAlgorithm, SignType, SignatureKey, SignatureKeySpec,
 };
 use crate::rules::{self, FormatRule};
 
@@ -182,12 +182,9 @@ fn or_default(field: &str, default: &str) -> String {
     format!("(has(self.{field}) ? self.{field} : '{default}')")
 }
 
-fn duration_at_least_one_minute<S: 'static>(
-    field: &'static str,
-    get: fn(&S) -> Option<&str>,
-) -> CrossRule<S> {
+fn duration_at_least_one_minute<S: CommonSpec + 'static>() -> CrossRule<S> {
     CrossRule {
-        field,
+        field: "spec.rotation.interval",
         scope: Scope::Spec(&["rotation"]),
         field_path: ".interval",
         cel: format!(
@@ -195,8 +192,8 @@ fn duration_at_least_one_minute<S: 'static>(
             rules::cel_quote(rules::DURATION_PATTERN)
         ),
         message: "must be at least 1m".to_string(),
-        holds: Box::new(move |spec, _| {
-            match get(spec).and_then(rules::parse_duration) {
+        holds: Box::new(move |spec: &S, _| {
+            match spec.interval().and_then(rules::parse_duration) {
                 Some(interval) => interval >= rules::MIN_ROTATION_INTERVAL,
                 None => true, // the format rule reports it
             }
@@ -302,11 +299,50 @@ fn generator_length_rule<S: 'static>(
     }
 }
 
+/// The field rules both kinds share; `source_*` name their `…SecretFrom` field.
+fn common_field_rules<S: CommonSpec>(
+    source_name: &'static [&'static str],
+    source_key: &'static [&'static str],
+) -> Vec<FieldRule<S>> {
+    vec![
+        FieldRule {
+            path: source_name,
+            format: Format::SecretName,
+            get: |s: &S| s.secret_from().map(|f| f.secret_key_ref.name.as_str()),
+        },
+        FieldRule {
+            path: source_key,
+            format: Format::Rule(&rules::SECRET_DATA_KEY),
+            get: |s: &S| s.secret_from().map(|f| f.secret_key_ref.key.as_str()),
+        },
+        FieldRule {
+            path: &["rotation", "interval"],
+            format: Format::Duration,
+            get: |s: &S| s.interval(),
+        },
+        FieldRule {
+            path: &["rotation", "keepPrevious"],
+            format: Format::Duration,
+            get: |s: &S| s.keep_previous(),
+        },
+        FieldRule {
+            path: &["resetRequest"],
+            format: Format::MaxLen(RESET_REQUEST_MAX_LEN),
+            get: |s: &S| s.reset_request(),
+        },
+        FieldRule {
+            path: &["secret", "name"],
+            format: Format::SecretName,
+            get: |s: &S| s.secret_name(),
+        },
+    ]
+}
+
 // ---- GatewayApp --------------------------------------------------------------
 
 pub fn gateway_app_rules() -> KindRules<GatewayAppSpec> {
     type S = GatewayAppSpec;
-    let fields: Vec<FieldRule<S>> = vec![
+    let mut fields: Vec<FieldRule<S>> = vec![
         FieldRule {
             path: &["appName"],
             format: Format::Rule(&rules::APP_NAME),
@@ -321,44 +357,6 @@ pub fn gateway_app_rules() -> KindRules<GatewayAppSpec> {
             path: &["appKey"],
             format: Format::Rule(&rules::APP_KEY),
             get: |s: &S| s.app_key.as_deref(),
-        },
-        FieldRule {
-            path: &["appSecretFrom", "secretKeyRef", "name"],
-            format: Format::SecretName,
-            get: |s: &S| {
-                s.app_secret_from
-                    .as_ref()
-                    .map(|f| f.secret_key_ref.name.as_str())
-            },
-        },
-        FieldRule {
-            path: &["appSecretFrom", "secretKeyRef", "key"],
-            format: Format::Rule(&rules::SECRET_DATA_KEY),
-            get: |s: &S| {
-                s.app_secret_from
-                    .as_ref()
-                    .map(|f| f.secret_key_ref.key.as_str())
-            },
-        },
-        FieldRule {
-            path: &["rotation", "interval"],
-            format: Format::Duration,
-            get: |s: &S| s.rotation.as_ref().and_then(|r| r.interval.as_deref()),
-        },
-        FieldRule {
-            path: &["rotation", "keepPrevious"],
-            format: Format::Duration,
-            get: |s: &S| s.rotation.as_ref().and_then(|r| r.keep_previous.as_deref()),
-        },
-        FieldRule {
-            path: &["resetRequest"],
-            format: Format::MaxLen(RESET_REQUEST_MAX_LEN),
-            get: |s: &S| s.reset_request.as_deref(),
-        },
-        FieldRule {
-            path: &["secret", "name"],
-            format: Format::SecretName,
-            get: |s: &S| s.secret.as_ref().and_then(|t| t.name.as_deref()),
         },
         FieldRule {
             path: &["secret", "keys", "appKey"],
@@ -391,6 +389,10 @@ pub fn gateway_app_rules() -> KindRules<GatewayAppSpec> {
             },
         },
     ];
+    fields.extend(common_field_rules(
+        &["appSecretFrom", "secretKeyRef", "name"],
+        &["appSecretFrom", "secretKeyRef", "key"],
+    ));
     let cross: Vec<CrossRule<S>> = vec![
         derived_name_rule("spec.appName", "appName", &rules::APP_NAME, |s: &S| {
             s.app_name.as_deref()
@@ -410,9 +412,7 @@ pub fn gateway_app_rules() -> KindRules<GatewayAppSpec> {
                 )
             },
         ),
-        duration_at_least_one_minute("spec.rotation.interval", |s: &S| {
-            s.rotation.as_ref().and_then(|r| r.interval.as_deref())
-        }),
+        duration_at_least_one_minute::<S>(),
         CrossRule {
             field: "spec.secret.keys",
             scope: Scope::Spec(&["secret", "keys"]),
@@ -538,7 +538,7 @@ fn generator_of(s: &SignatureKeySpec) -> (Option<u32>, bool) {
 
 pub fn signature_key_rules() -> KindRules<SignatureKeySpec> {
     type S = SignatureKeySpec;
-    let fields: Vec<FieldRule<S>> = vec![
+    let mut fields: Vec<FieldRule<S>> = vec![
         FieldRule {
             path: &["keyName"],
             format: Format::Rule(&rules::KEY_NAME),
@@ -548,44 +548,6 @@ pub fn signature_key_rules() -> KindRules<SignatureKeySpec> {
             path: &["signKey"],
             format: Format::Rule(&rules::SIGN_KEY_ANY_TYPE),
             get: |s: &S| s.sign_key.as_deref(),
-        },
-        FieldRule {
-            path: &["signSecretFrom", "secretKeyRef", "name"],
-            format: Format::SecretName,
-            get: |s: &S| {
-                s.sign_secret_from
-                    .as_ref()
-                    .map(|f| f.secret_key_ref.name.as_str())
-            },
-        },
-        FieldRule {
-            path: &["signSecretFrom", "secretKeyRef", "key"],
-            format: Format::Rule(&rules::SECRET_DATA_KEY),
-            get: |s: &S| {
-                s.sign_secret_from
-                    .as_ref()
-                    .map(|f| f.secret_key_ref.key.as_str())
-            },
-        },
-        FieldRule {
-            path: &["rotation", "interval"],
-            format: Format::Duration,
-            get: |s: &S| s.rotation.as_ref().and_then(|r| r.interval.as_deref()),
-        },
-        FieldRule {
-            path: &["rotation", "keepPrevious"],
-            format: Format::Duration,
-            get: |s: &S| s.rotation.as_ref().and_then(|r| r.keep_previous.as_deref()),
-        },
-        FieldRule {
-            path: &["resetRequest"],
-            format: Format::MaxLen(RESET_REQUEST_MAX_LEN),
-            get: |s: &S| s.reset_request.as_deref(),
-        },
-        FieldRule {
-            path: &["secret", "name"],
-            format: Format::SecretName,
-            get: |s: &S| s.secret.as_ref().and_then(|t| t.name.as_deref()),
         },
         FieldRule {
             path: &["secret", "keys", "signKey"],
@@ -608,6 +570,10 @@ pub fn signature_key_rules() -> KindRules<SignatureKeySpec> {
             },
         },
     ];
+    fields.extend(common_field_rules(
+        &["signSecretFrom", "secretKeyRef", "name"],
+        &["signSecretFrom", "secretKeyRef", "key"],
+    ));
     let is = |t: &str| format!("{SIGN_TYPE_CEL} == '{t}'");
     let aes_with = |algo: &str| {
         format!(
@@ -668,9 +634,7 @@ pub fn signature_key_rules() -> KindRules<SignatureKeySpec> {
             |s| effective_sign_type(s) == SignType::Aes,
             generator_of,
         ),
-        duration_at_least_one_minute("spec.rotation.interval", |s: &S| {
-            s.rotation.as_ref().and_then(|r| r.interval.as_deref())
-        }),
+        duration_at_least_one_minute::<S>(),
         CrossRule {
             field: "spec.secret.keys",
             scope: Scope::Spec(&["secret", "keys"]),

@@ -198,3 +198,5 @@ pub struct GatewayAppStatus {
     #[serde(flatten)]
     pub rotation: RotationStatus,
 }
+
+super::common_spec!(GatewayAppSpec, app_secret_from, rotate_app_key);

@@ -120,3 +120,61 @@ pub struct RotationStatus {
 
 /// Labels and annotations copied onto the output Secret.
 pub type StringMap = BTreeMap<String, String>;
+
+/// The parts of both specs that mean the same thing, so that validation and
+/// planning are written once.
+pub trait CommonSpec {
+    /// The `…SecretFrom` field.
+    fn secret_from(&self) -> Option<&SecretSource>;
+    fn generator(&self) -> Option<&Generator>;
+    fn interval(&self) -> Option<&str>;
+    fn keep_previous(&self) -> Option<&str>;
+    /// `rotateAppKey` / `rotateSignKey`.
+    fn rotate_key(&self) -> Option<bool>;
+    fn reset_request(&self) -> Option<&str>;
+    fn secret_name(&self) -> Option<&str>;
+    fn secret_labels(&self) -> Option<&StringMap>;
+    fn secret_annotations(&self) -> Option<&StringMap>;
+    fn deletion_policy(&self) -> Option<DeletionPolicy>;
+}
+
+/// Implements [`CommonSpec`] for a spec whose rotation type has `$rotate_key`.
+macro_rules! common_spec {
+    ($spec:ty, $secret_from:ident, $rotate_key:ident) => {
+        impl $crate::crd::CommonSpec for $spec {
+            fn secret_from(&self) -> Option<&$crate::crd::SecretSource> {
+                self.$secret_from.as_ref()
+            }
+            fn generator(&self) -> Option<&$crate::crd::Generator> {
+                self.generator.as_ref()
+            }
+            fn interval(&self) -> Option<&str> {
+                self.rotation.as_ref().and_then(|r| r.interval.as_deref())
+            }
+            fn keep_previous(&self) -> Option<&str> {
+                self.rotation
+                    .as_ref()
+                    .and_then(|r| r.keep_previous.as_deref())
+            }
+            fn rotate_key(&self) -> Option<bool> {
+                self.rotation.as_ref().and_then(|r| r.$rotate_key)
+            }
+            fn reset_request(&self) -> Option<&str> {
+                self.reset_request.as_deref()
+            }
+            fn secret_name(&self) -> Option<&str> {
+                self.secret.as_ref().and_then(|t| t.name.as_deref())
+            }
+            fn secret_labels(&self) -> Option<&$crate::crd::StringMap> {
+                self.secret.as_ref().and_then(|t| t.labels.as_ref())
+            }
+            fn secret_annotations(&self) -> Option<&$crate::crd::StringMap> {
+                self.secret.as_ref().and_then(|t| t.annotations.as_ref())
+            }
+            fn deletion_policy(&self) -> Option<$crate::crd::DeletionPolicy> {
+                self.secret.as_ref().and_then(|t| t.deletion_policy)
+            }
+        }
+    };
+}
+pub(crate) use common_spec;

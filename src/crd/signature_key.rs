@@ -190,3 +190,5 @@ pub struct SignatureKeyStatus {
     #[serde(flatten)]
     pub rotation: RotationStatus,
 }
+
+super::common_spec!(SignatureKeySpec, sign_secret_from, rotate_sign_key);
