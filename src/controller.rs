@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::mpsc;
-use futures::{SinkExt, StreamExt, TryStreamExt};
+use futures::{SinkExt, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -115,6 +115,20 @@ fn watch_backoff() -> ResetTimerBackoff<watcher::ExponentialBackoff> {
         .with_jitter()
         .without_max_times();
     ResetTimerBackoff::new(builder.into(), Duration::from_secs(30))
+}
+
+/// Logs and drops watch errors once the watch's own backoff has paced them.
+/// Passed on, they would also hit the controller's trigger backoff, which
+/// pauses every trigger of the kind (kube's default climbs past 30 s).
+fn skip_watch_errors<T: Send>(
+    stream: impl Stream<Item = Result<T, watcher::Error>> + Send,
+) -> impl Stream<Item = Result<T, watcher::Error>> + Send {
+    stream.filter(|item| {
+        if let Err(error) = item {
+            warn!(%error, "watch failed; retrying");
+        }
+        std::future::ready(item.is_ok())
+    })
 }
 
 /// How `keysmith run` runs the controllers.
@@ -350,7 +364,7 @@ where
         }
     })
     .inspect_ok(index_events(ctx.clone(), is_app, requeue_tx, health));
-    let objects = reflector::reflector(writer, stream).applied_objects();
+    let objects = skip_watch_errors(reflector::reflector(writer, stream).applied_objects());
 
     // Metadata only: no Secret data is cached, only who changed.
     let secrets = watcher(
@@ -359,6 +373,7 @@ where
     )
     .backoff(watch_backoff())
     .touched_objects();
+    let secrets = skip_watch_errors(secrets);
     let mapper = secret_mapper::<K>(ctx.clone());
 
     Controller::for_stream(objects, reader)

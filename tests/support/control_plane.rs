@@ -100,12 +100,40 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Starts the control plane, trying up to three times: two control planes
+/// starting at once can still race for a port between choosing and binding it.
 fn start() -> Result<ControlPlane, String> {
+    let mut failures = Vec::new();
+    for attempt in 1..=3 {
+        match start_once(attempt) {
+            Ok(cp) => {
+                for failure in &failures {
+                    eprintln!("control plane: an earlier attempt failed: {failure}");
+                }
+                return Ok(cp);
+            }
+            Err(reason) => {
+                // A start that hung is not retried: that would only triple the wait.
+                let hung = reason.starts_with("not ready");
+                failures.push(reason);
+                if hung {
+                    break;
+                }
+            }
+        }
+    }
+    Err(failures.join("\n--- next attempt ---\n"))
+}
+
+fn start_once(attempt: u32) -> Result<ControlPlane, String> {
     let binary = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "tests".into());
-    let dir = std::env::temp_dir().join(format!("keysmith-{binary}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "keysmith-{binary}-{}-{attempt}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
 
@@ -121,7 +149,15 @@ fn start() -> Result<ControlPlane, String> {
             command
                 .arg("serve")
                 .arg(&serve_dir)
-                .env("KEYSMITH_CONTROL_PLANE_EPHEMERAL", "1")
+                // KEYSMITH_KEEP_TEST_DIRS=1 keeps logs and data for a post-mortem.
+                .env(
+                    "KEYSMITH_CONTROL_PLANE_EPHEMERAL",
+                    if std::env::var("KEYSMITH_KEEP_TEST_DIRS").as_deref() == Ok("1") {
+                        "0"
+                    } else {
+                        "1"
+                    },
+                )
                 .stdin(Stdio::null());
             if let Ok(log) = log {
                 let err = log.try_clone();
@@ -164,15 +200,13 @@ fn start() -> Result<ControlPlane, String> {
     while !ready.exists() {
         if !process_alive(pid) {
             return Err(format!(
-                "scripts/control-plane exited:\n{}",
-                tail(&dir.join("serve.log"), 30)
+                "scripts/control-plane exited (logs in {}):\n{}",
+                dir.display(),
+                logs(&dir)
             ));
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "not ready after 15 minutes:\n{}",
-                tail(&dir.join("serve.log"), 30)
-            ));
+            return Err(format!("not ready after 15 minutes:\n{}", logs(&dir)));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -188,6 +222,15 @@ fn start() -> Result<ControlPlane, String> {
 fn process_alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence.
     unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+/// The end of the supervisor's, etcd's and kube-apiserver's logs.
+fn logs(dir: &Path) -> String {
+    ["serve.log", "etcd.log", "kube-apiserver.log"]
+        .iter()
+        .map(|name| format!("== {name}\n{}", tail(&dir.join(name), 15)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn tail(path: &Path, lines: usize) -> String {
