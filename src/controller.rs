@@ -101,7 +101,23 @@ pub struct Context {
     /// a lagging cache (skip the write) from a real difference (write).
     pub status_written: Mutex<HashMap<String, String>>,
     pub keys: Mutex<KeyIndex>,
-    pub sources: Mutex<SourceIndex>,
+    /// `…SecretFrom` readers, one index per kind (each kind's re-list resyncs its own).
+    pub app_sources: Mutex<SourceIndex>,
+    pub key_sources: Mutex<SourceIndex>,
+}
+
+impl Context {
+    fn sources<K: CredentialKind>(&self) -> &Mutex<SourceIndex> {
+        if is_app::<K>() {
+            &self.app_sources
+        } else {
+            &self.key_sources
+        }
+    }
+}
+
+fn is_app<K: CredentialKind>() -> bool {
+    K::kind(&()) == "GatewayApp"
 }
 
 /// Watch retry delays: 250 ms doubling up to 4 s (kube's default climbs to
@@ -210,16 +226,11 @@ pub async fn run(
         client: client.clone(),
         metrics,
         keys: Mutex::new(KeyIndex::default()),
-        sources: Mutex::new(SourceIndex::default()),
+        app_sources: Mutex::new(SourceIndex::default()),
+        key_sources: Mutex::new(SourceIndex::default()),
     });
-    let apps = controller::<GatewayApp>(
-        ctx.clone(),
-        &options,
-        true,
-        health.clone(),
-        shutdown.clone(),
-    );
-    let keys = controller::<SignatureKey>(ctx.clone(), &options, false, health, shutdown);
+    let apps = controller::<GatewayApp>(ctx.clone(), &options, health.clone(), shutdown.clone());
+    let keys = controller::<SignatureKey>(ctx.clone(), &options, health, shutdown);
     info!(
         namespace = options.namespace.as_deref().unwrap_or("<all>"),
         "keysmith controllers started"
@@ -253,12 +264,6 @@ fn holder_of<K: Resource>(object: &K) -> Holder {
     }
 }
 
-/// The keys a GatewayApp holds or asks for.
-fn app_keys(app: &GatewayApp) -> BTreeSet<String> {
-    let issued = app.status.as_ref().and_then(|s| s.app_key.clone());
-    app.spec.app_key.iter().cloned().chain(issued).collect()
-}
-
 fn source_of<K: CredentialKind>(object: &K) -> BTreeSet<(String, String)> {
     let namespace = object.meta().namespace.clone().unwrap_or_default();
     object
@@ -273,26 +278,18 @@ fn source_of<K: CredentialKind>(object: &K) -> BTreeSet<(String, String)> {
 /// change affects to `requeue`.
 fn index_events<K: CredentialKind>(
     ctx: Arc<Context>,
-    is_app: bool,
     requeue: mpsc::UnboundedSender<ObjectRef<K>>,
     health: Arc<Health>,
 ) -> impl FnMut(&watcher::Event<K>) {
     let mut synced = false;
     move |event| {
         let mut affected = BTreeSet::new();
-        let mut sources = ctx.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sources = lock(ctx.sources::<K>());
         let mut keys = ctx.keys.lock().unwrap_or_else(|e| e.into_inner());
-        let app_keys_of = |object: &K| -> BTreeSet<String> {
-            // Only GatewayApps take part in AppKey uniqueness.
-            serde_json::to_value(object)
-                .ok()
-                .and_then(|v| serde_json::from_value::<GatewayApp>(v).ok())
-                .map(|app| app_keys(&app))
-                .unwrap_or_default()
-        };
         match event {
             watcher::Event::Init => {
-                if is_app {
+                sources.begin_resync();
+                if is_app::<K>() {
                     keys.begin_resync();
                 }
             }
@@ -302,10 +299,10 @@ fn index_events<K: CredentialKind>(
                     holder: holder.clone(),
                     values: source_of(object),
                 });
-                if is_app {
+                if is_app::<K>() {
                     affected.extend(keys.upsert(Entry {
                         holder,
-                        values: app_keys_of(object),
+                        values: object.unique_keys(),
                     }));
                 }
             }
@@ -316,12 +313,13 @@ fn index_events<K: CredentialKind>(
                 }
                 let uid = object.meta().uid.clone().unwrap_or_default();
                 sources.remove(&uid);
-                if is_app {
+                if is_app::<K>() {
                     affected.extend(keys.remove(&uid));
                 }
             }
             watcher::Event::InitDone => {
-                if is_app {
+                affected.extend(sources.end_resync());
+                if is_app::<K>() {
                     affected.extend(keys.end_resync());
                 }
                 // The first complete list: this kind's cache is synced.
@@ -341,7 +339,6 @@ fn index_events<K: CredentialKind>(
 fn controller<K>(
     ctx: Arc<Context>,
     options: &Options,
-    is_app: bool,
     health: Arc<Health>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()>
@@ -363,7 +360,7 @@ where
             annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
         }
     })
-    .inspect_ok(index_events(ctx.clone(), is_app, requeue_tx, health));
+    .inspect_ok(index_events(ctx.clone(), requeue_tx, health));
     let objects = skip_watch_errors(reflector::reflector(writer, stream).applied_objects());
 
     // Metadata only: no Secret data is cached, only who changed.
@@ -403,7 +400,7 @@ fn secret_mapper<K: CredentialKind>(
         {
             refs.push(ObjectRef::new(owner).within(&namespace));
         }
-        let sources = ctx.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let sources = lock(ctx.sources::<K>());
         for holder in sources.holders(&(namespace.clone(), secret.name_any())) {
             refs.push(ObjectRef::new(&holder.name).within(&holder.namespace));
         }
@@ -431,7 +428,7 @@ where
 
 /// The kind as a static metric label value.
 fn kind_label<K: CredentialKind>() -> &'static str {
-    if K::kind(&()) == "GatewayApp" {
+    if is_app::<K>() {
         "GatewayApp"
     } else {
         "SignatureKey"
@@ -676,6 +673,7 @@ where
     if object.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change()); // owner references do the cleanup
     }
+    forget_status_write_once_cached(&*object, &ctx);
     let intent = object.intent();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
 
@@ -802,13 +800,25 @@ where
     }
 }
 
+/// The cache shows our last status write: from now on a difference is real,
+/// so the record is no longer needed (and is not kept for every object).
+fn forget_status_write_once_cached<K: Resource>(object: &K, ctx: &Context) {
+    let (Some(uid), Some(rv)) = (&object.meta().uid, &object.meta().resource_version) else {
+        return;
+    };
+    let mut written = lock(&ctx.status_written);
+    if written.get(uid) == Some(rv) {
+        written.remove(uid);
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// For a GatewayApp: an older app holding the AppKey this one wants.
 fn held_by<K: CredentialKind>(object: &K, intent: &plan::Intent, ctx: &Context) -> Option<String> {
-    if K::kind(&()) != "GatewayApp" {
+    if !is_app::<K>() {
         return None;
     }
     let wanted = intent

@@ -7,7 +7,8 @@
 //! Both answer "whom does this change affect?" so the controller can requeue
 //! exactly those objects.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -34,12 +35,24 @@ pub struct Entry<V> {
 }
 
 /// A many-to-many index from values to the objects that hold them, keyed by uid.
+///
+/// Kept compact, since it has an entry per watched object: holders are shared
+/// (`Arc`), value lists are small sorted `Vec`s rather than B-trees (a one-element
+/// `BTreeSet` allocates a whole node), and objects holding no value are not stored.
 #[derive(Debug)]
 pub struct Index<V: Ord + Clone + std::hash::Hash> {
-    by_value: HashMap<V, BTreeSet<Holder>>,
-    by_uid: HashMap<String, Entry<V>>,
-    /// Objects seen during a re-list, swapped in when it ends.
-    resync: Option<HashMap<String, Entry<V>>>,
+    /// Holders of each value, oldest first.
+    by_value: HashMap<V, Vec<Arc<Holder>>>,
+    by_uid: HashMap<String, Stored<V>>,
+    /// Uids seen during a re-list; objects not among them are dropped when it ends.
+    resync: Option<HashSet<String>>,
+}
+
+#[derive(Debug)]
+struct Stored<V> {
+    holder: Arc<Holder>,
+    /// Sorted and unique.
+    values: Vec<V>,
 }
 
 impl<V: Ord + Clone + std::hash::Hash> Default for Index<V> {
@@ -57,25 +70,29 @@ impl<V: Ord + Clone + std::hash::Hash> Index<V> {
     /// value it gained or lost (they may need another look).
     pub fn upsert(&mut self, entry: Entry<V>) -> BTreeSet<Holder> {
         if let Some(resync) = &mut self.resync {
-            resync.insert(entry.holder.uid.clone(), entry.clone());
+            resync.insert(entry.holder.uid.clone());
         }
-        let old = self.by_uid.get(&entry.holder.uid).cloned();
-        if old.as_ref() == Some(&entry) {
+        if let Some(old) = self.by_uid.get(&entry.holder.uid)
+            && *old.holder == entry.holder
+            && old.values.iter().eq(entry.values.iter())
+        {
             return BTreeSet::new();
         }
-        let affected = self.remove_uid(&entry.holder.uid);
-        for value in &entry.values {
-            self.by_value
-                .entry(value.clone())
-                .or_default()
-                .insert(entry.holder.clone());
+        let mut affected = self.remove_uid(&entry.holder.uid);
+        if entry.values.is_empty() {
+            return affected;
         }
-        let mut affected = affected;
-        for value in &entry.values {
-            affected.extend(self.by_value.get(value).into_iter().flatten().cloned());
+        let holder = Arc::new(entry.holder);
+        let values: Vec<V> = entry.values.into_iter().collect();
+        for value in &values {
+            let holders = self.by_value.entry(value.clone()).or_default();
+            let at = holders.partition_point(|h| **h < *holder);
+            holders.insert(at, holder.clone());
+            affected.extend(holders.iter().map(|h| (**h).clone()));
         }
-        affected.remove(&entry.holder);
-        self.by_uid.insert(entry.holder.uid.clone(), entry);
+        affected.remove(&*holder);
+        self.by_uid
+            .insert(holder.uid.clone(), Stored { holder, values });
         affected
     }
 
@@ -89,11 +106,11 @@ impl<V: Ord + Clone + std::hash::Hash> Index<V> {
 
     fn remove_uid(&mut self, uid: &str) -> BTreeSet<Holder> {
         let mut affected = BTreeSet::new();
-        if let Some(entry) = self.by_uid.remove(uid) {
-            for value in &entry.values {
+        if let Some(stored) = self.by_uid.remove(uid) {
+            for value in &stored.values {
                 if let Some(holders) = self.by_value.get_mut(value) {
-                    holders.remove(&entry.holder);
-                    affected.extend(holders.iter().cloned());
+                    holders.retain(|h| h.uid != uid);
+                    affected.extend(holders.iter().map(|h| (**h).clone()));
                     if holders.is_empty() {
                         self.by_value.remove(value);
                     }
@@ -105,7 +122,7 @@ impl<V: Ord + Clone + std::hash::Hash> Index<V> {
 
     /// A re-list starts: objects not seen again before [`Self::end_resync`] are gone.
     pub fn begin_resync(&mut self) {
-        self.resync = Some(HashMap::new());
+        self.resync = Some(HashSet::new());
     }
 
     pub fn end_resync(&mut self) -> BTreeSet<Holder> {
@@ -115,7 +132,7 @@ impl<V: Ord + Clone + std::hash::Hash> Index<V> {
         let gone: Vec<String> = self
             .by_uid
             .keys()
-            .filter(|uid| !seen.contains_key(*uid))
+            .filter(|uid| !seen.contains(*uid))
             .cloned()
             .collect();
         let mut affected = BTreeSet::new();
@@ -125,8 +142,9 @@ impl<V: Ord + Clone + std::hash::Hash> Index<V> {
         affected
     }
 
+    /// Holders of `value`, oldest first.
     pub fn holders(&self, value: &V) -> impl Iterator<Item = &Holder> {
-        self.by_value.get(value).into_iter().flatten()
+        self.by_value.get(value).into_iter().flatten().map(|h| &**h)
     }
 
     /// The oldest holder of `value` other than `me`, if it is older than `me`.
@@ -136,6 +154,7 @@ impl<V: Ord + Clone + std::hash::Hash> Index<V> {
             .filter(|h| *h < me)
     }
 
+    /// Objects holding at least one value.
     pub fn len(&self) -> usize {
         self.by_uid.len()
     }
@@ -233,6 +252,19 @@ mod tests {
         index.upsert(entry(&a, &["k"]));
         index.upsert(entry(&b, &["k"]));
         assert!(index.upsert(entry(&b, &["k"])).is_empty());
+    }
+
+    #[test]
+    fn objects_without_values_are_not_stored() {
+        let mut index = KeyIndex::default();
+        let a = holder("a", 1);
+        index.upsert(entry(&a, &[]));
+        assert!(index.is_empty());
+        index.upsert(entry(&a, &["k"]));
+        assert_eq!(index.len(), 1);
+        index.upsert(entry(&a, &[]));
+        assert!(index.is_empty());
+        assert_eq!(index.holders(&"k".into()).count(), 0);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The two kinds seen through one lens: how each turns its spec into an
 //! [`Intent`] for the plan, and a plan back into its status. Pure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -38,6 +38,11 @@ pub trait CredentialKind:
     fn desired_status(&self, intent: &Intent, plan: &Plan, now: Timestamp) -> serde_json::Value;
     /// The status as it is, in the same JSON form.
     fn current_status(&self) -> serde_json::Value;
+    /// Keys that must be unique across objects of this kind (AppKeys: the
+    /// custom one asked for and the one issued); none by default.
+    fn unique_keys(&self) -> BTreeSet<String> {
+        BTreeSet::new()
+    }
 }
 
 fn time(t: Option<Timestamp>) -> Option<Time> {
@@ -234,6 +239,11 @@ impl GatewayApp {
 }
 
 impl CredentialKind for GatewayApp {
+    fn unique_keys(&self) -> BTreeSet<String> {
+        let issued = self.status.as_ref().and_then(|s| s.app_key.clone());
+        self.spec.app_key.iter().cloned().chain(issued).collect()
+    }
+
     const OWNER_LABEL: &'static str = GATEWAY_APP_LABEL;
 
     fn intent(&self) -> Intent {
