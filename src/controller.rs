@@ -686,7 +686,8 @@ where
         .uid
         .as_ref()
         .is_some_and(|uid| lock(&ctx.status_written).contains_key(uid));
-    let cached_read = object.previous_status().revision.is_none() && !issued_by_us;
+    let previous = object.previous_status();
+    let cached_read = previous.revision.is_none() && !issued_by_us;
     let secret = fetch_secret(&secrets, &namespace, &intent.secret_name, cached_read).await?;
     let observed_secret = secret
         .as_ref()
@@ -697,7 +698,6 @@ where
             Some(fetch_source(&secrets, &namespace, source_name, key).await?)
         }
     };
-    let previous = object.previous_status();
     let now = plan::truncate_to_second(Timestamp::now());
     let observed = Observed {
         secret: observed_secret.as_ref(),

@@ -7,7 +7,7 @@
 //! Both answer "whom does this change affect?" so the controller can requeue
 //! exactly those objects.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
@@ -169,17 +169,6 @@ pub type KeyIndex = Index<String>;
 
 /// `(namespace, Secret name)` of the `…SecretFrom` sources objects read.
 pub type SourceIndex = Index<(String, String)>;
-
-/// Groups holders by namespace, for callers that requeue per namespace.
-pub fn by_namespace(holders: &BTreeSet<Holder>) -> BTreeMap<&str, Vec<&str>> {
-    let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for h in holders {
-        out.entry(h.namespace.as_str())
-            .or_default()
-            .push(h.name.as_str());
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {

@@ -142,7 +142,6 @@ fn rotation_status(
     plan: &Plan,
     generation: Option<i64>,
     now: Timestamp,
-    generator_length: usize,
 ) -> RotationStatus {
     let previous_ready = previous.conditions.iter().find(|c| c.type_ == READY);
     let mut conditions: Vec<Condition> = previous
@@ -163,7 +162,7 @@ fn rotation_status(
             observed_reset_request: state.observed_reset_request.clone(),
             observed_reset_annotation: state.observed_reset_annotation.clone(),
             observed_generation: generation,
-            generator_length: Some(generator_length as u32),
+            generator_length: Some(intent.generator_length as u32),
             conditions,
         },
         // Blocked: keep what was issued, report why.
@@ -288,7 +287,6 @@ impl CredentialKind for GatewayApp {
             plan,
             self.meta().generation,
             now,
-            intent.generator_length,
         );
         let status = match &plan.state {
             Some(state) => GatewayAppStatus {
@@ -435,7 +433,6 @@ impl CredentialKind for SignatureKey {
             plan,
             self.meta().generation,
             now,
-            intent.generator_length,
         );
         let status = match &plan.state {
             Some(state) => SignatureKeyStatus {

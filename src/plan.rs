@@ -80,8 +80,8 @@ pub struct Intent {
     pub attributes: BTreeMap<String, String>,
 }
 
-/// The output Secret as found.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The output Secret as found. (Debug shows data keys, never values.)
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ObservedSecret {
     /// Created by keysmith for this resource (its labels say so).
     pub ours: bool,
@@ -96,7 +96,8 @@ pub struct ObservedSecret {
 }
 
 /// A user-supplied secret source as found.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// (Debug never shows the value.)
+#[derive(Clone, PartialEq, Eq)]
 pub enum SourceValue {
     Found(String),
     SecretMissing,
@@ -151,13 +152,53 @@ pub struct Readiness {
 }
 
 /// The output Secret keysmith wants (its fields only; others' fields stay).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// (Debug shows data keys, never values.)
+#[derive(Clone, PartialEq, Eq)]
 pub struct DesiredSecret {
     pub name: String,
     pub data: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub owned: bool,
+}
+
+// Hand-written Debug for the types that hold credential values, so that no
+// `{:?}`, failed assertion or panic can print one.
+
+impl std::fmt::Debug for ObservedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservedSecret")
+            .field("ours", &self.ours)
+            .field("data_keys", &self.data.keys().collect::<Vec<_>>())
+            .field("labels", &self.labels)
+            .field("annotations", &self.annotations)
+            .field("owner_referenced", &self.owner_referenced)
+            .field("edited_keys", &self.edited_keys)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SourceValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SourceValue::Found(_) => "Found(<redacted>)",
+            SourceValue::SecretMissing => "SecretMissing",
+            SourceValue::KeyMissing => "KeyMissing",
+            SourceValue::NotUtf8 => "NotUtf8",
+        })
+    }
+}
+
+impl std::fmt::Debug for DesiredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DesiredSecret")
+            .field("name", &self.name)
+            .field("data_keys", &self.data.keys().collect::<Vec<_>>())
+            .field("labels", &self.labels)
+            .field("annotations", &self.annotations)
+            .field("owned", &self.owned)
+            .finish()
+    }
 }
 
 /// The credential state after this pass (what status reports).

@@ -3,6 +3,8 @@
 
 #[path = "support/control_plane.rs"]
 mod control_plane;
+#[path = "support/leak.rs"]
+mod leak;
 #[path = "support/operator.rs"]
 mod operator;
 
@@ -17,6 +19,7 @@ use keysmith::crd::*;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
+use leak::base64;
 use operator::Operator;
 use serde_json::json;
 
@@ -166,26 +169,52 @@ fn key_ready(key: &SignatureKey) -> Option<(String, String, String)> {
     ready_of(&key.status.as_ref()?.rotation.conditions)
 }
 
-/// Waits (by watch) until the GatewayApp satisfies `check`.
+/// Waits (by watch) until object `name` of `api` satisfies `check`. On a
+/// timeout it shows the object's status (never a Secret's data) and the
+/// operator's log tail.
+async fn wait_for<K>(
+    env: &Env,
+    api: Api<K>,
+    name: &str,
+    what: &str,
+    check: impl Fn(&K) -> bool,
+) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    K: Send + 'static,
+{
+    let cond = move |object: Option<&K>| object.is_some_and(&check);
+    match tokio::time::timeout(TIMEOUT, await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(Some(object))) => object,
+        other => {
+            let status = api
+                .get_opt(name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|o| serde_json::to_value(o).ok())
+                .and_then(|v| v.get("status").cloned());
+            panic!(
+                "{} {name}: {what}: {:?}\nstatus now: {:#?}\noperator log tail:\n{}",
+                std::any::type_name::<K>()
+                    .rsplit("::")
+                    .next()
+                    .unwrap_or_default(),
+                other.map(|r| r.map(|_| ())),
+                status,
+                tail(&env.operator.logs())
+            )
+        }
+    }
+}
+
 async fn wait_app(
     env: &Env,
     name: &str,
     what: &str,
     check: impl Fn(&GatewayApp) -> bool,
 ) -> GatewayApp {
-    let cond = move |app: Option<&GatewayApp>| app.is_some_and(&check);
-    match tokio::time::timeout(TIMEOUT, await_condition(env.apps(), name, cond)).await {
-        Ok(Ok(Some(app))) => app,
-        other => {
-            let now = env.apps().get_opt(name).await.ok().flatten();
-            panic!(
-                "GatewayApp {name}: {what}: {:?}\nstatus now: {:#?}\noperator log tail:\n{}",
-                other.map(|r| r.map(|_| ())),
-                now.and_then(|a| a.status),
-                tail(&env.operator.logs())
-            )
-        }
-    }
+    wait_for(env, env.apps(), name, what, check).await
 }
 
 async fn wait_key(
@@ -194,14 +223,7 @@ async fn wait_key(
     what: &str,
     check: impl Fn(&SignatureKey) -> bool,
 ) -> SignatureKey {
-    let cond = move |key: Option<&SignatureKey>| key.is_some_and(&check);
-    match tokio::time::timeout(TIMEOUT, await_condition(env.keys(), name, cond)).await {
-        Ok(Ok(Some(key))) => key,
-        _ => panic!(
-            "SignatureKey {name}: {what}\noperator log tail:\n{}",
-            tail(&env.operator.logs())
-        ),
-    }
+    wait_for(env, env.keys(), name, what, check).await
 }
 
 fn tail(text: &str) -> String {
@@ -674,40 +696,27 @@ async fn foreign_secrets_are_never_touched_and_deletion_policy_switches_ownershi
         json!({"spec": {"secret": {"deletionPolicy": "Retain"}}}),
     )
     .await;
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !env
-        .secrets()
-        .get("owned")
-        .await
-        .unwrap()
-        .owner_references()
-        .is_empty()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "owner reference not removed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for(
+        &env,
+        env.secrets(),
+        "owned",
+        "owner reference removed",
+        |s| s.owner_references().is_empty(),
+    )
+    .await;
     env.patch_app(
         "owned",
         json!({"spec": {"secret": {"deletionPolicy": "Delete"}}}),
     )
     .await;
-    while env
-        .secrets()
-        .get("owned")
-        .await
-        .unwrap()
-        .owner_references()
-        .is_empty()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "owner reference not added back"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for(
+        &env,
+        env.secrets(),
+        "owned",
+        "owner reference added back",
+        |s| !s.owner_references().is_empty(),
+    )
+    .await;
     assert_eq!(
         revision(&env.apps().get("owned").await.unwrap()),
         Some(1),
@@ -799,15 +808,6 @@ async fn drift_deleted_edited_and_broken_secrets() {
         env.secret_data("app").await["app_secret"],
         "Fixed-By-Hand-2"
     );
-}
-
-fn base64(value: &str) -> String {
-    // Secret data goes over the wire base64-encoded; ByteString does that.
-    serde_json::to_value(ByteString(value.as_bytes().to_vec()))
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 #[tokio::test]
@@ -1111,28 +1111,5 @@ async fn no_secret_value_reaches_logs_events_or_objects() {
             );
         }
     }
-    let mut haystack = env.operator.logs();
-    assert!(
-        haystack.contains("DEBUG"),
-        "the operator logged at debug level"
-    );
-    let events: Api<Event> = Api::namespaced(env.client.clone(), &env.ns);
-    haystack.push_str(
-        &serde_json::to_string(&events.list(&ListParams::default()).await.unwrap().items).unwrap(),
-    );
-    haystack.push_str(
-        &serde_json::to_string(&env.apps().list(&ListParams::default()).await.unwrap().items)
-            .unwrap(),
-    );
-    haystack.push_str(
-        &serde_json::to_string(&env.keys().list(&ListParams::default()).await.unwrap().items)
-            .unwrap(),
-    );
-    for value in &values {
-        assert!(!haystack.contains(value.as_str()), "a secret value leaked");
-        assert!(
-            !haystack.contains(&base64(value)),
-            "a secret value leaked (base64)"
-        );
-    }
+    leak::assert_no_leak(&env.operator.logs(), &env.client, &env.ns, &values).await;
 }

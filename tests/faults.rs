@@ -5,12 +5,15 @@
 //!
 //! Sizes: `KEYSMITH_FAULT_RESOURCES` (default 60) and `KEYSMITH_FAULT_KILLS`
 //! (default 20). The full size of SPEC section 8 is
-//! `KEYSMITH_FAULT_RESOURCES=1000 KEYSMITH_FAULT_KILLS=40 scripts/test --test faults`.
+//! `KEYSMITH_FAULT_RESOURCES=1000 KEYSMITH_FAULT_KILLS=40 cargo test --test faults`
+//! (with `KUBEBUILDER_ASSETS` from `scripts/provision`).
 
 #[path = "support/control_plane.rs"]
 mod control_plane;
 #[path = "support/faults.rs"]
 mod faults;
+#[path = "support/leak.rs"]
+mod leak;
 #[path = "support/operator.rs"]
 mod operator;
 
@@ -21,6 +24,7 @@ use std::time::Duration;
 use faults::*;
 use keysmith::crd::*;
 use kube::api::{Api, Patch, PatchParams};
+use leak::assert_no_leak;
 use operator::Operator;
 use rand::RngExt;
 use serde_json::json;
@@ -131,7 +135,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_rotates_nothing_twice() {
     }
     assert_nothing_orphaned(&client, &ns, &names).await;
     operator.stop();
-    assert_no_leak(&operator.logs(), &client, &ns, &values).await;
+    assert_no_leak(&operator.logs(), &client, &ns, values.values().flatten()).await;
 }
 
 #[tokio::test]

@@ -510,3 +510,30 @@ fn sign_keys_that_no_longer_fit_their_type_are_reissued() {
         Some(RotationReason::KeyChanged)
     );
 }
+
+#[test]
+fn debug_output_never_shows_a_credential_value() {
+    let secret = DesiredSecret {
+        name: "out".into(),
+        data: BTreeMap::from([("app_secret".into(), "Hunter2-Value".into())]),
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        owned: true,
+    };
+    let observed = ObservedSecret {
+        data: BTreeMap::from([("app_secret".into(), Some("Hunter2-Value".into()))]),
+        ..Default::default()
+    };
+    let source = SourceValue::Found("Hunter2-Value".into());
+    for text in [
+        format!("{secret:?}"),
+        format!("{observed:?}"),
+        format!("{source:?}"),
+    ] {
+        assert!(!text.contains("Hunter2"), "{text}");
+    }
+    assert!(
+        format!("{secret:?}").contains("app_secret"),
+        "keys still shown"
+    );
+}
