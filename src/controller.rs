@@ -1,12 +1,16 @@
 //! The thin shell around the plan: observe, plan, apply (Secret first, status
 //! second, both by server-side apply as `keysmith`), record events.
 //!
-//! Watches: each kind (cached by its controller), and Secret *metadata* only
-//! (no Secret data is ever cached) to notice changes to output Secrets and
-//! `…SecretFrom` sources. Secret data is read by name when a reconcile needs it.
+//! Watches: each kind (cached by its controller), and one Secret *metadata*
+//! watch shared by both (no Secret data is ever cached) to notice changes to
+//! output Secrets and `…SecretFrom` sources and to know which Secrets exist.
+//! Secret data is read by name when a reconcile needs it; a first issue whose
+//! Secret does not exist reads nothing. Our own writes coming back through the
+//! watches trigger no second pass.
 
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::channel::mpsc;
@@ -20,7 +24,7 @@ use kube::core::{NamespaceResourceScope, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::ResetTimerBackoff;
 use kube::runtime::watcher::{self, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -31,8 +35,9 @@ use crate::generate;
 use crate::http::Health;
 use crate::index::{Entry, Holder, KeyIndex, SourceIndex};
 use crate::kinds::CredentialKind;
-use crate::metrics::{ErrorLabels, KindLabels, Metrics, ObjectLabels, RotationLabels};
+use crate::metrics::{ErrorLabels, KindLabels, Metrics, ObjectState, RotationLabels};
 use crate::plan::{self, Observed, ObservedSecret, PlanError, Severity, SourceValue};
+use crate::secret_names::SecretNames;
 
 /// Errors of one reconcile. None carries a secret value.
 #[derive(Debug, thiserror::Error)]
@@ -104,9 +109,36 @@ pub struct Context {
     /// `…SecretFrom` readers, one index per kind (each kind's re-list resyncs its own).
     pub app_sources: Mutex<SourceIndex>,
     pub key_sources: Mutex<SourceIndex>,
+    /// Secrets that exist, from the one Secret metadata watch.
+    pub secret_names: Mutex<SecretNames>,
+    /// resourceVersion of each Secret we wrote, by namespace/name, until the
+    /// watch shows it: that event is our own write coming back, not news.
+    pub secret_written: Mutex<HashMap<String, String>>,
+    /// Each kind's cache, set when its controller starts.
+    pub app_cache: OnceLock<Store<GatewayApp>>,
+    pub key_cache: OnceLock<Store<SignatureKey>>,
 }
 
 impl Context {
+    fn cache<K: CredentialKind>(&self) -> Option<&OnceLock<Store<K>>> {
+        let cache: &dyn Any = if is_app::<K>() {
+            &self.app_cache
+        } else {
+            &self.key_cache
+        };
+        cache.downcast_ref()
+    }
+
+    /// The cache's newest copy of `object`: the copy a reconcile was handed
+    /// may predate a write it or an earlier pass made.
+    fn newest<K: CredentialKind>(&self, object: &Arc<K>) -> Arc<K> {
+        self.cache::<K>()
+            .and_then(OnceLock::get)
+            .and_then(|cache| cache.get(&ObjectRef::from_obj(&**object)))
+            .filter(|cached| cached.meta().uid == object.meta().uid)
+            .unwrap_or_else(|| object.clone())
+    }
+
     fn sources<K: CredentialKind>(&self) -> &Mutex<SourceIndex> {
         if is_app::<K>() {
             &self.app_sources
@@ -228,14 +260,33 @@ pub async fn run(
         keys: Mutex::new(KeyIndex::default()),
         app_sources: Mutex::new(SourceIndex::default()),
         key_sources: Mutex::new(SourceIndex::default()),
+        secret_names: Mutex::new(SecretNames::default()),
+        secret_written: Mutex::new(HashMap::new()),
+        app_cache: OnceLock::new(),
+        key_cache: OnceLock::new(),
     });
-    let apps = controller::<GatewayApp>(ctx.clone(), &options, health.clone(), shutdown.clone());
-    let keys = controller::<SignatureKey>(ctx.clone(), &options, health, shutdown);
+    let (app_triggers, app_triggered) = mpsc::unbounded();
+    let (key_triggers, key_triggered) = mpsc::unbounded();
+    let secrets = tokio::spawn(watch_secrets(
+        ctx.clone(),
+        options.namespace.clone(),
+        app_triggers,
+        key_triggers,
+    ));
+    let apps = controller::<GatewayApp>(
+        ctx.clone(),
+        &options,
+        app_triggered,
+        health.clone(),
+        shutdown.clone(),
+    );
+    let keys = controller::<SignatureKey>(ctx.clone(), &options, key_triggered, health, shutdown);
     info!(
         namespace = options.namespace.as_deref().unwrap_or("<all>"),
         "keysmith controllers started"
     );
     futures::join!(apps, keys);
+    secrets.abort();
     // Drained: let the queued events out (briefly) before returning.
     drop(ctx);
     let _ = tokio::time::timeout(Duration::from_secs(5), publisher).await;
@@ -307,7 +358,6 @@ fn index_events<K: CredentialKind>(
                 }
             }
             watcher::Event::Delete(object) => {
-                ctx.metrics.forget(&object_labels(object));
                 if let Some(uid) = &object.meta().uid {
                     lock(&ctx.status_written).remove(uid);
                 }
@@ -339,6 +389,7 @@ fn index_events<K: CredentialKind>(
 fn controller<K>(
     ctx: Arc<Context>,
     options: &Options,
+    secret_triggers: mpsc::UnboundedReceiver<ObjectRef<K>>,
     health: Arc<Health>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()>
@@ -348,6 +399,12 @@ where
     let client = ctx.client.clone();
     let (requeue_tx, requeue_rx) = mpsc::unbounded();
     let (reader, writer) = reflector::store::<K>();
+    if let Some(cache) = ctx.cache::<K>() {
+        let _ = cache.set(reader.clone());
+    }
+    ctx.metrics
+        .objects
+        .add_source(object_states(reader.clone()));
     let stream = watcher(
         api::<K>(&client, &options.namespace),
         watcher::Config::default().any_semantic(),
@@ -361,20 +418,24 @@ where
         }
     })
     .inspect_ok(index_events(ctx.clone(), requeue_tx, health));
-    let objects = skip_watch_errors(reflector::reflector(writer, stream).applied_objects());
-
-    // Metadata only: no Secret data is cached, only who changed.
-    let secrets = watcher(
-        api::<PartialObjectMeta<Secret>>(&client, &options.namespace),
-        watcher::Config::default().any_semantic(),
-    )
-    .backoff(watch_backoff())
-    .touched_objects();
-    let secrets = skip_watch_errors(secrets);
-    let mapper = secret_mapper::<K>(ctx.clone());
+    // The cache keeps every change; our own status write coming back triggers
+    // nothing (the reconcile that wrote it already decided what comes next).
+    // Only once the cache shows it: during a re-list the store changes at its end.
+    let (echo_ctx, cache) = (ctx.clone(), reader.clone());
+    let objects = skip_watch_errors(reflector::reflector(writer, stream).applied_objects()).filter(
+        move |object| {
+            let echo = object.as_ref().is_ok_and(|object| {
+                let cached = cache.get(&ObjectRef::from_obj(object));
+                let uid = object.meta().uid.clone().unwrap_or_default();
+                cached.is_some_and(|c| c.meta().resource_version == object.meta().resource_version)
+                    && own_write_seen(&echo_ctx.status_written, &uid, object)
+            });
+            std::future::ready(!echo)
+        },
+    );
 
     Controller::for_stream(objects, reader)
-        .watches_stream(secrets, mapper)
+        .reconcile_on(secret_triggers)
         .reconcile_on(requeue_rx)
         .with_config(ControllerConfig::default().concurrency(options.concurrency))
         .graceful_shutdown_on(shutdown_signal(shutdown))
@@ -387,25 +448,101 @@ where
         })
 }
 
-/// A Secret changed: its owner (by label) and whoever reads it as a source.
-fn secret_mapper<K: CredentialKind>(
+/// One metadata-only watch over Secrets for both controllers (no Secret data
+/// is cached): keeps `ctx.secret_names` current and sends each changed
+/// Secret's owner and readers to the controller of their kind.
+async fn watch_secrets(
     ctx: Arc<Context>,
-) -> impl Fn(PartialObjectMeta<Secret>) -> Vec<ObjectRef<K>> + Send + Sync + 'static {
-    move |secret| {
-        let namespace = secret.namespace().unwrap_or_default();
-        let mut refs = Vec::new();
-        let labels = secret.labels();
-        if labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
-            && let Some(owner) = labels.get(K::OWNER_LABEL)
-        {
-            refs.push(ObjectRef::new(owner).within(&namespace));
+    namespace: Option<String>,
+    apps: mpsc::UnboundedSender<ObjectRef<GatewayApp>>,
+    keys: mpsc::UnboundedSender<ObjectRef<SignatureKey>>,
+) {
+    let stream = watcher(
+        api::<PartialObjectMeta<Secret>>(&ctx.client, &namespace),
+        watcher::Config::default().any_semantic(),
+    )
+    .backoff(watch_backoff());
+    let mut stream = std::pin::pin!(skip_watch_errors(stream));
+    while let Some(Ok(event)) = stream.next().await {
+        let changed = {
+            let mut names = lock(&ctx.secret_names);
+            match event {
+                watcher::Event::Init => {
+                    names.begin_relist();
+                    None
+                }
+                watcher::Event::InitDone => {
+                    names.end_relist();
+                    None
+                }
+                watcher::Event::InitApply(secret) | watcher::Event::Apply(secret) => {
+                    names.insert(&secret.namespace().unwrap_or_default(), &secret.name_any());
+                    Some(secret)
+                }
+                watcher::Event::Delete(secret) => {
+                    names.remove(&secret.namespace().unwrap_or_default(), &secret.name_any());
+                    Some(secret)
+                }
+            }
+        };
+        if let Some(secret) = changed {
+            // Our own write coming back: its owner already knows.
+            let owner_knows = own_write_seen(&ctx.secret_written, &secret_key(&secret), &secret);
+            for object in concerned::<GatewayApp>(&ctx, &secret, owner_knows) {
+                let _ = apps.unbounded_send(object);
+            }
+            for object in concerned::<SignatureKey>(&ctx, &secret, owner_knows) {
+                let _ = keys.unbounded_send(object);
+            }
         }
-        let sources = lock(ctx.sources::<K>());
-        for holder in sources.holders(&(namespace.clone(), secret.name_any())) {
-            refs.push(ObjectRef::new(&holder.name).within(&holder.namespace));
-        }
-        refs
     }
+}
+
+fn secret_key(secret: &impl Resource) -> String {
+    format!(
+        "{}/{}",
+        secret.meta().namespace.as_deref().unwrap_or_default(),
+        secret.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Whether `object` is exactly what we last wrote under `key` (same
+/// resourceVersion); the record is dropped once the watch has shown it.
+fn own_write_seen(
+    written: &Mutex<HashMap<String, String>>,
+    key: &str,
+    object: &impl Resource,
+) -> bool {
+    let mut written = lock(written);
+    let seen =
+        written.get(key).is_some() && written.get(key) == object.meta().resource_version.as_ref();
+    if seen {
+        written.remove(key);
+    }
+    seen
+}
+
+/// The resources of kind `K` a Secret change concerns: its owner (by label,
+/// unless `owner_knows`) and whoever reads it as a source.
+fn concerned<K: CredentialKind>(
+    ctx: &Context,
+    secret: &PartialObjectMeta<Secret>,
+    owner_knows: bool,
+) -> Vec<ObjectRef<K>> {
+    let namespace = secret.namespace().unwrap_or_default();
+    let mut refs = Vec::new();
+    let labels = secret.labels();
+    if !owner_knows
+        && labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
+        && let Some(owner) = labels.get(K::OWNER_LABEL)
+    {
+        refs.push(ObjectRef::new(owner).within(&namespace));
+    }
+    let sources = lock(ctx.sources::<K>());
+    for holder in sources.holders(&(namespace.clone(), secret.name_any())) {
+        refs.push(ObjectRef::new(&holder.name).within(&holder.namespace));
+    }
+    refs
 }
 
 async fn timed_reconcile<K>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error>
@@ -435,45 +572,39 @@ fn kind_label<K: CredentialKind>() -> &'static str {
     }
 }
 
-fn object_labels<K: CredentialKind>(object: &K) -> ObjectLabels {
-    ObjectLabels {
-        kind: kind_label::<K>(),
-        namespace: object.namespace().unwrap_or_default(),
-        name: object.name_any(),
-    }
+/// The per-object gauges of one kind, read from its cache at scrape time.
+fn object_states<K: CredentialKind>(reader: reflector::Store<K>) -> crate::metrics::StateSource {
+    Box::new(move |emit| {
+        for object in reader.state() {
+            let rotation = object.recorded_rotation();
+            let seconds = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+                t.map(|t| t.0.as_second() as f64)
+            };
+            emit(ObjectState {
+                kind: kind_label::<K>(),
+                namespace: object.meta().namespace.as_deref().unwrap_or_default(),
+                name: object.meta().name.as_deref().unwrap_or_default(),
+                ready: rotation.and_then(|r| {
+                    r.conditions
+                        .iter()
+                        .find(|c| c.type_ == "Ready")
+                        .map(|c| c.status == "True")
+                }),
+                last_rotation: rotation.and_then(|r| seconds(r.last_rotation_time.as_ref())),
+                next_rotation: rotation.and_then(|r| seconds(r.next_rotation_time.as_ref())),
+            })?;
+        }
+        Ok(())
+    })
 }
 
-/// Per-object gauges and the rotation counter after a pass.
-fn record_outcome<K: CredentialKind>(metrics: &Metrics, object: &K, plan: &plan::Plan) {
-    let labels = object_labels(object);
-    metrics
-        .ready
-        .get_or_create(&labels)
-        .set(i64::from(plan.readiness.ready));
-    if let Some(state) = &plan.state {
-        match state.next_rotation_time {
-            Some(next) => {
-                metrics
-                    .next_rotation
-                    .get_or_create(&labels)
-                    .set(next.as_second() as f64);
-            }
-            None => {
-                metrics.next_rotation.remove(&labels);
-            }
-        }
-        if let Some(last) = state.last_rotation_time {
-            metrics
-                .last_rotation
-                .get_or_create(&labels)
-                .set(last.as_second() as f64);
-        }
-    }
+/// The rotation counter after a pass.
+fn record_rotation<K: CredentialKind>(metrics: &Metrics, plan: &plan::Plan) {
     if let Some(reason) = plan.rotation {
         metrics
             .rotations
             .get_or_create(&RotationLabels {
-                kind: labels.kind,
+                kind: kind_label::<K>(),
                 reason: plan::reason_name(reason),
             })
             .inc();
@@ -644,22 +775,27 @@ fn secret_object<K: CredentialKind>(
     }
 }
 
+/// `force` takes back fields someone else changed in a Secret that is ours;
+/// without it, a Secret that already exists with other values conflicts.
 async fn apply_secret<K: CredentialKind>(
     api: &Api<Secret>,
     owner: &K,
     namespace: &str,
     desired: &plan::DesiredSecret,
-) -> Result<(), Error> {
+    force: bool,
+) -> Result<Option<String>, Error> {
     let secret = secret_object(owner, namespace, desired);
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&desired.name, &params, &Patch::Apply(&secret))
+    let mut params = PatchParams::apply(FIELD_MANAGER);
+    params.force = force;
+    let written = api
+        .patch(&desired.name, &params, &Patch::Apply(&secret))
         .await
-        .map(|_| ())
         .map_err(|source| Error::WriteSecret {
             namespace: namespace.into(),
             name: desired.name.clone(),
             source,
-        })
+        })?;
+    Ok(written.metadata.resource_version)
 }
 
 async fn reconcile<K>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error>
@@ -675,20 +811,31 @@ where
     }
     forget_status_write_once_cached(&*object, &ctx);
     let intent = object.intent();
+    // This pass reads the Secret anew: no echo of an earlier write is awaited
+    // (and none is kept for a Secret whose echo came before its record).
+    lock(&ctx.secret_written).remove(&format!("{namespace}/{}", intent.secret_name));
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
 
     // A resource never issued (no revision in status, none written by this
-    // process) almost never has a Secret yet: read from the apiserver's watch
-    // cache instead of etcd. A stale "absent" cannot hurt here; server-side
-    // apply then creates the Secret with keysmith owning exactly its fields.
+    // process) almost never has a Secret yet. If the Secret watch shows none,
+    // nothing is read; otherwise it is read from the apiserver's watch cache
+    // instead of etcd. A stale "absent" cannot hurt: the Secret is then
+    // created without forcing, so one that appeared meanwhile is not taken
+    // over (the apply conflicts, and the retry reads it).
     let issued_by_us = object
         .meta()
         .uid
         .as_ref()
         .is_some_and(|uid| lock(&ctx.status_written).contains_key(uid));
     let previous = object.previous_status();
-    let cached_read = previous.revision.is_none() && !issued_by_us;
-    let secret = fetch_secret(&secrets, &namespace, &intent.secret_name, cached_read).await?;
+    let never_issued = previous.revision.is_none() && !issued_by_us;
+    let surely_absent =
+        never_issued && lock(&ctx.secret_names).surely_absent(&namespace, &intent.secret_name);
+    let secret = if surely_absent {
+        None
+    } else {
+        fetch_secret(&secrets, &namespace, &intent.secret_name, never_issued).await?
+    };
     let observed_secret = secret
         .as_ref()
         .map(|s| observe_secret(s, &*object, &intent));
@@ -707,14 +854,21 @@ where
     };
     let plan = plan::plan(&intent, &observed, now, &mut generate::os_rng())?;
     if let Some(desired) = &plan.secret {
-        apply_secret(&secrets, &*object, &namespace, desired).await?;
+        let take_over_fields = secret.is_some();
+        let written =
+            apply_secret(&secrets, &*object, &namespace, desired, take_over_fields).await?;
+        if let Some(rv) = written {
+            lock(&ctx.secret_written).insert(format!("{namespace}/{}", desired.name), rv);
+        }
     }
-    record_outcome(&ctx.metrics, &*object, &plan);
+    record_rotation::<K>(&ctx.metrics, &plan);
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut desired_status = object.desired_status(&intent, &plan, now);
-    let mut current_status = object.current_status();
+    // Our own earlier status write may have reached the cache meanwhile.
+    let newest = ctx.newest(&object);
+    let mut desired_status = newest.desired_status(&intent, &plan, now);
+    let mut current_status = newest.current_status();
     if desired_status != current_status
-        && let Some(fresh) = fresh_if_cache_lags(&*object, &api, &ctx).await?
+        && let Some(fresh) = fresh_if_cache_lags(&*newest, &api, &ctx).await?
     {
         desired_status = fresh.desired_status(&intent, &plan, now);
         current_status = fresh.current_status();
@@ -736,6 +890,21 @@ where
                 object: format!("{}/{namespace}/{name}", K::kind(&())),
                 source,
             })?;
+        debug!(
+            namespace,
+            name,
+            cached = object
+                .meta()
+                .resource_version
+                .as_deref()
+                .unwrap_or_default(),
+            written = written
+                .meta()
+                .resource_version
+                .as_deref()
+                .unwrap_or_default(),
+            "status written"
+        );
         if let (Some(uid), Some(rv)) = (
             object.meta().uid.clone(),
             written.meta().resource_version.clone(),

@@ -38,6 +38,8 @@ pub trait CredentialKind:
     fn desired_status(&self, intent: &Intent, plan: &Plan, now: Timestamp) -> serde_json::Value;
     /// The status as it is, in the same JSON form.
     fn current_status(&self) -> serde_json::Value;
+    /// The rotation part of the status as it is (read by the metrics).
+    fn recorded_rotation(&self) -> Option<&RotationStatus>;
     /// Keys that must be unique across objects of this kind (AppKeys: the
     /// custom one asked for and the one issued); none by default.
     fn unique_keys(&self) -> BTreeSet<String> {
@@ -310,6 +312,10 @@ impl CredentialKind for GatewayApp {
     fn current_status(&self) -> serde_json::Value {
         serde_json::to_value(self.status.clone().unwrap_or_default()).unwrap_or_default()
     }
+
+    fn recorded_rotation(&self) -> Option<&RotationStatus> {
+        self.status.as_ref().map(|s| &s.rotation)
+    }
 }
 
 // ---- SignatureKey ------------------------------------------------------------
@@ -455,5 +461,9 @@ impl CredentialKind for SignatureKey {
 
     fn current_status(&self) -> serde_json::Value {
         serde_json::to_value(self.status.clone().unwrap_or_default()).unwrap_or_default()
+    }
+
+    fn recorded_rotation(&self) -> Option<&RotationStatus> {
+        self.status.as_ref().map(|s| &s.rotation)
     }
 }

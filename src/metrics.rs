@@ -1,12 +1,19 @@
 //! Prometheus metrics. Every label takes values from a fixed set (kind, a
 //! fixed error or rotation reason) except the per-object gauges, which are
-//! labelled by object like cert-manager's expiry gauges and removed when the
-//! object goes away.
+//! labelled by object like cert-manager's expiry gauges. Those are read from
+//! the controllers' caches at scrape time (as kube-state-metrics does), so
+//! they hold no copy of their own and vanish with the object.
+
+use std::fmt;
+use std::sync::RwLock;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -27,11 +34,86 @@ pub struct RotationLabels {
     pub reason: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ObjectLabels {
+/// What the per-object gauges show of one cached object.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ObjectState<'a> {
     pub kind: &'static str,
-    pub namespace: String,
-    pub name: String,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// The Ready condition; `None` before the first status.
+    pub ready: Option<bool>,
+    /// Unix seconds.
+    pub last_rotation: Option<f64>,
+    pub next_rotation: Option<f64>,
+}
+
+/// Calls its argument once per cached object of one kind.
+pub type StateSource =
+    Box<dyn Fn(&mut dyn FnMut(ObjectState<'_>) -> fmt::Result) -> fmt::Result + Send + Sync>;
+
+/// The per-object gauges, encoded from the sources (one per kind) on each scrape.
+#[derive(Default)]
+pub struct ObjectGauges {
+    sources: RwLock<Vec<StateSource>>,
+}
+
+impl fmt::Debug for ObjectGauges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ObjectGauges")
+    }
+}
+
+impl ObjectGauges {
+    pub fn add_source(&self, source: StateSource) {
+        self.sources
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(source);
+    }
+}
+
+type Pick = fn(&ObjectState<'_>) -> Option<f64>;
+
+const OBJECT_GAUGES: [(&str, &str, Pick); 3] = [
+    (
+        "next_rotation_timestamp_seconds",
+        "When the next scheduled rotation is due (Unix time), per object with a schedule",
+        |s| s.next_rotation,
+    ),
+    (
+        "last_rotation_timestamp_seconds",
+        "When the credentials last changed (Unix time), per object",
+        |s| s.last_rotation,
+    ),
+    (
+        "ready",
+        "1 if the object's Ready condition is True, else 0",
+        |s| s.ready.map(|r| if r { 1.0 } else { 0.0 }),
+    ),
+];
+
+impl Collector for ObjectGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
+        for (name, help, pick) in OBJECT_GAUGES {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for source in sources.iter() {
+                source(&mut |state| {
+                    let Some(value) = pick(&state) else {
+                        return Ok(());
+                    };
+                    let labels = [
+                        ("kind", state.kind),
+                        ("namespace", state.namespace),
+                        ("name", state.name),
+                    ];
+                    prometheus_client::metrics::gauge::ConstGauge::new(value)
+                        .encode(metric.encode_family(&labels)?)
+                })?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn duration_histogram() -> Histogram {
@@ -45,9 +127,7 @@ pub struct Metrics {
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconcile_duration: Family<KindLabels, Histogram>,
     pub rotations: Family<RotationLabels, Counter>,
-    pub next_rotation: Family<ObjectLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
-    pub last_rotation: Family<ObjectLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
-    pub ready: Family<ObjectLabels, Gauge>,
+    pub objects: std::sync::Arc<ObjectGauges>,
 }
 
 impl Default for Metrics {
@@ -59,9 +139,7 @@ impl Default for Metrics {
             duration_histogram as fn() -> Histogram,
         );
         let rotations = Family::<RotationLabels, Counter>::default();
-        let next_rotation = Family::default();
-        let last_rotation = Family::default();
-        let ready = Family::<ObjectLabels, Gauge>::default();
+        let objects = std::sync::Arc::new(ObjectGauges::default());
         registry.register("reconciles", "Reconciles run, by kind", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -78,30 +156,14 @@ impl Default for Metrics {
             "Credential sets issued, by kind and reason (Initial, Schedule, ResetRequest, ...)",
             rotations.clone(),
         );
-        registry.register(
-            "next_rotation_timestamp_seconds",
-            "When the next scheduled rotation is due (Unix time), per object with a schedule",
-            next_rotation.clone(),
-        );
-        registry.register(
-            "last_rotation_timestamp_seconds",
-            "When the credentials last changed (Unix time), per object",
-            last_rotation.clone(),
-        );
-        registry.register(
-            "ready",
-            "1 if the object's Ready condition is True, else 0",
-            ready.clone(),
-        );
+        registry.register_collector(Box::new(objects.clone()));
         Metrics {
             registry,
             reconciles,
             reconcile_errors,
             reconcile_duration,
             rotations,
-            next_rotation,
-            last_rotation,
-            ready,
+            objects,
         }
     }
 }
@@ -113,12 +175,5 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
-    }
-
-    /// Drops an object's per-object series (it was deleted).
-    pub fn forget(&self, labels: &ObjectLabels) {
-        self.next_rotation.remove(labels);
-        self.last_rotation.remove(labels);
-        self.ready.remove(labels);
     }
 }

@@ -71,6 +71,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         .await
         .map_err(RunError::Crds)?;
 
+    tokio::spawn(crate::memory::release_freed_memory());
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::new(2));
     let signals = watch_signals();

@@ -337,17 +337,33 @@ impl Operator {
         Ok(Operator { child })
     }
 
-    fn rss_mib(&self) -> f64 {
+    /// Resident memory now (`VmRSS`), or at its peak (`VmHWM`), in MiB.
+    fn memory_mib(&self, field: &str) -> f64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
             .and_then(|s| {
                 s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
+                    .find(|l| l.starts_with(field))
                     .and_then(|l| l.split_whitespace().nth(1))
                     .and_then(|kb| kb.parse::<f64>().ok())
             })
             .map(|kb| kb / 1024.0)
             .unwrap_or(f64::NAN)
+    }
+
+    /// Waits (up to `limit`) until the operator has used under 2% of a core
+    /// for 3 s running: its re-list and re-reconciles are over.
+    async fn settle(&self, limit: Duration) {
+        let pid = self.child.id().to_string();
+        let deadline = Instant::now() + limit;
+        let mut quiet = 0;
+        let mut last = process_cpu(&pid);
+        while quiet < 3 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = process_cpu(&pid);
+            quiet = if now - last < 0.02 { quiet + 1 } else { 0 };
+            last = now;
+        }
     }
 
     fn stop(mut self) {
@@ -357,6 +373,70 @@ impl Operator {
         }
         let _ = self.child.wait();
     }
+}
+
+/// CPU seconds (user + system) used so far by the processes that share the
+/// machine in a run: where a phase's time goes.
+#[derive(Clone, Copy, Default)]
+struct CpuSeconds {
+    apiserver: f64,
+    etcd: f64,
+    operator: f64,
+    bench: f64,
+}
+
+impl CpuSeconds {
+    fn sample(operator: Option<u32>) -> CpuSeconds {
+        let mut sample = CpuSeconds {
+            bench: process_cpu("self"),
+            operator: operator.map_or(0.0, |pid| process_cpu(&pid.to_string())),
+            ..CpuSeconds::default()
+        };
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let pid = entry.file_name().to_string_lossy().to_string();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            match std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .as_deref()
+                .map(str::trim)
+            {
+                Ok("kube-apiserver") => sample.apiserver += process_cpu(&pid),
+                Ok("etcd") => sample.etcd += process_cpu(&pid),
+                _ => {}
+            }
+        }
+        sample
+    }
+
+    fn since(self, earlier: CpuSeconds) -> String {
+        format!(
+            "apiserver {:.1}, etcd {:.1}, keysmith {:.1}, bench client {:.1}",
+            self.apiserver - earlier.apiserver,
+            self.etcd - earlier.etcd,
+            self.operator - earlier.operator,
+            self.bench - earlier.bench
+        )
+    }
+}
+
+/// utime + stime of /proc/PID/stat, in seconds.
+fn process_cpu(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at state (field 3).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / per_second
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -433,9 +513,11 @@ async fn main() -> Result<(), BoxError> {
     // 1. Raw baseline.
     let raw_objects = names("raw", n);
     create_resources(&client, &raw_ns, &raw_objects, c).await?;
+    let cpu_before = CpuSeconds::sample(None);
     let raw = raw_writes(&client, &raw_ns, &raw_objects, c).await?;
+    let raw_cpu = CpuSeconds::sample(None).since(cpu_before);
     eprintln!(
-        "raw baseline: {:.2}s for {} writes",
+        "raw baseline: {:.2}s for {} writes; CPU s: {raw_cpu}",
         raw.as_secs_f64(),
         2 * n
     );
@@ -444,11 +526,14 @@ async fn main() -> Result<(), BoxError> {
     let objects = names("obj", n);
     create_resources(&client, &ks_ns, &objects, c).await?;
     let before = mutating_requests(&client).await?;
+    let cpu_before = CpuSeconds::sample(None);
     let started = Instant::now();
     let operator = Operator::start(&binary, &ks_ns, args.operator_concurrency)?;
     let ready =
         wait_all_ready(&client, &ks_ns, n, Duration::from_secs(600 + n as u64 / 10)).await?;
     let seconds = started.elapsed().as_secs_f64();
+    let keysmith_cpu = CpuSeconds::sample(Some(operator.child.id())).since(cpu_before);
+    eprintln!("keysmith phase CPU s: {keysmith_cpu}");
     tokio::time::sleep(Duration::from_secs(2)).await; // let trailing events land
     let after = mutating_requests(&client).await?;
     let writes = delta(
@@ -489,7 +574,11 @@ async fn main() -> Result<(), BoxError> {
         "idle: {idle_writes} writes over {}s with a restart",
         args.idle_seconds
     );
-    let rss_mib = operator.rss_mib();
+    // Memory once the restarted operator has re-listed and re-checked
+    // everything and is idle; the peak is reported beside it.
+    operator.settle(Duration::from_secs(120)).await;
+    let rss_mib = operator.memory_mib("VmRSS:");
+    let peak_rss_mib = operator.memory_mib("VmHWM:");
     operator.stop();
 
     // 4. Latency at half the measured throughput.
@@ -584,6 +673,8 @@ async fn main() -> Result<(), BoxError> {
         "keysmith, start to all Ready",
         format!("{seconds:.2} s")
     );
+    println!("  CPU seconds, raw phase:      {raw_cpu}");
+    println!("  CPU seconds, keysmith phase: {keysmith_cpu}");
     println!(
         "  {:<44} {:>12}",
         "throughput ratio (raw / keysmith)",
@@ -625,8 +716,13 @@ async fn main() -> Result<(), BoxError> {
     );
     println!(
         "  {:<44} {:>12}",
-        "operator RSS",
+        "operator RSS, idle after the restart",
         format!("{rss_mib:.1} MiB")
+    );
+    println!(
+        "  {:<44} {:>12}",
+        "operator RSS, peak after the restart",
+        format!("{peak_rss_mib:.1} MiB")
     );
     if args.unrelated_secrets > 0 {
         println!("  ({} unrelated Secrets present)", args.unrelated_secrets);

@@ -52,6 +52,8 @@ use super::{DeletionPolicy, Generator, RotationStatus, SecretSource, StringMap};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayAppSpec {
+    // The larger optional parts are boxed: each cached object pays the inline
+    // size of every field, present or not (BENCHMARKS.md, memory).
     /// App name: 3–64 characters, starting with a letter; letters, digits and
     /// '_'. Default: metadata.name with '-' and '.' replaced by '_' (which must
     /// then satisfy the same rule).
@@ -75,13 +77,13 @@ pub struct GatewayAppSpec {
     /// characters, starting with a letter or digit; letters, digits and
     /// _ - ! @ # $ %. Generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_secret_from: Option<SecretSource>,
+    pub app_secret_from: Option<Box<SecretSource>>,
     /// How a generated AppSecret is made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<Generator>,
     /// Scheduled rotation and overlap. Absent: never rotate on a schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotation: Option<AppRotation>,
+    pub rotation: Option<Box<AppRotation>>,
     /// Any new value asks for exactly one reset (a new generated AppSecret, and
     /// a new AppKey with rotation.rotateAppKey). Declarative, for GitOps; the
     /// annotation keysmith.dev/reset-request does the same.
@@ -89,7 +91,7 @@ pub struct GatewayAppSpec {
     pub reset_request: Option<String>,
     /// The output Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<AppSecretTemplate>,
+    pub secret: Option<Box<AppSecretTemplate>>,
 }
 
 /// Who created the app (the seeds' `creator`).

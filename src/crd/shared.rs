@@ -143,7 +143,7 @@ macro_rules! common_spec {
     ($spec:ty, $secret_from:ident, $rotate_key:ident) => {
         impl $crate::crd::CommonSpec for $spec {
             fn secret_from(&self) -> Option<&$crate::crd::SecretSource> {
-                self.$secret_from.as_ref()
+                self.$secret_from.as_deref()
             }
             fn generator(&self) -> Option<&$crate::crd::Generator> {
                 self.generator.as_ref()

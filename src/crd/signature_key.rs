@@ -52,6 +52,8 @@ use super::{DeletionPolicy, Generator, RotationStatus, SecretSource, StringMap};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SignatureKeySpec {
+    // The larger optional parts are boxed: each cached object pays the inline
+    // size of every field, present or not (BENCHMARKS.md, memory).
     /// Signature key name: 3–64 characters, starting with a letter; letters,
     /// digits and '_'. Default: metadata.name with '-' and '.' replaced by '_'
     /// (which must then satisfy the same rule).
@@ -74,13 +76,13 @@ pub struct SignatureKeySpec {
     /// characters; basic: 8–64; aes: exactly 16. Starting with a letter or
     /// digit; letters, digits and - _ ! @ # $ %. Generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sign_secret_from: Option<SecretSource>,
+    pub sign_secret_from: Option<Box<SecretSource>>,
     /// How a generated sign_secret is made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<Generator>,
     /// Scheduled rotation and overlap. Absent: never rotate on a schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotation: Option<SignKeyRotation>,
+    pub rotation: Option<Box<SignKeyRotation>>,
     /// Any new value asks for exactly one reset (a new generated sign_secret,
     /// and a new sign_key with rotation.rotateSignKey). The annotation
     /// keysmith.dev/reset-request does the same.
@@ -88,7 +90,7 @@ pub struct SignatureKeySpec {
     pub reset_request: Option<String>,
     /// The output Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<SignKeySecretTemplate>,
+    pub secret: Option<Box<SignKeySecretTemplate>>,
 }
 
 /// How a gateway signs backend requests with this key.
