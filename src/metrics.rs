@@ -10,6 +10,7 @@ use std::sync::RwLock;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -74,28 +75,32 @@ impl ObjectGauges {
 
 type Pick = fn(&ObjectState<'_>) -> Option<f64>;
 
-const OBJECT_GAUGES: [(&str, &str, Pick); 3] = [
+/// Name, help, value, and whether the value is a whole number (as `ready` is).
+const OBJECT_GAUGES: [(&str, &str, Pick, bool); 3] = [
     (
         "next_rotation_timestamp_seconds",
         "When the next scheduled rotation is due (Unix time), per object with a schedule",
         |s| s.next_rotation,
+        false,
     ),
     (
         "last_rotation_timestamp_seconds",
         "When the credentials last changed (Unix time), per object",
         |s| s.last_rotation,
+        false,
     ),
     (
         "ready",
         "1 if the object's Ready condition is True, else 0",
         |s| s.ready.map(|r| if r { 1.0 } else { 0.0 }),
+        true,
     ),
 ];
 
 impl Collector for ObjectGauges {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
-        for (name, help, pick) in OBJECT_GAUGES {
+        for (name, help, pick, whole) in OBJECT_GAUGES {
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for source in sources.iter() {
                 source(&mut |state| {
@@ -107,8 +112,12 @@ impl Collector for ObjectGauges {
                         ("namespace", state.namespace),
                         ("name", state.name),
                     ];
-                    prometheus_client::metrics::gauge::ConstGauge::new(value)
-                        .encode(metric.encode_family(&labels)?)
+                    let series = metric.encode_family(&labels)?;
+                    if whole {
+                        ConstGauge::new(value as i64).encode(series)
+                    } else {
+                        ConstGauge::new(value).encode(series)
+                    }
                 })?;
             }
         }
@@ -175,5 +184,49 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_object_gauges_come_from_the_sources_at_scrape_time() {
+        let metrics = Metrics::default();
+        metrics.objects.add_source(Box::new(|emit| {
+            emit(ObjectState {
+                kind: "GatewayApp",
+                namespace: "ns",
+                name: "scheduled",
+                ready: Some(true),
+                last_rotation: Some(100.0),
+                next_rotation: Some(200.0),
+            })?;
+            emit(ObjectState {
+                kind: "GatewayApp",
+                namespace: "ns",
+                name: "new",
+                ready: None,
+                last_rotation: None,
+                next_rotation: None,
+            })
+        }));
+        let text = metrics.render();
+        let object = r#"{kind="GatewayApp",namespace="ns",name="scheduled"}"#;
+        for line in [
+            format!("keysmith_next_rotation_timestamp_seconds{object} 200.0"),
+            format!("keysmith_last_rotation_timestamp_seconds{object} 100.0"),
+            format!("keysmith_ready{object} 1"),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
+        }
+        assert!(
+            !text.contains(r#"name="new""#),
+            "an object without a status has no series yet:\n{text}"
+        );
     }
 }
