@@ -248,10 +248,7 @@ pub async fn run(
         instance: std::env::var("POD_NAME").ok(),
     };
     let (events, event_queue) = mpsc::channel(1024);
-    let publisher = tokio::spawn(publish_events(
-        Recorder::new(client.clone(), reporter),
-        event_queue,
-    ));
+    let publisher = tokio::spawn(publish_events(client.clone(), reporter, event_queue));
     let ctx = Arc::new(Context {
         events,
         status_written: Mutex::new(HashMap::new()),
@@ -292,11 +289,41 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), publisher).await;
 }
 
+/// kube's `Recorder` keeps every event it published (to turn repeats into a
+/// series) and drops expired ones (older than 6 minutes) only when it
+/// publishes the next one: after a burst of 20k `Issued` events that is tens
+/// of MiB held until some later event. Once that long has passed without an
+/// event, every entry has expired, and a fresh `Recorder` (empty cache)
+/// replaces the old one without losing anything.
+const RECORDER_CACHE_TTL: Duration = Duration::from_secs(6 * 60);
+
 /// Publishes queued events, a few at a time.
-async fn publish_events(recorder: Recorder, queue: mpsc::Receiver<(Event, ObjectReference)>) {
+async fn publish_events(
+    client: Client,
+    reporter: Reporter,
+    queue: mpsc::Receiver<(Event, ObjectReference)>,
+) {
+    let fresh = move || Recorder::new(client.clone(), reporter.clone());
+    let current = Arc::new(Mutex::new((fresh(), std::time::Instant::now())));
+    let refresher = tokio::spawn({
+        let current = current.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                let mut current = lock(&current);
+                if current.1.elapsed() >= RECORDER_CACHE_TTL {
+                    *current = (fresh(), std::time::Instant::now());
+                }
+            }
+        }
+    });
     queue
         .for_each_concurrent(4, |(event, reference)| {
-            let recorder = recorder.clone();
+            let recorder = {
+                let mut current = lock(&current);
+                current.1 = std::time::Instant::now();
+                current.0.clone()
+            };
             async move {
                 if let Err(error) = recorder.publish(&event, &reference).await {
                     warn!(%error, reason = event.reason, "could not record an event");
@@ -304,6 +331,7 @@ async fn publish_events(recorder: Recorder, queue: mpsc::Receiver<(Event, Object
             }
         })
         .await;
+    refresher.abort();
 }
 
 fn holder_of<K: Resource>(object: &K) -> Holder {
