@@ -30,7 +30,9 @@ use kube::runtime::watcher::{self, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
-use crate::crd::{FIELD_MANAGER, GatewayApp, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SignatureKey};
+use crate::crd::{
+    FIELD_MANAGER, GatewayApp, MANAGED_BY_LABEL, MANAGED_BY_VALUE, READY, SignatureKey,
+};
 use crate::generate;
 use crate::http::Health;
 use crate::index::{Entry, Holder, KeyIndex, SourceIndex};
@@ -303,16 +305,23 @@ async fn publish_events(
     reporter: Reporter,
     queue: mpsc::Receiver<(Event, ObjectReference)>,
 ) {
-    let fresh = move || Recorder::new(client.clone(), reporter.clone());
-    let current = Arc::new(Mutex::new((fresh(), std::time::Instant::now())));
+    struct InUse {
+        recorder: Recorder,
+        last_event: std::time::Instant,
+    }
+    let fresh = move || InUse {
+        recorder: Recorder::new(client.clone(), reporter.clone()),
+        last_event: std::time::Instant::now(),
+    };
+    let current = Arc::new(Mutex::new(fresh()));
     let refresher = tokio::spawn({
         let current = current.clone();
         async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 let mut current = lock(&current);
-                if current.1.elapsed() >= RECORDER_CACHE_TTL {
-                    *current = (fresh(), std::time::Instant::now());
+                if current.last_event.elapsed() >= RECORDER_CACHE_TTL {
+                    *current = fresh();
                 }
             }
         }
@@ -321,8 +330,8 @@ async fn publish_events(
         .for_each_concurrent(4, |(event, reference)| {
             let recorder = {
                 let mut current = lock(&current);
-                current.1 = std::time::Instant::now();
-                current.0.clone()
+                current.last_event = std::time::Instant::now();
+                current.recorder.clone()
             };
             async move {
                 if let Err(error) = recorder.publish(&event, &reference).await {
@@ -454,9 +463,8 @@ where
         move |object| {
             let echo = object.as_ref().is_ok_and(|object| {
                 let cached = cache.get(&ObjectRef::from_obj(object));
-                let uid = object.meta().uid.clone().unwrap_or_default();
                 cached.is_some_and(|c| c.meta().resource_version == object.meta().resource_version)
-                    && own_write_seen(&echo_ctx.status_written, &uid, object)
+                    && forget_status_write_once_cached(object, &echo_ctx)
             });
             std::future::ready(!echo)
         },
@@ -515,7 +523,8 @@ async fn watch_secrets(
         };
         if let Some(secret) = changed {
             // Our own write coming back: its owner already knows.
-            let owner_knows = own_write_seen(&ctx.secret_written, &secret_key(&secret), &secret);
+            let key = secret_key(&secret.namespace().unwrap_or_default(), &secret.name_any());
+            let owner_knows = own_write_seen(&ctx.secret_written, &key, &secret);
             for object in concerned::<GatewayApp>(&ctx, &secret, owner_knows) {
                 let _ = apps.unbounded_send(object);
             }
@@ -526,12 +535,9 @@ async fn watch_secrets(
     }
 }
 
-fn secret_key(secret: &impl Resource) -> String {
-    format!(
-        "{}/{}",
-        secret.meta().namespace.as_deref().unwrap_or_default(),
-        secret.meta().name.as_deref().unwrap_or_default()
-    )
+/// How `Context::secret_written` names a Secret.
+fn secret_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
 }
 
 /// Whether `object` is exactly what we last wrote under `key` (same
@@ -542,8 +548,9 @@ fn own_write_seen(
     object: &impl Resource,
 ) -> bool {
     let mut written = lock(written);
-    let seen =
-        written.get(key).is_some() && written.get(key) == object.meta().resource_version.as_ref();
+    let seen = written
+        .get(key)
+        .is_some_and(|rv| Some(rv) == object.meta().resource_version.as_ref());
     if seen {
         written.remove(key);
     }
@@ -615,7 +622,7 @@ fn object_states<K: CredentialKind>(reader: reflector::Store<K>) -> crate::metri
                 ready: rotation.and_then(|r| {
                     r.conditions
                         .iter()
-                        .find(|c| c.type_ == "Ready")
+                        .find(|c| c.type_ == READY)
                         .map(|c| c.status == "True")
                 }),
                 last_rotation: rotation.and_then(|r| seconds(r.last_rotation_time.as_ref())),
@@ -837,11 +844,11 @@ where
     if object.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change()); // owner references do the cleanup
     }
-    forget_status_write_once_cached(&*object, &ctx);
+    let _ = forget_status_write_once_cached(&*object, &ctx);
     let intent = object.intent();
     // This pass reads the Secret anew: no echo of an earlier write is awaited
     // (and none is kept for a Secret whose echo came before its record).
-    lock(&ctx.secret_written).remove(&format!("{namespace}/{}", intent.secret_name));
+    lock(&ctx.secret_written).remove(&secret_key(&namespace, &intent.secret_name));
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
 
     // A resource never issued (no revision in status, none written by this
@@ -886,7 +893,7 @@ where
         let written =
             apply_secret(&secrets, &*object, &namespace, desired, take_over_fields).await?;
         if let Some(rv) = written {
-            lock(&ctx.secret_written).insert(format!("{namespace}/{}", desired.name), rv);
+            lock(&ctx.secret_written).insert(secret_key(&namespace, &desired.name), rv);
         }
     }
     record_rotation::<K>(&ctx.metrics, &plan);
@@ -921,16 +928,7 @@ where
         debug!(
             namespace,
             name,
-            cached = object
-                .meta()
-                .resource_version
-                .as_deref()
-                .unwrap_or_default(),
-            written = written
-                .meta()
-                .resource_version
-                .as_deref()
-                .unwrap_or_default(),
+            rv = written.meta().resource_version.as_deref(),
             "status written"
         );
         if let (Some(uid), Some(rv)) = (
@@ -999,14 +997,10 @@ where
 
 /// The cache shows our last status write: from now on a difference is real,
 /// so the record is no longer needed (and is not kept for every object).
-fn forget_status_write_once_cached<K: Resource>(object: &K, ctx: &Context) {
-    let (Some(uid), Some(rv)) = (&object.meta().uid, &object.meta().resource_version) else {
-        return;
-    };
-    let mut written = lock(&ctx.status_written);
-    if written.get(uid) == Some(rv) {
-        written.remove(uid);
-    }
+/// Returns whether `object` was our last status write.
+fn forget_status_write_once_cached<K: Resource>(object: &K, ctx: &Context) -> bool {
+    let uid = object.meta().uid.as_deref().unwrap_or_default();
+    own_write_seen(&ctx.status_written, uid, object)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1025,4 +1019,33 @@ fn held_by<K: CredentialKind>(object: &K, intent: &plan::Intent, ctx: &Context) 
     let keys = ctx.keys.lock().unwrap_or_else(|e| e.into_inner());
     keys.older_holder(&wanted, &holder_of(object))
         .map(Holder::display)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret_at(rv: &str) -> PartialObjectMeta<Secret> {
+        let mut secret = PartialObjectMeta::<Secret>::default();
+        secret.metadata.resource_version = Some(rv.into());
+        secret
+    }
+
+    #[test]
+    fn only_the_exact_version_we_wrote_is_our_own_echo_and_only_once() {
+        let written = Mutex::new(HashMap::from([(secret_key("ns", "s"), "7".to_string())]));
+        assert!(
+            !own_write_seen(&written, "ns/s", &secret_at("6")),
+            "older: news"
+        );
+        assert!(
+            !own_write_seen(&written, "ns/other", &secret_at("7")),
+            "another Secret"
+        );
+        assert!(own_write_seen(&written, "ns/s", &secret_at("7")));
+        assert!(
+            !own_write_seen(&written, "ns/s", &secret_at("7")),
+            "the record is gone once seen: a later event of the same version is news"
+        );
+    }
 }
