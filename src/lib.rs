@@ -1,22 +1,31 @@
 //! keysmith: API-gateway app credentials and signature keys, issued, validated
 //! and rotated into Kubernetes Secrets.
+//!
+//! The layers, lowest first; each uses only those above it in this list
+//! (`docs/architecture.md` draws the data flow and says where to change what):
+//!
+//! 1. [`api`] — the wire types of both kinds and every name keysmith writes:
+//!    labels, annotations, data keys, kinds, condition types, reasons.
+//! 2. [`rules`] — the gateways' format rules, as one table.
+//! 3. [`admission`] — the admission rules per kind, rendered into the CRD
+//!    schema and run offline by `keysmith validate`.
+//! 4. [`engine`] — pure: one gathered snapshot, then named guards, triggers,
+//!    outcome and rendering. Knows no kind and no Kubernetes client.
+//! 5. [`kinds`] — the only place that names a kind: the trait each kind
+//!    implements to turn its spec into the engine's intent and a plan into
+//!    its status.
+//! 6. [`controller`] — the kube-runtime shell: watches, a reconcile of named
+//!    steps (observe → plan → apply Secret → apply status → emit), Secret and
+//!    status I/O, own-write bookkeeping, events, metrics, errors.
+//! 7. [`runtime`] — `keysmith run`: probes, metrics endpoint, leader
+//!    election, memory, signals.
+//! 8. [`cli`] — the command line.
 
+pub mod admission;
+pub mod api;
 pub mod cli;
 pub mod controller;
-pub mod crd;
-pub mod generate;
-pub mod http;
-pub mod index;
+pub mod engine;
 pub mod kinds;
-pub mod leader;
-pub mod manifest;
-pub mod memory;
-pub mod metrics;
-pub mod plan;
-pub mod reset;
 pub mod rules;
-pub mod run;
-pub mod schema;
-pub mod secret_keys;
-pub mod secret_names;
-pub mod validate;
+pub mod runtime;

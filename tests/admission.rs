@@ -2,10 +2,9 @@
 //! invalid fixture naming its field, accept every valid fixture and example,
 //! and `keysmith validate` agrees with the apiserver on the whole corpus.
 
-#[path = "support/control_plane.rs"]
-mod control_plane;
-#[path = "support/fixtures.rs"]
-mod fixtures;
+mod support;
+
+use support::{control_plane, fixtures};
 
 use fixtures::Fixture;
 use kube::Client;
@@ -47,7 +46,7 @@ async fn dry_run_apply(client: &Client, namespace: &str, document: &serde_json::
 }
 
 fn keysmith_documents(fixture: &Fixture) -> Vec<serde_json::Value> {
-    keysmith::manifest::parse_documents(&fixture.text)
+    keysmith::admission::manifest::parse_documents(&fixture.text)
         .unwrap()
         .into_iter()
         .filter(|d| {

@@ -1,8 +1,9 @@
 //! End-to-end tests of the `keysmith` binary's offline commands, driven the
 //! way users and CI pipelines run them.
 
-#[path = "support/fixtures.rs"]
-mod fixtures;
+mod support;
+
+use support::fixtures;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -85,7 +86,7 @@ fn crds_carry_no_schema_defaults() {
         }
     }
     let text = stdout(&keysmith(&["crds"]));
-    let documents = keysmith::manifest::parse_documents(&text).unwrap();
+    let documents = keysmith::admission::manifest::parse_documents(&text).unwrap();
     assert_eq!(documents.len(), 2);
     let mut found = Vec::new();
     for crd in &documents {
@@ -97,7 +98,7 @@ fn crds_carry_no_schema_defaults() {
 #[test]
 fn crds_have_names_columns_and_status_subresource() {
     let text = stdout(&keysmith(&["crds"]));
-    let documents = keysmith::manifest::parse_documents(&text).unwrap();
+    let documents = keysmith::admission::manifest::parse_documents(&text).unwrap();
     let names: Vec<&str> = documents
         .iter()
         .map(|d| d["spec"]["names"]["kind"].as_str().unwrap())
@@ -152,7 +153,7 @@ fn every_field_has_a_description() {
     }
     let text = stdout(&keysmith(&["crds"]));
     let mut missing = Vec::new();
-    for crd in keysmith::manifest::parse_documents(&text).unwrap() {
+    for crd in keysmith::admission::manifest::parse_documents(&text).unwrap() {
         walk(
             &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
             crd["spec"]["names"]["kind"].as_str().unwrap(),

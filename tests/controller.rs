@@ -1,12 +1,9 @@
 //! The controller end to end: the built `keysmith run` binary against the real
 //! control plane, one operator and one namespace per test (SPEC section 5).
 
-#[path = "support/control_plane.rs"]
-mod control_plane;
-#[path = "support/leak.rs"]
-mod leak;
-#[path = "support/operator.rs"]
-mod operator;
+mod support;
+
+use support::{control_plane, leak, operator};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,7 +12,8 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use keysmith::crd::*;
+use keysmith::api::names::{annotations, labels};
+use keysmith::api::*;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
@@ -288,17 +286,17 @@ async fn issues_generated_and_custom_credentials_on_create() {
     let secret = env.secrets().get("generated-app").await.unwrap();
     assert_eq!(secret.type_.as_deref(), Some("Opaque"));
     assert_eq!(
-        secret.labels().get(MANAGED_BY_LABEL).map(String::as_str),
+        secret.labels().get(labels::MANAGED_BY).map(String::as_str),
         Some("keysmith")
     );
     assert_eq!(
-        secret.labels().get(GATEWAY_APP_LABEL).map(String::as_str),
+        secret.labels().get(labels::GATEWAY_APP).map(String::as_str),
         Some("generated-app")
     );
     assert_eq!(
         secret
             .annotations()
-            .get(REVISION_ANNOTATION)
+            .get(annotations::REVISION)
             .map(String::as_str),
         Some("1")
     );
@@ -505,7 +503,7 @@ async fn each_reset_request_resets_exactly_once() {
     // The annotation, like `keysmith reset`.
     env.patch_app(
         "app",
-        json!({"metadata": {"annotations": {RESET_REQUEST_ANNOTATION: "2026-11-24T10:00:00Z"}}}),
+        json!({"metadata": {"annotations": {(annotations::RESET_REQUEST): "2026-11-24T10:00:00Z"}}}),
     )
     .await;
     let app = wait_app(&env, "app", "reset by annotation", |a| {
@@ -906,7 +904,7 @@ async fn a_crash_between_secret_and_status_is_completed_without_rotating_again()
     // for reset "two" (written first), the status still says revision 1.
     let mut secret = env.secrets().get("app").await.unwrap();
     let annotations = secret.metadata.annotations.get_or_insert_default();
-    annotations.insert(REVISION_ANNOTATION.into(), "2".into());
+    annotations.insert(annotations::REVISION.into(), "2".into());
     annotations.insert("keysmith.dev/rotation-reason".into(), "ResetRequest".into());
     annotations.insert("keysmith.dev/observed-reset-request".into(), "two".into());
     secret.data.get_or_insert_default().insert(

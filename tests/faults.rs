@@ -8,21 +8,17 @@
 //! `KEYSMITH_FAULT_RESOURCES=1000 KEYSMITH_FAULT_KILLS=40 cargo test --test faults`
 //! (with `KUBEBUILDER_ASSETS` from `scripts/provision`).
 
-#[path = "support/control_plane.rs"]
-mod control_plane;
-#[path = "support/faults.rs"]
-mod faults;
-#[path = "support/leak.rs"]
-mod leak;
-#[path = "support/operator.rs"]
-mod operator;
+mod support;
+
+use support::{control_plane, faults, leak, operator};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faults::*;
-use keysmith::crd::*;
+use keysmith::api::names::labels;
+use keysmith::api::*;
 use kube::api::{Api, Patch, PatchParams};
 use leak::assert_no_leak;
 use operator::Operator;
@@ -203,8 +199,8 @@ async fn concurrent_writers_lose_nothing_and_cause_no_hot_loop() {
             "{name}: label lost"
         );
         assert_eq!(
-            secret.metadata.labels.as_ref().unwrap()[MANAGED_BY_LABEL],
-            MANAGED_BY_VALUE
+            secret.metadata.labels.as_ref().unwrap()[labels::MANAGED_BY],
+            labels::MANAGED_BY_VALUE
         );
     }
     // No hot loop: once converged, nothing changes any more.

@@ -3,18 +3,15 @@
 //! never restarted; it must converge within 30 s of the last restart. Its own
 //! test binary, because these restarts would disturb any other test.
 
-#[path = "support/control_plane.rs"]
-mod control_plane;
-#[path = "support/faults.rs"]
-mod faults;
-#[path = "support/operator.rs"]
-mod operator;
+mod support;
+
+use support::{control_plane, faults, operator};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use faults::*;
-use keysmith::crd::*;
+use keysmith::api::*;
 use kube::api::{Api, Patch, PatchParams};
 use operator::Operator;
 use serde_json::json;

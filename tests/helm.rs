@@ -2,12 +2,9 @@
 //! `crds/`, and — the real proof — keysmith reconciles the examples with
 //! exactly the chart's RBAC, on an apiserver that enforces it.
 
-#[path = "support/control_plane.rs"]
-mod control_plane;
-#[path = "support/fixtures.rs"]
-mod fixtures;
-#[path = "support/operator.rs"]
-mod operator;
+mod support;
+
+use support::{control_plane, fixtures, operator};
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -16,7 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::ClusterRole;
-use keysmith::crd::*;
+use keysmith::api::*;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 
@@ -84,7 +81,7 @@ fn render(args: &[&str]) -> String {
 }
 
 fn kinds(rendered: &str) -> Vec<String> {
-    keysmith::manifest::parse_documents(rendered)
+    keysmith::admission::manifest::parse_documents(rendered)
         .unwrap()
         .iter()
         .map(|d| d["kind"].as_str().unwrap_or_default().to_string())
@@ -126,7 +123,7 @@ fn the_chart_renders_a_restricted_least_privilege_operator() {
             "Deployment"
         ]
     );
-    let documents = keysmith::manifest::parse_documents(&single).unwrap();
+    let documents = keysmith::admission::manifest::parse_documents(&single).unwrap();
     let deployment = documents
         .iter()
         .find(|d| d["kind"] == "Deployment")

@@ -1,15 +1,14 @@
 //! `keysmith run` as production runs it: probes, metrics, graceful shutdown,
 //! leader election between two processes, and `keysmith reset`.
 
-#[path = "support/control_plane.rs"]
-mod control_plane;
-#[path = "support/operator.rs"]
-mod operator;
+mod support;
+
+use support::{control_plane, operator};
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use keysmith::crd::*;
+use keysmith::api::*;
 use kube::api::{Api, PostParams};
 use kube::runtime::wait::await_condition;
 use operator::Operator;

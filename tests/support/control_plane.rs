@@ -252,7 +252,7 @@ fn install_crds(cp: &ControlPlane) -> Result<(), String> {
             let client = client_for(&kubeconfig).await?;
             let crds: Api<CustomResourceDefinition> = Api::all(client);
             let params = PatchParams::apply("keysmith-tests").force();
-            for crd in keysmith::schema::crds() {
+            for crd in keysmith::admission::schema::crds() {
                 let name = crd.metadata.name.clone().unwrap_or_default();
                 crds.patch(&name, &params, &Patch::Apply(&crd))
                     .await

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use keysmith::crd::*;
+use keysmith::api::names::labels;
+use keysmith::api::*;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -55,8 +56,11 @@ impl SecretValues {
         let values = SecretValues::default();
         let recorder = values.clone();
         let api: Api<Secret> = Api::namespaced(client, ns);
-        let config =
-            watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+        let config = watcher::Config::default().labels(&format!(
+            "{}={}",
+            labels::MANAGED_BY,
+            labels::MANAGED_BY_VALUE
+        ));
         tokio::spawn(async move {
             let mut stream = watcher(api, config)
                 .default_backoff()
@@ -66,8 +70,8 @@ impl SecretValues {
                 let Ok(secret) = next else { continue };
                 let owner = secret
                     .labels()
-                    .get(GATEWAY_APP_LABEL)
-                    .or_else(|| secret.labels().get(SIGNATURE_KEY_LABEL))
+                    .get(labels::GATEWAY_APP)
+                    .or_else(|| secret.labels().get(labels::SIGNATURE_KEY))
                     .cloned()
                     .unwrap_or_default();
                 let data = secret.data.unwrap_or_default();
@@ -171,7 +175,11 @@ pub async fn wait_converged(
 pub async fn assert_nothing_orphaned(client: &Client, ns: &str, names: &[(bool, String)]) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let managed = secrets
-        .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")))
+        .list(&ListParams::default().labels(&format!(
+            "{}={}",
+            labels::MANAGED_BY,
+            labels::MANAGED_BY_VALUE
+        )))
         .await
         .unwrap();
     let secret_names: BTreeSet<String> = managed.items.iter().map(|s| s.name_any()).collect();

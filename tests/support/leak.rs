@@ -5,7 +5,7 @@
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::events::v1::Event;
-use keysmith::crd::{GatewayApp, SignatureKey};
+use keysmith::api::{GatewayApp, SignatureKey};
 use kube::Client;
 use kube::api::{Api, ListParams};
 use serde::Serialize;

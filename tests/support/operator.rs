@@ -1,8 +1,6 @@
 //! The built `keysmith run` binary as a child process, scoped to one test's
 //! namespace, logging at debug level to a file the test can read.
 
-#![allow(dead_code)]
-
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,6 +9,8 @@ use std::time::Duration;
 use super::control_plane::ControlPlane;
 
 pub struct Operator {
+    /// The `keysmith` executable: this build's, or another (an earlier release).
+    binary: PathBuf,
     pub metrics_port: u16,
     pub health_port: u16,
     extra_args: Vec<String>,
@@ -34,8 +34,15 @@ impl Operator {
         tag: &str,
         extra_args: &[&str],
     ) -> Operator {
+        let mut operator = Self::prepared(cp, namespace, tag, extra_args);
+        operator.restart();
+        operator
+    }
+
+    fn prepared(cp: &ControlPlane, namespace: &str, tag: &str, extra_args: &[&str]) -> Operator {
         let log = cp.dir.join(format!("operator-{namespace}{tag}.log"));
-        let mut operator = Operator {
+        Operator {
+            binary: PathBuf::from(env!("CARGO_BIN_EXE_keysmith")),
             metrics_port: free_port(),
             health_port: free_port(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
@@ -44,9 +51,27 @@ impl Operator {
             namespace: namespace.into(),
             kubeconfig: cp.kubeconfig.clone(),
             starts: 0,
-        };
+        }
+    }
+
+    /// Starts `binary` (an earlier release, say) instead of this build.
+    pub fn start_binary(cp: &ControlPlane, namespace: &str, binary: &std::path::Path) -> Operator {
+        let mut operator = Self::prepared(cp, namespace, "", &[]);
+        operator.binary = binary.to_path_buf();
         operator.restart();
         operator
+    }
+
+    /// Stops it, and starts `binary` in its place (an upgrade or a downgrade).
+    pub fn switch_to(&mut self, binary: &std::path::Path) {
+        self.stop();
+        self.binary = binary.to_path_buf();
+        self.restart();
+    }
+
+    /// This build's `keysmith`.
+    pub fn this_build() -> PathBuf {
+        PathBuf::from(env!("CARGO_BIN_EXE_keysmith"))
     }
 
     /// Starts it again (after `stop` or `kill`), appending to the same log.
@@ -57,7 +82,7 @@ impl Operator {
             .append(true)
             .open(&self.log)
             .expect("operator log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_keysmith"));
+        let mut command = Command::new(&self.binary);
         command
             .args([
                 "run",

@@ -1,0 +1,779 @@
+//! keysmith-bench: throughput, writes, idle writes, latency and memory of
+//! `keysmith run` against the control plane in KUBECONFIG (SPEC section 8).
+//!
+//!   cargo bench --bench keysmith-bench -- --count 1000
+//!
+//! (`cargo bench` builds it and the release `keysmith` binary it drives.)
+//!
+//! What each timing includes:
+//! - raw: N resources (half GatewayApps, half SignatureKeys) are created first in
+//!   their own namespace; the clock then times only a tuned client of ours doing
+//!   exactly keysmith's minimal writes for each — one Secret create and one
+//!   status apply of the same sizes — at the concurrency that saturates the
+//!   apiserver.
+//! - keysmith: N resources are created in another namespace with the operator
+//!   stopped; the clock runs from starting the release `keysmith run` to the
+//!   moment a watch has seen every one Ready (start-up, initial lists, reads
+//!   and writes all included).
+//! - writes: mutating requests (POST/PUT/PATCH/APPLY/DELETE) on Secrets,
+//!   GatewayApps and SignatureKeys counted by the apiserver's own
+//!   `apiserver_request_total`, during the keysmith phase only; events are
+//!   counted apart.
+//! - idle: the same count over a quiet period that includes an operator restart
+//!   (a full re-list and re-reconcile).
+//! - latency: with the operator running, resources are created at half the
+//!   measured keysmith throughput and timed from create to Ready (by watch).
+//! - rss: the operator's VmRSS from /proc at the end.
+//!
+//! The last line printed is one JSON object with the figures.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use keysmith::api::{GatewayApp, SignatureKey};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+#[derive(Debug, Parser)]
+#[command(about = "Measure keysmith against the control plane in KUBECONFIG")]
+struct Args {
+    /// Resources to issue (half GatewayApps, half SignatureKeys).
+    #[arg(long, default_value_t = 1000)]
+    count: usize,
+    /// Client concurrency for creating resources and for the raw baseline.
+    #[arg(long, default_value_t = 64)]
+    client_concurrency: usize,
+    /// `keysmith run --concurrency`.
+    #[arg(long, default_value_t = 16)]
+    operator_concurrency: u16,
+    /// Resources created for the latency measurement (0: min(count, 200)).
+    #[arg(long, default_value_t = 0)]
+    latency_count: usize,
+    /// Unrelated Secrets to create before starting (memory overhead check).
+    #[arg(long, default_value_t = 0)]
+    unrelated_secrets: usize,
+    /// Quiet period for the idle-write count, in seconds.
+    #[arg(long, default_value_t = 10)]
+    idle_seconds: u64,
+    /// The keysmith binary (default: the one cargo built with this program).
+    #[arg(long)]
+    keysmith: Option<PathBuf>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+    /// Keep the namespaces afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn app_object(name: &str) -> GatewayApp {
+    serde_json::from_value(json!({
+        "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+        "metadata": {"name": name}, "spec": {}
+    }))
+    .expect("static object")
+}
+
+fn key_object(name: &str) -> SignatureKey {
+    serde_json::from_value(json!({
+        "apiVersion": "keysmith.dev/v1alpha1", "kind": "SignatureKey",
+        "metadata": {"name": name}, "spec": {}
+    }))
+    .expect("static object")
+}
+
+fn names(prefix: &str, count: usize) -> Vec<(bool, String)> {
+    (0..count)
+        .map(|i| (i % 2 == 0, format!("{prefix}-{i:06}")))
+        .collect()
+}
+
+async fn create_namespace(client: &Client, name: &str) -> Result<(), BoxError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    api.create(&PostParams::default(), &ns).await?;
+    Ok(())
+}
+
+async fn create_resources(
+    client: &Client,
+    ns: &str,
+    objects: &[(bool, String)],
+    concurrency: usize,
+) -> Result<(), BoxError> {
+    let apps: Api<GatewayApp> = Api::namespaced(client.clone(), ns);
+    let keys: Api<SignatureKey> = Api::namespaced(client.clone(), ns);
+    stream::iter(objects.iter().cloned())
+        .map(|(is_app, name)| {
+            let (apps, keys) = (apps.clone(), keys.clone());
+            async move {
+                if is_app {
+                    apps.create(&PostParams::default(), &app_object(&name))
+                        .await
+                        .map(|_| ())
+                } else {
+                    keys.create(&PostParams::default(), &key_object(&name))
+                        .await
+                        .map(|_| ())
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
+/// Exactly what keysmith writes per resource: a Secret of the same shape, and a status.
+async fn raw_writes(
+    client: &Client,
+    ns: &str,
+    objects: &[(bool, String)],
+    concurrency: usize,
+) -> Result<Duration, BoxError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let apps: Api<GatewayApp> = Api::namespaced(client.clone(), ns);
+    let keys: Api<SignatureKey> = Api::namespaced(client.clone(), ns);
+    let started = Instant::now();
+    stream::iter(objects.iter().cloned())
+        .map(|(is_app, name)| {
+            let (secrets, apps, keys) = (secrets.clone(), apps.clone(), keys.clone());
+            async move {
+                let secret = Secret {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        labels: Some(BTreeMap::from([
+                            ("app.kubernetes.io/managed-by".to_string(), "keysmith-bench".to_string()),
+                            ("keysmith.dev/gatewayapp".to_string(), name.clone()),
+                        ])),
+                        annotations: Some(BTreeMap::from([
+                            ("keysmith.dev/revision".to_string(), "1".to_string()),
+                            ("keysmith.dev/rotated-at".to_string(), "2026-11-24T10:00:00Z".to_string()),
+                            ("keysmith.dev/rotation-reason".to_string(), "Initial".to_string()),
+                            ("keysmith.dev/issued-at".to_string(), "2026-11-24T10:00:00Z".to_string()),
+                        ])),
+                        ..Default::default()
+                    },
+                    type_: Some("Opaque".into()),
+                    data: Some(BTreeMap::from([
+                        ("app_key".to_string(), ByteString(vec![b'k'; 36])),
+                        ("app_secret".to_string(), ByteString(vec![b's'; 32])),
+                        ("app_id".to_string(), ByteString(vec![b'i'; 36])),
+                    ])),
+                    ..Default::default()
+                };
+                secrets.create(&PostParams::default(), &secret).await?;
+                let status = json!({
+                    "apiVersion": "keysmith.dev/v1alpha1",
+                    "kind": if is_app { "GatewayApp" } else { "SignatureKey" },
+                    "status": {
+                        "secretName": name, "revision": 1, "lastRotationReason": "Initial",
+                        "lastRotationTime": "2026-11-24T10:00:00Z", "updateTime": "2026-11-24T10:00:00Z",
+                        "observedGeneration": 1, "generatorLength": 32,
+                        "conditions": [{"type": "Ready", "status": "True", "reason": "Issued",
+                            "message": format!("credentials issued in Secret {name} (revision 1)"),
+                            "lastTransitionTime": "2026-11-24T10:00:00Z", "observedGeneration": 1}]
+                    }
+                });
+                let params = PatchParams::apply("keysmith-bench").force();
+                if is_app {
+                    apps.patch_status(&name, &params, &Patch::Apply(&status)).await.map(|_| ())
+                } else {
+                    keys.patch_status(&name, &params, &Patch::Apply(&status)).await.map(|_| ())
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(started.elapsed())
+}
+
+fn is_ready_json(status: Option<serde_json::Value>) -> bool {
+    status
+        .and_then(|s| s.get("conditions").cloned())
+        .and_then(|c| c.as_array().cloned())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+/// The objects an event carries as they are now.
+fn applied<K>(event: watcher::Event<K>) -> impl Iterator<Item = K> {
+    match event {
+        watcher::Event::Apply(object) | watcher::Event::InitApply(object) => Some(object),
+        _ => None,
+    }
+    .into_iter()
+}
+
+/// Watches both kinds in `ns`; returns when `expected` objects are Ready, with
+/// the instant each became Ready (first seen so).
+async fn wait_all_ready(
+    client: &Client,
+    ns: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Result<HashMap<String, Instant>, BoxError> {
+    let apps = watcher(
+        Api::<GatewayApp>::namespaced(client.clone(), ns),
+        watcher::Config::default(),
+    )
+    .map_ok(|e| {
+        applied(e)
+            .filter(|a| is_ready_json(serde_json::to_value(&a.status).ok()))
+            .map(|a| format!("app/{}", a.name_any()))
+            .collect::<Vec<_>>()
+    })
+    .boxed();
+    let keys = watcher(
+        Api::<SignatureKey>::namespaced(client.clone(), ns),
+        watcher::Config::default(),
+    )
+    .map_ok(|e| {
+        applied(e)
+            .filter(|k| is_ready_json(serde_json::to_value(&k.status).ok()))
+            .map(|k| format!("key/{}", k.name_any()))
+            .collect::<Vec<_>>()
+    })
+    .boxed();
+    let mut merged = stream::select(apps, keys);
+    let mut ready: HashMap<String, Instant> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while ready.len() < expected {
+        let next = tokio::time::timeout_at(deadline, merged.next())
+            .await
+            .map_err(|_| format!("only {} of {expected} Ready after {timeout:?}", ready.len()))?;
+        match next {
+            Some(Ok(names)) => {
+                let now = Instant::now();
+                for name in names {
+                    ready.entry(name).or_insert(now);
+                }
+            }
+            Some(Err(error)) => eprintln!("watch error (retrying): {error}"),
+            None => return Err("watch ended".into()),
+        }
+    }
+    Ok(ready)
+}
+
+/// Mutating requests the apiserver has served, by resource.
+async fn mutating_requests(client: &Client) -> Result<BTreeMap<String, f64>, BoxError> {
+    let request = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(request).await?;
+    let mut out = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let verb = label(line, "verb");
+        let resource = label(line, "resource");
+        if !matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE") {
+            continue;
+        }
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *out.entry(resource.clone()).or_insert(0.0) += value;
+        let detail = format!("{resource}/{} {verb}", label(line, "subresource"));
+        *out.entry(detail).or_insert(0.0) += value;
+    }
+    Ok(out)
+}
+
+fn label(line: &str, name: &str) -> String {
+    line.split(&format!("{name}=\""))
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn delta(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>, resources: &[&str]) -> f64 {
+    resources
+        .iter()
+        .map(|r| after.get(*r).copied().unwrap_or(0.0) - before.get(*r).copied().unwrap_or(0.0))
+        .sum()
+}
+
+struct Operator {
+    child: Child,
+}
+
+impl Operator {
+    fn start(binary: &PathBuf, ns: &str, concurrency: u16) -> Result<Operator, BoxError> {
+        let child = Command::new(binary)
+            .args([
+                "run",
+                "--namespace",
+                ns,
+                "--metrics-addr",
+                "off",
+                "--health-addr",
+                "off",
+            ])
+            .args([
+                "--concurrency",
+                &concurrency.to_string(),
+                "--log-format",
+                "json",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        Ok(Operator { child })
+    }
+
+    /// Resident memory now (`VmRSS`), or at its peak (`VmHWM`), in MiB.
+    fn memory_mib(&self, field: &str) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(field))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Waits (up to `limit`) until the operator has used under 2% of a core
+    /// for 3 s running: its re-list and re-reconciles are over.
+    async fn settle(&self, limit: Duration) {
+        let pid = self.child.id().to_string();
+        let deadline = Instant::now() + limit;
+        let mut quiet = 0;
+        let mut last = process_cpu(&pid);
+        while quiet < 3 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = process_cpu(&pid);
+            quiet = if now - last < 0.02 { quiet + 1 } else { 0 };
+            last = now;
+        }
+    }
+
+    fn stop(mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds (user + system) used so far by the processes that share the
+/// machine in a run: where a phase's time goes.
+#[derive(Clone, Copy, Default)]
+struct CpuSeconds {
+    apiserver: f64,
+    etcd: f64,
+    operator: f64,
+    bench: f64,
+}
+
+impl CpuSeconds {
+    fn sample(operator: Option<u32>) -> CpuSeconds {
+        let mut sample = CpuSeconds {
+            bench: process_cpu("self"),
+            operator: operator.map_or(0.0, |pid| process_cpu(&pid.to_string())),
+            ..CpuSeconds::default()
+        };
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let pid = entry.file_name().to_string_lossy().to_string();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            match std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .as_deref()
+                .map(str::trim)
+            {
+                Ok("kube-apiserver") => sample.apiserver += process_cpu(&pid),
+                Ok("etcd") => sample.etcd += process_cpu(&pid),
+                _ => {}
+            }
+        }
+        sample
+    }
+
+    fn since(self, earlier: CpuSeconds) -> String {
+        format!(
+            "apiserver {:.1}, etcd {:.1}, keysmith {:.1}, bench client {:.1}",
+            self.apiserver - earlier.apiserver,
+            self.etcd - earlier.etcd,
+            self.operator - earlier.operator,
+            self.bench - earlier.bench
+        )
+    }
+}
+
+/// utime + stime of /proc/PID/stat, in seconds.
+fn process_cpu(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at state (field 3).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / per_second
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+async fn unrelated_secrets(
+    client: &Client,
+    ns: &str,
+    count: usize,
+    concurrency: usize,
+) -> Result<(), BoxError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    stream::iter(0..count)
+        .map(|i| {
+            let secrets = secrets.clone();
+            async move {
+                let secret = Secret {
+                    metadata: ObjectMeta {
+                        name: Some(format!("unrelated-{i:06}")),
+                        ..Default::default()
+                    },
+                    data: Some(BTreeMap::from([(
+                        "payload".to_string(),
+                        ByteString(vec![b'x'; 64]),
+                    )])),
+                    ..Default::default()
+                };
+                secrets
+                    .create(&PostParams::default(), &secret)
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args = Args::parse();
+    let client = Client::try_default().await?;
+    let binary = args
+        .keysmith
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_keysmith")));
+    let run_id = std::process::id();
+    let raw_ns = format!("bench-raw-{run_id}");
+    let ks_ns = format!("bench-keysmith-{run_id}");
+    let lat_ns = format!("bench-latency-{run_id}");
+    for ns in [&raw_ns, &ks_ns, &lat_ns] {
+        create_namespace(&client, ns).await?;
+    }
+    let n = args.count;
+    let c = args.client_concurrency;
+    eprintln!(
+        "keysmith-bench: {n} resources, client concurrency {c}, operator concurrency {}",
+        args.operator_concurrency
+    );
+
+    if args.unrelated_secrets > 0 {
+        eprintln!("creating {} unrelated Secrets", args.unrelated_secrets);
+        unrelated_secrets(&client, &ks_ns, args.unrelated_secrets, c).await?;
+    }
+
+    // 1. Raw baseline.
+    let raw_objects = names("raw", n);
+    create_resources(&client, &raw_ns, &raw_objects, c).await?;
+    let cpu_before = CpuSeconds::sample(None);
+    let raw = raw_writes(&client, &raw_ns, &raw_objects, c).await?;
+    let raw_cpu = CpuSeconds::sample(None).since(cpu_before);
+    eprintln!(
+        "raw baseline: {:.2}s for {} writes; CPU s: {raw_cpu}",
+        raw.as_secs_f64(),
+        2 * n
+    );
+
+    // 2. keysmith from a cold start on pre-created resources.
+    let objects = names("obj", n);
+    create_resources(&client, &ks_ns, &objects, c).await?;
+    let before = mutating_requests(&client).await?;
+    let cpu_before = CpuSeconds::sample(None);
+    let started = Instant::now();
+    let operator = Operator::start(&binary, &ks_ns, args.operator_concurrency)?;
+    let ready =
+        wait_all_ready(&client, &ks_ns, n, Duration::from_secs(600 + n as u64 / 10)).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let keysmith_cpu = CpuSeconds::sample(Some(operator.child.id())).since(cpu_before);
+    eprintln!("keysmith phase CPU s: {keysmith_cpu}");
+    tokio::time::sleep(Duration::from_secs(2)).await; // let trailing events land
+    let after = mutating_requests(&client).await?;
+    let writes = delta(
+        &after,
+        &before,
+        &["secrets", "gatewayapps", "signaturekeys"],
+    );
+    let events = delta(&after, &before, &["events"]);
+    // The operator that issued everything, before any restart.
+    let issuing_rss_mib = operator.memory_mib("VmRSS:");
+    let mut start_to_ready: Vec<f64> = ready
+        .values()
+        .map(|t| (*t - started).as_secs_f64() * 1000.0)
+        .collect();
+    start_to_ready.sort_by(|a, b| a.total_cmp(b));
+    eprintln!("keysmith: {seconds:.2}s to all Ready; {writes} writes (+{events} events)");
+    for (key, value) in &after {
+        let change = value - before.get(key).copied().unwrap_or(0.0);
+        if key.contains(' ') && change > 0.0 {
+            eprintln!("  {key}: {change}");
+        }
+    }
+
+    // 3. Idle: a quiet period with an operator restart (full re-list) in it.
+    let idle_before = mutating_requests(&client).await?;
+    tokio::time::sleep(Duration::from_secs(args.idle_seconds / 2)).await;
+    operator.stop();
+    let operator = Operator::start(&binary, &ks_ns, args.operator_concurrency)?;
+    tokio::time::sleep(Duration::from_secs(
+        args.idle_seconds - args.idle_seconds / 2,
+    ))
+    .await;
+    let idle_after = mutating_requests(&client).await?;
+    let idle_writes = delta(
+        &idle_after,
+        &idle_before,
+        &["secrets", "gatewayapps", "signaturekeys", "events"],
+    );
+    eprintln!(
+        "idle: {idle_writes} writes over {}s with a restart",
+        args.idle_seconds
+    );
+    // Memory once the restarted operator has re-listed and re-checked
+    // everything and is idle; the peak is reported beside it.
+    operator.settle(Duration::from_secs(120)).await;
+    let rss_mib = operator.memory_mib("VmRSS:");
+    let peak_rss_mib = operator.memory_mib("VmHWM:");
+    operator.stop();
+
+    // 4. Latency at half the measured throughput.
+    let latency_count = if args.latency_count == 0 {
+        n.min(200)
+    } else {
+        args.latency_count
+    };
+    let rate = (n as f64 / seconds) / 2.0;
+    let lat_operator = Operator::start(&binary, &lat_ns, args.operator_concurrency)?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let lat_objects = names("lat", latency_count);
+    let watch_client = client.clone();
+    let lat_ns_watch = lat_ns.clone();
+    let watcher_task = tokio::spawn(async move {
+        wait_all_ready(
+            &watch_client,
+            &lat_ns_watch,
+            latency_count,
+            Duration::from_secs(600),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.1));
+    let mut created_at: HashMap<String, Instant> = HashMap::new();
+    let apps: Api<GatewayApp> = Api::namespaced(client.clone(), &lat_ns);
+    let keys: Api<SignatureKey> = Api::namespaced(client.clone(), &lat_ns);
+    let mut ticker = tokio::time::interval(interval);
+    let creators = Arc::new(tokio::sync::Semaphore::new(c));
+    let mut handles = Vec::new();
+    for (is_app, name) in lat_objects {
+        ticker.tick().await;
+        let key = if is_app {
+            format!("app/{name}")
+        } else {
+            format!("key/{name}")
+        };
+        created_at.insert(key, Instant::now());
+        let (apps, keys, permit) = (
+            apps.clone(),
+            keys.clone(),
+            creators.clone().acquire_owned().await?,
+        );
+        handles.push(tokio::spawn(async move {
+            let _permit = permit;
+            if is_app {
+                apps.create(&PostParams::default(), &app_object(&name))
+                    .await
+                    .map(|_| ())
+            } else {
+                keys.create(&PostParams::default(), &key_object(&name))
+                    .await
+                    .map(|_| ())
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await??;
+    }
+    let lat_ready = watcher_task.await??;
+    let mut latencies: Vec<f64> = lat_ready
+        .iter()
+        .filter_map(|(k, t)| created_at.get(k).map(|c| (*t - *c).as_secs_f64() * 1000.0))
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    lat_operator.stop();
+
+    let raw_seconds = raw.as_secs_f64();
+    let throughput_ratio = raw_seconds / seconds;
+    let p50 = percentile(&latencies, 50.0);
+    let p99 = percentile(&latencies, 99.0);
+    println!(
+        "keysmith-bench: {n} resources ({} GatewayApps, {} SignatureKeys)",
+        n.div_ceil(2),
+        n / 2
+    );
+    println!(
+        "  cores {}, memory {:.1} GiB",
+        std::thread::available_parallelism()
+            .map(|p| p.get())
+            .unwrap_or(0),
+        mem_gib()
+    );
+    println!(
+        "  {:<44} {:>12}",
+        "raw baseline (2 writes per resource)",
+        format!("{raw_seconds:.2} s")
+    );
+    println!(
+        "  {:<44} {:>12}",
+        "keysmith, start to all Ready",
+        format!("{seconds:.2} s")
+    );
+    println!("  CPU seconds, raw phase:      {raw_cpu}");
+    println!("  CPU seconds, keysmith phase: {keysmith_cpu}");
+    println!(
+        "  {:<44} {:>12}",
+        "throughput ratio (raw / keysmith)",
+        format!("{throughput_ratio:.3}")
+    );
+    println!(
+        "  {:<44} {:>12}",
+        "start→Ready p50 / p99 (cold start)",
+        format!(
+            "{:.0} / {:.0} ms",
+            percentile(&start_to_ready, 50.0),
+            percentile(&start_to_ready, 99.0)
+        )
+    );
+    println!(
+        "  {:<44} {:>12}",
+        "writes per resource (Secrets + status)",
+        format!("{:.2}", writes / n as f64)
+    );
+    println!(
+        "  {:<44} {:>12}",
+        "events per resource",
+        format!("{:.2}", events / n as f64)
+    );
+    println!(
+        "  {:<44} {:>12}",
+        "idle writes (quiet period with a restart)",
+        format!("{idle_writes}")
+    );
+    println!(
+        "  {:<44} {:>12}",
+        format!("create→Ready p50 at {rate:.0}/s ({latency_count} objects)"),
+        format!("{p50:.0} ms")
+    );
+    println!(
+        "  {:<44} {:>12}",
+        "create→Ready p99",
+        format!("{p99:.0} ms")
+    );
+    println!(
+        "  {:<44} {:>12}",
+        "operator RSS, idle after the restart",
+        format!("{rss_mib:.1} MiB")
+    );
+    println!(
+        "  {:<44} {:>12}",
+        "operator RSS, right after issuing all",
+        format!("{issuing_rss_mib:.1} MiB")
+    );
+    println!(
+        "  {:<44} {:>12}",
+        "operator RSS, peak after the restart",
+        format!("{peak_rss_mib:.1} MiB")
+    );
+    if args.unrelated_secrets > 0 {
+        println!("  ({} unrelated Secrets present)", args.unrelated_secrets);
+    }
+
+    if !args.keep {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        for ns in [&raw_ns, &ks_ns, &lat_ns] {
+            let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+        }
+    }
+    println!(
+        "{}",
+        json!({
+            "count": n,
+            "seconds": round(seconds),
+            "raw_seconds": round(raw_seconds),
+            "throughput_ratio": round(throughput_ratio),
+            "writes_per_resource": round(writes / n as f64),
+            "idle_writes": idle_writes,
+            "p50_ms": round(p50),
+            "p99_ms": round(p99),
+            "rss_mib": round(rss_mib),
+        })
+    );
+    Ok(())
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn mem_gib() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0 / 1024.0)
+        .unwrap_or(f64::NAN)
+}

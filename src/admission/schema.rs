@@ -1,0 +1,130 @@
+//! The CRDs: kube-derive's schema plus the rules of `crate::admission`,
+//! rendered as `pattern`/length bounds and CEL `x-kubernetes-validations`.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use serde_json::{Map, Value, json};
+
+use crate::admission::{KindRules, Scope, gateway_app_rules, signature_key_rules};
+use crate::api::{GatewayApp, SignatureKey};
+
+/// Both CRDs, as installed.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![gateway_app_crd(), signature_key_crd()]
+}
+
+pub fn gateway_app_crd() -> CustomResourceDefinition {
+    with_rules(GatewayApp::crd(), &gateway_app_rules())
+}
+
+pub fn signature_key_crd() -> CustomResourceDefinition {
+    with_rules(SignatureKey::crd(), &signature_key_rules())
+}
+
+/// The CRDs as one multi-document YAML text (what `keysmith crds` prints).
+pub fn crds_yaml() -> String {
+    crds().iter().map(crd_yaml).collect::<Vec<_>>().join("")
+}
+
+/// One CRD as a YAML document, starting with `---`.
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> String {
+    // Serialising our own types cannot fail; an empty document would fail the CRD tests loudly.
+    format!("---\n{}", serde_norway::to_string(crd).unwrap_or_default())
+}
+
+fn with_rules<S>(crd: CustomResourceDefinition, rules: &KindRules<S>) -> CustomResourceDefinition {
+    let mut value = serde_json::to_value(&crd).unwrap_or(Value::Null);
+    if let Some(root) = value.pointer_mut("/spec/versions/0/schema/openAPIV3Schema") {
+        render_rules(root, rules);
+        strip_defaults_and_unsigned(root);
+    }
+    serde_json::from_value(value).unwrap_or(crd)
+}
+
+fn render_rules<S>(root: &mut Value, rules: &KindRules<S>) {
+    for rule in &rules.fields {
+        let Some(node) = node_at(root, &spec_path(rule.path)) else {
+            continue;
+        };
+        let (min, max, pattern) = rule.format.schema_bounds();
+        let object = ensure_object(node);
+        if let Some(min) = min {
+            object.insert("minLength".into(), json!(min));
+        }
+        object.insert("maxLength".into(), json!(max));
+        if let Some(pattern) = pattern {
+            object.insert("pattern".into(), json!(pattern));
+        }
+    }
+    for rule in &rules.cross {
+        let path = match rule.scope {
+            Scope::Root => Vec::new(),
+            Scope::Spec(below) => spec_path(below),
+        };
+        let Some(node) = node_at(root, &path) else {
+            continue;
+        };
+        let mut entry = Map::new();
+        entry.insert("rule".into(), json!(rule.cel));
+        entry.insert("message".into(), json!(rule.message));
+        if !rule.field_path.is_empty() {
+            entry.insert("fieldPath".into(), json!(rule.field_path));
+        }
+        entry.insert("reason".into(), json!("FieldValueInvalid"));
+        let list = ensure_object(node)
+            .entry("x-kubernetes-validations")
+            .or_insert_with(|| json!([]));
+        if let Value::Array(list) = list {
+            list.push(Value::Object(entry));
+        }
+    }
+}
+
+fn spec_path(below: &[&str]) -> Vec<String> {
+    std::iter::once("spec")
+        .chain(below.iter().copied())
+        .map(String::from)
+        .collect()
+}
+
+/// The schema node for a property path, walking `properties`.
+fn node_at<'a>(root: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
+    path.iter()
+        .try_fold(root, |node, name| node.get_mut("properties")?.get_mut(name))
+}
+
+fn ensure_object(node: &mut Value) -> &mut Map<String, Value> {
+    if !node.is_object() {
+        *node = json!({});
+    }
+    match node {
+        Value::Object(map) => map,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+/// GitOps tools diff what they applied against the live object; a schema
+/// default shows there as drift. So the CRDs carry none (SPEC section 1).
+fn strip_defaults_and_unsigned(node: &mut Value) {
+    match node {
+        Value::Object(map) => {
+            map.remove("default");
+            // The apiserver knows no unsigned formats; minimum: 0 says the same.
+            if map.get("format").and_then(Value::as_str) == Some("uint32") {
+                map.insert("format".into(), json!("int32"));
+            }
+            for (key, child) in map.iter_mut() {
+                if key == "properties" {
+                    // Keys here are field names, not schema keywords.
+                    if let Value::Object(fields) = child {
+                        fields.values_mut().for_each(strip_defaults_and_unsigned);
+                    }
+                } else {
+                    strip_defaults_and_unsigned(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_defaults_and_unsigned),
+        _ => {}
+    }
+}

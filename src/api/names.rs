@@ -1,0 +1,200 @@
+//! Every name keysmith writes into or reads from the cluster, in one place:
+//! labels, annotations, the field manager, default data keys, the kinds,
+//! condition types and reasons. Each enum's `as_str` is the wire spelling.
+//!
+//! Changing an annotation or label here changes what existing clusters hold:
+//! the Secret annotations are the rotation record (SPEC §5, Upgrades).
+
+/// The server-side-apply field manager for everything keysmith writes.
+pub const FIELD_MANAGER: &str = "keysmith";
+
+/// Labels keysmith puts on its Secrets.
+pub mod labels {
+    /// On every Secret keysmith writes; also its watch selector.
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    pub const MANAGED_BY_VALUE: &str = "keysmith";
+    /// The GatewayApp a Secret belongs to.
+    pub const GATEWAY_APP: &str = "keysmith.dev/gatewayapp";
+    /// The SignatureKey a Secret belongs to.
+    pub const SIGNATURE_KEY: &str = "keysmith.dev/signaturekey";
+}
+
+/// Annotations: the reset request users set on a resource, and the rotation
+/// record keysmith keeps on each Secret it writes (the crash-safe source of
+/// truth for revision, times and the reset requests carried out).
+pub mod annotations {
+    /// On a GatewayApp or SignatureKey: a new value asks for one reset.
+    pub const RESET_REQUEST: &str = "keysmith.dev/reset-request";
+
+    /// On the Secret: the revision of the credential set it holds.
+    pub const REVISION: &str = "keysmith.dev/revision";
+    pub const ROTATED_AT: &str = "keysmith.dev/rotated-at";
+    pub const ROTATION_REASON: &str = "keysmith.dev/rotation-reason";
+    pub const ISSUED_AT: &str = "keysmith.dev/issued-at";
+    pub const PREVIOUS_EXPIRES_AT: &str = "keysmith.dev/previous-expires-at";
+    pub const OBSERVED_RESET_REQUEST: &str = "keysmith.dev/observed-reset-request";
+    pub const OBSERVED_RESET_ANNOTATION: &str = "keysmith.dev/observed-reset-annotation";
+    /// The whole rotation record (a stale entry is removed when a write drops it).
+    pub const RECORD: [&str; 7] = [
+        REVISION,
+        ROTATED_AT,
+        ROTATION_REASON,
+        ISSUED_AT,
+        PREVIOUS_EXPIRES_AT,
+        OBSERVED_RESET_REQUEST,
+        OBSERVED_RESET_ANNOTATION,
+    ];
+    /// Written by `kubectl apply` (client-side); keysmith never reads it.
+    pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+}
+
+/// Default data key names in the output Secrets (`spec.secret.keys` renames them).
+pub mod data_keys {
+    pub const APP_KEY: &str = "app_key";
+    pub const APP_SECRET: &str = "app_secret";
+    pub const APP_ID: &str = "app_id";
+    pub const SIGN_KEY: &str = "sign_key";
+    pub const SIGN_SECRET: &str = "sign_secret";
+    /// Not renamable.
+    pub const SIGN_TYPE: &str = "sign_type";
+    pub const SIGN_ALGORITHM: &str = "sign_algorithm";
+    /// The kept previous secret: the secret's data key plus this suffix.
+    pub const PREVIOUS_SUFFIX: &str = "_previous";
+}
+
+/// keysmith's kinds, for metric labels and the command line. Behaviour is
+/// never chosen by matching on this: it lives in `crate::kinds`' trait impls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    GatewayApp,
+    SignatureKey,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::GatewayApp, Kind::SignatureKey];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::GatewayApp => "GatewayApp",
+            Kind::SignatureKey => "SignatureKey",
+        }
+    }
+
+    /// The resource's plural (its REST path segment).
+    pub const fn plural(self) -> &'static str {
+        match self {
+            Kind::GatewayApp => "gatewayapps",
+            Kind::SignatureKey => "signaturekeys",
+        }
+    }
+
+    /// The kind from what `kubectl` accepts: kind, plural, short names,
+    /// `plural.group`, in any case.
+    pub fn parse(text: &str) -> Option<Kind> {
+        match text.to_ascii_lowercase().as_str() {
+            "gatewayapp" | "gatewayapps" | "gwapp" | "gwapps" | "gatewayapps.keysmith.dev" => {
+                Some(Kind::GatewayApp)
+            }
+            "signaturekey"
+            | "signaturekeys"
+            | "sigkey"
+            | "sigkeys"
+            | "signaturekeys.keysmith.dev" => Some(Kind::SignatureKey),
+            _ => None,
+        }
+    }
+}
+
+/// Condition types keysmith sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionType {
+    Ready,
+}
+
+impl ConditionType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Ready => "Ready",
+        }
+    }
+}
+
+/// Reasons of the Ready condition and of events (SPEC §5, Events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// Ready: credentials issued. Also the event of a first issue.
+    Issued,
+    Rotated,
+    Reset,
+    KeyChanged,
+    AppKeyConflict,
+    SecretConflict,
+    InvalidSecretFrom,
+    SecretRecreated,
+    SecretEdited,
+    InvalidSecretData,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 10] = [
+        Reason::Issued,
+        Reason::Rotated,
+        Reason::Reset,
+        Reason::KeyChanged,
+        Reason::AppKeyConflict,
+        Reason::SecretConflict,
+        Reason::InvalidSecretFrom,
+        Reason::SecretRecreated,
+        Reason::SecretEdited,
+        Reason::InvalidSecretData,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::Issued => "Issued",
+            Reason::Rotated => "Rotated",
+            Reason::Reset => "Reset",
+            Reason::KeyChanged => "KeyChanged",
+            Reason::AppKeyConflict => "AppKeyConflict",
+            Reason::SecretConflict => "SecretConflict",
+            Reason::InvalidSecretFrom => "InvalidSecretFrom",
+            Reason::SecretRecreated => "SecretRecreated",
+            Reason::SecretEdited => "SecretEdited",
+            Reason::InvalidSecretData => "InvalidSecretData",
+        }
+    }
+
+    /// The reason a status carries, read back (`None` for one keysmith does not set).
+    pub fn parse(text: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::RotationReason;
+
+    #[test]
+    fn rotation_reasons_are_spelled_as_serde_spells_them() {
+        for reason in RotationReason::ALL {
+            let serde = serde_json::to_value(reason).unwrap();
+            assert_eq!(serde, serde_json::Value::from(reason.as_str()));
+            assert_eq!(RotationReason::parse(reason.as_str()), Some(reason));
+        }
+    }
+
+    #[test]
+    fn reasons_read_back() {
+        for reason in Reason::ALL {
+            assert_eq!(Reason::parse(reason.as_str()), Some(reason));
+        }
+        assert_eq!(Reason::parse("Other"), None);
+    }
+}

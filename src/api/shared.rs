@@ -1,0 +1,206 @@
+//! Types shared by `GatewayApp` and `SignatureKey`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where a user-supplied secret value comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretSource {
+    /// A key of a Secret in the same namespace as this resource. keysmith reads
+    /// it, validates it against the format rule, and copies it into the output
+    /// Secret; a changed value is propagated (reason SecretFromChanged).
+    pub secret_key_ref: SecretKeyRef,
+}
+
+/// A key in a Secret of the resource's namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    pub name: String,
+    /// Key within the Secret's data.
+    pub key: String,
+}
+
+/// How generated secrets are made.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Generator {
+    /// Length of a generated secret. Must lie within the secret's format rule
+    /// and give at least 128 bits of entropy (22 characters without symbols,
+    /// 21 with); the aes sign_secret is always exactly 16. Effective default 32
+    /// (16 for aes), reported in status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u32>,
+    /// Also draw from the rule's special characters (_ - ! @ # $ %). The first
+    /// character is always a letter or digit. Effective default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbols: Option<bool>,
+}
+
+/// What happens to the output Secret when the resource is deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// The Secret carries an owner reference and is garbage-collected with the resource.
+    #[default]
+    Delete,
+    /// The Secret stays behind when the resource is deleted.
+    Retain,
+}
+
+/// Why the issued credentials last changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RotationReason {
+    /// First issue.
+    Initial,
+    /// `rotation.interval` elapsed.
+    Schedule,
+    /// A new `spec.resetRequest` or `keysmith.dev/reset-request` annotation value.
+    ResetRequest,
+    /// `spec.appKey` changed (GatewayApp).
+    AppKeyChanged,
+    /// `spec.signKey` changed (SignatureKey).
+    KeyChanged,
+    /// The value in the `…SecretFrom` Secret changed.
+    SecretFromChanged,
+    /// The output Secret was deleted and new credentials were issued.
+    SecretRecreated,
+}
+
+impl RotationReason {
+    pub const ALL: [RotationReason; 7] = [
+        RotationReason::Initial,
+        RotationReason::Schedule,
+        RotationReason::ResetRequest,
+        RotationReason::AppKeyChanged,
+        RotationReason::KeyChanged,
+        RotationReason::SecretFromChanged,
+        RotationReason::SecretRecreated,
+    ];
+
+    /// The wire spelling (as serde writes it; a unit test holds them equal).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RotationReason::Initial => "Initial",
+            RotationReason::Schedule => "Schedule",
+            RotationReason::ResetRequest => "ResetRequest",
+            RotationReason::AppKeyChanged => "AppKeyChanged",
+            RotationReason::KeyChanged => "KeyChanged",
+            RotationReason::SecretFromChanged => "SecretFromChanged",
+            RotationReason::SecretRecreated => "SecretRecreated",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RotationReason> {
+        RotationReason::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+/// Status fields common to both kinds: the rotation bookkeeping.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationStatus {
+    /// Name of the output Secret holding the credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// When the credentials (key or secret) last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotation_time: Option<Time>,
+    /// Why they last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotation_reason: Option<RotationReason>,
+    /// When the next scheduled rotation is due. Absent without
+    /// `rotation.interval`, and when the secret comes from a `…SecretFrom` Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_time: Option<Time>,
+    /// While a replaced secret is kept under `*_previous`: when it will be removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expiry_time: Option<Time>,
+    /// Increases by one per issued credential set; the Secret carries the same
+    /// number in its `keysmith.dev/revision` annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// The last spec.resetRequest value that was carried out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_reset_request: Option<String>,
+    /// The last keysmith.dev/reset-request annotation value that was carried
+    /// out (kept apart from observedResetRequest so that using one never
+    /// re-triggers the other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_reset_annotation: Option<String>,
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Effective length of generated secrets (generator.length or its default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_length: Option<u32>,
+    /// Current state. `Ready` is True once the credentials are issued and the
+    /// Secret matches them; its reason says why not otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Labels and annotations copied onto the output Secret.
+pub type StringMap = BTreeMap<String, String>;
+
+/// The parts of both specs that mean the same thing, so that validation and
+/// planning are written once.
+pub trait CommonSpec {
+    /// The `…SecretFrom` field.
+    fn secret_from(&self) -> Option<&SecretSource>;
+    fn generator(&self) -> Option<&Generator>;
+    fn interval(&self) -> Option<&str>;
+    fn keep_previous(&self) -> Option<&str>;
+    /// `rotateAppKey` / `rotateSignKey`.
+    fn rotate_key(&self) -> Option<bool>;
+    fn reset_request(&self) -> Option<&str>;
+    fn secret_name(&self) -> Option<&str>;
+    fn secret_labels(&self) -> Option<&StringMap>;
+    fn secret_annotations(&self) -> Option<&StringMap>;
+    fn deletion_policy(&self) -> Option<DeletionPolicy>;
+}
+
+/// Implements [`CommonSpec`] for a spec whose rotation type has `$rotate_key`.
+macro_rules! common_spec {
+    ($spec:ty, $secret_from:ident, $rotate_key:ident) => {
+        impl $crate::api::CommonSpec for $spec {
+            fn secret_from(&self) -> Option<&$crate::api::SecretSource> {
+                self.$secret_from.as_deref()
+            }
+            fn generator(&self) -> Option<&$crate::api::Generator> {
+                self.generator.as_ref()
+            }
+            fn interval(&self) -> Option<&str> {
+                self.rotation.as_ref().and_then(|r| r.interval.as_deref())
+            }
+            fn keep_previous(&self) -> Option<&str> {
+                self.rotation
+                    .as_ref()
+                    .and_then(|r| r.keep_previous.as_deref())
+            }
+            fn rotate_key(&self) -> Option<bool> {
+                self.rotation.as_ref().and_then(|r| r.$rotate_key)
+            }
+            fn reset_request(&self) -> Option<&str> {
+                self.reset_request.as_deref()
+            }
+            fn secret_name(&self) -> Option<&str> {
+                self.secret.as_ref().and_then(|t| t.name.as_deref())
+            }
+            fn secret_labels(&self) -> Option<&$crate::api::StringMap> {
+                self.secret.as_ref().and_then(|t| t.labels.as_ref())
+            }
+            fn secret_annotations(&self) -> Option<&$crate::api::StringMap> {
+                self.secret.as_ref().and_then(|t| t.annotations.as_ref())
+            }
+            fn deletion_policy(&self) -> Option<$crate::api::DeletionPolicy> {
+                self.secret.as_ref().and_then(|t| t.deletion_policy)
+            }
+        }
+    };
+}
+pub(crate) use common_spec;

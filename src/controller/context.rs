@@ -1,0 +1,78 @@
+//! What every reconcile shares: the [`Shared`] parts (client, metrics, the
+//! event queue, own-write records, which Secrets exist) and, per kind, a
+//! typed [`KindContext`] with that kind's cache and indexes. No downcasts
+//! and no kind names: a controller for kind `K` holds a `KindContext<K>`.
+
+use std::sync::{Arc, Mutex};
+
+use kube::Client;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::echo::OwnWrites;
+use super::events::EventQueue;
+use super::index::{Holder, KeyIndex, SourceIndex};
+use super::lock;
+use super::metrics::Metrics;
+use super::secret_names::SecretNames;
+use crate::engine::Intent;
+use crate::kinds::CredentialKind;
+
+/// Shared by the controllers of every kind.
+pub struct Shared {
+    pub client: Client,
+    pub metrics: Arc<Metrics>,
+    /// Events go out from a background task, off the reconcile path.
+    pub events: EventQueue,
+    pub writes: OwnWrites,
+    /// Secrets that exist, from the one Secret metadata watch.
+    pub secret_names: Mutex<SecretNames>,
+}
+
+/// One kind's controller state.
+pub struct KindContext<K: CredentialKind> {
+    pub shared: Arc<Shared>,
+    /// The kind's cache (the controller's reflector store).
+    pub cache: Store<K>,
+    /// Which objects read which `…SecretFrom` Secret (each kind's re-list resyncs its own).
+    pub sources: Mutex<SourceIndex>,
+    /// Which objects hold which unique key (empty for kinds without unique keys).
+    pub keys: Mutex<KeyIndex>,
+}
+
+impl<K: CredentialKind> KindContext<K> {
+    pub fn new(shared: Arc<Shared>, cache: Store<K>) -> Self {
+        KindContext {
+            shared,
+            cache,
+            sources: Mutex::new(SourceIndex::default()),
+            keys: Mutex::new(KeyIndex::default()),
+        }
+    }
+
+    /// The cache's newest copy of `object`: the copy a reconcile was handed
+    /// may predate a write it or an earlier pass made.
+    pub fn newest(&self, object: &Arc<K>) -> Arc<K> {
+        self.cache
+            .get(&ObjectRef::from_obj(&**object))
+            .filter(|cached| cached.meta().uid == object.meta().uid)
+            .unwrap_or_else(|| object.clone())
+    }
+
+    /// An older object of this kind holding the unique key `object` wants.
+    pub fn key_held_by(&self, object: &K, intent: &Intent) -> Option<String> {
+        let wanted = object.unique_key_wanted(intent)?;
+        let keys = lock(&self.keys);
+        keys.older_holder(&wanted, &holder_of(object))
+            .map(|holder| format!("{} {}", K::KIND.as_str(), holder.display()))
+    }
+}
+
+/// An object as the indexes know it.
+pub fn holder_of<K: kube::Resource>(object: &K) -> Holder {
+    Holder {
+        created: object.meta().creation_timestamp.as_ref().map(|t| t.0),
+        uid: object.meta().uid.clone().unwrap_or_default(),
+        namespace: object.meta().namespace.clone().unwrap_or_default(),
+        name: object.meta().name.clone().unwrap_or_default(),
+    }
+}

@@ -1,0 +1,203 @@
+//! The kube-runtime shell around the engine.
+//!
+//! - [`reconcile`]: one pass as named steps (observe → plan → apply Secret →
+//!   apply status → emit), with `error_policy`;
+//! - [`secrets`] and [`status`]: the I/O of the two writes, Secret first
+//!   (held by the types: the status step takes the Secret step's result);
+//! - [`echo`]: own-write bookkeeping, with its invariant;
+//! - [`watches`]: one watch per kind, one Secret metadata watch for all,
+//!   index upkeep and the Secret → resource fan-out;
+//! - [`context`]: shared and per-kind state; [`index`], [`secret_names`]:
+//!   the pure indexes it holds;
+//! - [`events`], [`metrics`], [`health`]: what the controller reports;
+//! - [`error`]: one error type per step, permanent or transient.
+
+pub mod context;
+pub mod echo;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod index;
+pub mod metrics;
+pub mod reconcile;
+pub mod secret_names;
+pub mod secrets;
+pub mod status;
+pub mod watches;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::channel::mpsc;
+use kube::core::NamespaceResourceScope;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector;
+use kube::{Client, Resource};
+use tracing::{debug, info};
+
+pub use error::Error;
+pub use health::Health;
+pub use metrics::Metrics;
+
+use crate::api::{GatewayApp, SignatureKey};
+use crate::kinds::CredentialKind;
+use context::{KindContext, Shared};
+use echo::OwnWrites;
+use events::EventQueue;
+use secret_names::SecretNames;
+use watches::{SecretListener, SecretTriggers};
+
+/// How `keysmith run` runs the controllers.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Watch one namespace; `None` for all.
+    pub namespace: Option<String>,
+    /// Reconciles at once per kind (0: unbounded).
+    pub concurrency: u16,
+}
+
+/// keysmith never installs its CRDs; it says clearly when they are missing.
+/// Asks with a one-item list of each kind: the permission it needs anyway.
+pub async fn check_crds(client: &Client, namespace: &Option<String>) -> Result<(), String> {
+    check_crd::<GatewayApp>(client, namespace).await?;
+    check_crd::<SignatureKey>(client, namespace).await
+}
+
+async fn check_crd<K>(client: &Client, namespace: &Option<String>) -> Result<(), String>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let probe = kube::api::ListParams::default().limit(1);
+    let name = format!("{}.{}", K::KIND.plural(), crate::api::GROUP);
+    match watches::api::<K>(client, namespace)
+        .list_metadata(&probe)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(format!(
+            "CRD {name} is not installed: kubectl apply --server-side -f crds/"
+        )),
+        Err(error) => Err(format!("cannot list {name}: {error}")),
+    }
+}
+
+/// Resolves once `shutdown` turns true (SIGTERM, or leadership lost).
+pub async fn shutdown_signal(mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Runs a controller per kind until `shutdown`; in-flight reconciles finish first.
+pub async fn run(
+    client: Client,
+    options: Options,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let reporter = Reporter {
+        controller: "keysmith".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let (events, publisher) = EventQueue::start(client.clone(), reporter);
+    let publisher = tokio::spawn(publisher);
+    let shared = Arc::new(Shared {
+        client,
+        metrics,
+        events,
+        writes: OwnWrites::default(),
+        secret_names: Mutex::new(SecretNames::default()),
+    });
+    let (apps, app_listener) = KindController::<GatewayApp>::new(&shared);
+    let (keys, key_listener) = KindController::<SignatureKey>::new(&shared);
+    let secrets = tokio::spawn(watches::watch_secrets(
+        shared.clone(),
+        options.namespace.clone(),
+        vec![app_listener, key_listener],
+    ));
+    info!(
+        namespace = options.namespace.as_deref().unwrap_or("<all>"),
+        "keysmith controllers started"
+    );
+    futures::join!(
+        apps.run(&options, health.clone(), shutdown.clone()),
+        keys.run(&options, health, shutdown)
+    );
+    secrets.abort();
+    // Drained: let the queued events out (briefly) before returning.
+    drop(shared);
+    let _ = tokio::time::timeout(Duration::from_secs(5), publisher).await;
+}
+
+/// One kind's controller, before it runs.
+struct KindController<K: CredentialKind> {
+    ctx: Arc<KindContext<K>>,
+    writer: reflector::store::Writer<K>,
+    secret_triggers: mpsc::UnboundedReceiver<reflector::ObjectRef<K>>,
+}
+
+impl<K> KindController<K>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    /// The controller and its listener for the Secret watch.
+    fn new(shared: &Arc<Shared>) -> (Self, Box<dyn SecretListener>) {
+        let (reader, writer) = reflector::store::<K>();
+        shared
+            .metrics
+            .objects
+            .add_source(metrics::object_states(reader.clone()));
+        let ctx = Arc::new(KindContext::new(shared.clone(), reader));
+        let (triggers, secret_triggers) = mpsc::unbounded();
+        let listener = Box::new(SecretTriggers {
+            ctx: ctx.clone(),
+            triggers,
+        });
+        let controller = KindController {
+            ctx,
+            writer,
+            secret_triggers,
+        };
+        (controller, listener)
+    }
+
+    async fn run(
+        self,
+        options: &Options,
+        health: Arc<Health>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let (requeue, requeued) = mpsc::unbounded();
+        let objects = watches::watch_kind(
+            self.ctx.clone(),
+            self.writer,
+            &options.namespace,
+            requeue,
+            health,
+        );
+        Controller::for_stream(objects, self.ctx.cache.clone())
+            .reconcile_on(self.secret_triggers)
+            .reconcile_on(requeued)
+            .with_config(ControllerConfig::default().concurrency(options.concurrency))
+            .graceful_shutdown_on(shutdown_signal(shutdown))
+            .run(
+                reconcile::run_reconcile::<K>,
+                reconcile::error_policy::<K>,
+                self.ctx,
+            )
+            .for_each(|result| async move {
+                match result {
+                    Ok((object, _)) => debug!(object = %object, "reconciled"),
+                    Err(error) => debug!(%error, "reconcile loop"),
+                }
+            })
+            .await;
+    }
+}
+
+/// A poisoned lock still holds consistent state here (every critical
+/// section is a plain map update), so keep going.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

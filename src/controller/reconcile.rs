@@ -1,0 +1,222 @@
+//! One reconcile, as named steps:
+//!
+//! ```text
+//! observe ──▶ plan ──▶ apply_secret ──▶ apply_status ──▶ emit
+//! (reads)     (pure)   (SecretInPlace)   (takes it)      (events, log)
+//! ```
+//!
+//! Each step has its own error type (`super::error`); the driver wraps them
+//! and `error_policy` decides the retry from whether the error is permanent.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::core::NamespaceResourceScope;
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use tracing::{info, warn};
+
+use super::context::KindContext;
+use super::error::{Error, ObserveError, Result};
+use super::secrets::{self, ReadFrom, SecretInPlace};
+use super::status;
+use crate::engine::{self, Intent, Observed, ObservedSecret, Plan, PreviousStatus, SourceValue};
+use crate::kinds::CredentialKind;
+
+/// What one pass found.
+struct Observation {
+    namespace: String,
+    intent: Intent,
+    /// The output Secret existed when read (a write may then take over fields).
+    secret_found: bool,
+    secret: Option<ObservedSecret>,
+    source: Option<SourceValue>,
+    previous: PreviousStatus,
+    key_held_by: Option<String>,
+    now: Timestamp,
+}
+
+/// The reconcile kube-runtime calls, timed and counted.
+pub async fn run_reconcile<K>(object: Arc<K>, ctx: Arc<KindContext<K>>) -> Result<Action>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let started = Instant::now();
+    let result = reconcile(object, &ctx).await;
+    ctx.shared
+        .metrics
+        .record_reconcile(K::KIND, started.elapsed());
+    result
+}
+
+async fn reconcile<K>(object: Arc<K>, ctx: &KindContext<K>) -> Result<Action>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    if object.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change()); // owner references do the cleanup
+    }
+    let seen = observe(&object, ctx).await?;
+    let plan = plan(&seen)?;
+    let applied = apply_secret(&object, ctx, &seen, plan).await?;
+    status::apply_status(ctx, &object, &seen.intent, &applied, seen.now).await?;
+    emit(&*object, ctx, &seen, &applied).await;
+    Ok(next_action(applied.plan()))
+}
+
+/// Step 1: read what the pass decides on.
+async fn observe<K>(object: &Arc<K>, ctx: &KindContext<K>) -> Result<Observation, ObserveError>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let namespace = object.namespace().ok_or_else(|| {
+        ObserveError::NoNamespace(format!("{}/{}", K::KIND.as_str(), object.name_any()))
+    })?;
+    let writes = &ctx.shared.writes;
+    let _ = writes.is_status_echo(&**object);
+    let intent = object.intent();
+    writes.forget_secret(&namespace, &intent.secret_name);
+    let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &namespace);
+    let previous = object.previous_status();
+    let secret = match read_from(&**object, ctx, &previous, &namespace, &intent) {
+        None => None,
+        Some(from) => secrets::fetch_secret(&api, &namespace, &intent.secret_name, from).await?,
+    };
+    let source = match &intent.secret_from {
+        None => None,
+        Some((name, key)) => Some(secrets::fetch_source(&api, &namespace, name, key).await?),
+    };
+    Ok(Observation {
+        secret_found: secret.is_some(),
+        secret: secret
+            .as_ref()
+            .map(|s| secrets::observe_secret(s, &**object, &intent)),
+        key_held_by: ctx.key_held_by(object, &intent),
+        now: engine::truncate_to_second(Timestamp::now()),
+        namespace,
+        intent,
+        source,
+        previous,
+    })
+}
+
+/// Where to read the output Secret, or `None` to read nothing. A resource
+/// never issued (no revision in status, none written by this process) almost
+/// never has a Secret yet: if the Secret watch shows none, nothing is read;
+/// otherwise it is read from the apiserver's watch cache. A stale "absent"
+/// cannot hurt: the Secret is then created without forcing, so one that
+/// appeared meanwhile is not taken over (the apply conflicts, the retry reads it).
+fn read_from<K: CredentialKind>(
+    object: &K,
+    ctx: &KindContext<K>,
+    previous: &PreviousStatus,
+    namespace: &str,
+    intent: &Intent,
+) -> Option<ReadFrom> {
+    let never_issued = previous.revision.is_none() && !ctx.shared.writes.has_status_record(object);
+    if !never_issued {
+        return Some(ReadFrom::Quorum);
+    }
+    let absent =
+        super::lock(&ctx.shared.secret_names).surely_absent(namespace, &intent.secret_name);
+    (!absent).then_some(ReadFrom::WatchCache)
+}
+
+/// Step 2: the pure engine decides.
+fn plan(seen: &Observation) -> Result<Plan> {
+    let observed = Observed {
+        secret: seen.secret.as_ref(),
+        source: seen.source.clone(),
+        status: &seen.previous,
+        key_held_by: seen.key_held_by.clone(),
+    };
+    Ok(engine::plan(
+        &seen.intent,
+        &observed,
+        seen.now,
+        &mut engine::generate::os_rng(),
+    )?)
+}
+
+/// Step 3: the Secret, before anything else.
+async fn apply_secret<K>(
+    object: &Arc<K>,
+    ctx: &KindContext<K>,
+    seen: &Observation,
+    plan: Plan,
+) -> Result<SecretInPlace>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
+    let applied =
+        secrets::apply_secret(&api, &**object, &seen.namespace, plan, seen.secret_found).await?;
+    if let Some(rv) = applied.written_version() {
+        ctx.shared
+            .writes
+            .secret_written(&seen.namespace, &seen.intent.secret_name, rv.to_string());
+    }
+    if let Some(reason) = applied.plan().rotation {
+        ctx.shared.metrics.record_rotation(K::KIND, reason);
+    }
+    Ok(applied)
+}
+
+/// Step 5: events (queued, off the reconcile path) and a log line when
+/// something happened.
+async fn emit<K: CredentialKind>(
+    object: &K,
+    ctx: &KindContext<K>,
+    seen: &Observation,
+    applied: &SecretInPlace,
+) {
+    let plan = applied.plan();
+    ctx.shared
+        .events
+        .emit(object.object_ref(&()), &plan.events)
+        .await;
+    if plan.secret.is_some() || !plan.events.is_empty() {
+        info!(
+            kind = K::KIND.as_str(),
+            namespace = seen.namespace,
+            name = object.name_any(),
+            ready = plan.readiness.ready,
+            reason = plan.readiness.reason.as_str(),
+            revision = plan.state.as_ref().and_then(|s| s.revision),
+            "reconciled"
+        );
+    }
+}
+
+/// Requeue for the next rotation or expiry; otherwise wait for a change.
+fn next_action(plan: &Plan) -> Action {
+    match plan.requeue_after {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    }
+}
+
+/// After a failed pass: count it, log it, and retry — soon for a transient
+/// error, rarely for a permanent one.
+pub fn error_policy<K: CredentialKind>(
+    object: Arc<K>,
+    error: &Error,
+    ctx: Arc<KindContext<K>>,
+) -> Action {
+    ctx.shared
+        .metrics
+        .record_error(K::KIND, error.metric_label());
+    warn!(
+        kind = K::KIND.as_str(),
+        namespace = object.namespace().unwrap_or_default(),
+        name = object.name_any(),
+        reason = error.metric_label(),
+        permanent = error.is_permanent(),
+        %error,
+        "reconcile failed"
+    );
+    Action::requeue(error.retry_after())
+}

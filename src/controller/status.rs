@@ -1,0 +1,80 @@
+//! The status step: server-side apply of the status the plan implies, only
+//! when it differs from what the object shows. It takes [`SecretInPlace`],
+//! so it cannot run before the Secret step.
+
+use std::sync::Arc;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::NamespaceResourceScope;
+use kube::{Resource, ResourceExt};
+use tracing::debug;
+
+use super::context::KindContext;
+use super::error::ApplyStatusError;
+use super::secrets::SecretInPlace;
+use crate::api::FIELD_MANAGER;
+use crate::engine::Intent;
+use crate::kinds::CredentialKind;
+
+/// Writes the status if it changed; records our write for the echo check.
+pub async fn apply_status<K>(
+    ctx: &KindContext<K>,
+    object: &Arc<K>,
+    intent: &Intent,
+    applied: &SecretInPlace,
+    now: Timestamp,
+) -> Result<(), ApplyStatusError>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let namespace = object.namespace().unwrap_or_default();
+    let name = object.name_any();
+    let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
+    let plan = applied.plan();
+    // Our own earlier status write may have reached the cache meanwhile.
+    let newest = ctx.newest(object);
+    let mut desired = newest.desired_status(intent, plan, now);
+    let mut current = newest.current_status();
+    if desired != current && ctx.shared.writes.status_lags(&*newest) {
+        // The cache may just lag behind our own write: decide on a fresh copy.
+        let fresh = api
+            .get(&name)
+            .await
+            .map_err(|source| ApplyStatusError::Read {
+                object: describe::<K>(&namespace, &name),
+                source,
+            })?;
+        desired = fresh.desired_status(intent, plan, now);
+        current = fresh.current_status();
+    }
+    if desired == current {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": desired,
+    });
+    let written = api
+        .patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|source| ApplyStatusError::Write {
+            object: describe::<K>(&namespace, &name),
+            source,
+        })?;
+    let rv = written.meta().resource_version.clone();
+    debug!(namespace, name, rv = rv.as_deref(), "status written");
+    if let Some(rv) = rv {
+        ctx.shared.writes.status_written(&**object, rv);
+    }
+    Ok(())
+}
+
+fn describe<K: CredentialKind>(namespace: &str, name: &str) -> String {
+    format!("{}/{namespace}/{name}", K::KIND.as_str())
+}

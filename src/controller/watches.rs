@@ -1,0 +1,256 @@
+//! The watches: one per kind (cached by its controller; keeps the kind's
+//! indexes current) and one Secret *metadata* watch shared by all kinds (no
+//! Secret data is ever cached). A Secret change is fanned out to each kind
+//! through a [`SecretListener`]: to the Secret's owner (by label) and to
+//! whoever reads it as a source. Our own writes coming back trigger nothing.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use futures::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::core::{NamespaceResourceScope, PartialObjectMeta};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::utils::ResetTimerBackoff;
+use kube::runtime::watcher::{self, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tracing::{debug, warn};
+
+use super::context::{KindContext, Shared, holder_of};
+use super::health::Health;
+use super::index::{Entry, Holder};
+use super::lock;
+use crate::api::names::{annotations, labels};
+use crate::kinds::CredentialKind;
+
+/// Watch retry delays: 250 ms doubling up to 4 s (kube's default climbs to
+/// 30 s and only resets after 2 quiet minutes), so that keysmith is back
+/// within seconds of an apiserver or etcd restart, however many it saw.
+fn watch_backoff() -> ResetTimerBackoff<watcher::ExponentialBackoff> {
+    let builder = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(4))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    ResetTimerBackoff::new(builder.into(), Duration::from_secs(30))
+}
+
+/// Logs and drops watch errors once the watch's own backoff has paced them.
+/// Passed on, they would also hit the controller's trigger backoff, which
+/// pauses every trigger of the kind (kube's default climbs past 30 s).
+fn skip_watch_errors<T: Send>(
+    stream: impl Stream<Item = Result<T, watcher::Error>> + Send,
+) -> impl Stream<Item = Result<T, watcher::Error>> + Send {
+    stream.filter(|item| {
+        if let Err(error) = item {
+            warn!(%error, "watch failed; retrying");
+        }
+        std::future::ready(item.is_ok())
+    })
+}
+
+/// All namespaces, or one.
+pub fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The objects of kind `K` whose change a controller must see: every watch
+/// event, cached by `writer`, indexes kept current (sending the objects an
+/// index change affects to `requeue`), except our own status writes coming
+/// back (the reconcile that wrote one already decided what comes next).
+pub fn watch_kind<K>(
+    ctx: Arc<KindContext<K>>,
+    writer: reflector::store::Writer<K>,
+    namespace: &Option<String>,
+    requeue: mpsc::UnboundedSender<ObjectRef<K>>,
+    health: Arc<Health>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let stream = watcher(
+        api::<K>(&ctx.shared.client, namespace),
+        watcher::Config::default().any_semantic(),
+    )
+    .backoff(watch_backoff())
+    // Cache less: nothing here reads managed fields or client-side apply's copy.
+    .modify(|object: &mut K| {
+        object.meta_mut().managed_fields = None;
+        if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+            annotations.remove(annotations::LAST_APPLIED);
+        }
+    })
+    .inspect_ok(index_events(ctx.clone(), requeue, health));
+    let echo_ctx = ctx;
+    skip_watch_errors(reflector::reflector(writer, stream).applied_objects()).filter(
+        move |object| {
+            // Only once the cache shows it: during a re-list the store changes at its end.
+            let echo = object.as_ref().is_ok_and(|object| {
+                let cached = echo_ctx.cache.get(&ObjectRef::from_obj(object));
+                cached.is_some_and(|c| c.meta().resource_version == object.meta().resource_version)
+                    && echo_ctx.shared.writes.is_status_echo(object)
+            });
+            std::future::ready(!echo)
+        },
+    )
+}
+
+/// Keeps a kind's indexes in step with its watch stream; sends the objects
+/// a change affects to `requeue`.
+fn index_events<K: CredentialKind>(
+    ctx: Arc<KindContext<K>>,
+    requeue: mpsc::UnboundedSender<ObjectRef<K>>,
+    health: Arc<Health>,
+) -> impl FnMut(&watcher::Event<K>) {
+    let mut synced = false;
+    move |event| {
+        let mut affected = BTreeSet::new();
+        let mut sources = lock(&ctx.sources);
+        let mut keys = lock(&ctx.keys);
+        match event {
+            watcher::Event::Init => {
+                sources.begin_resync();
+                keys.begin_resync();
+            }
+            watcher::Event::InitApply(object) | watcher::Event::Apply(object) => {
+                let holder = holder_of(object);
+                sources.upsert(Entry {
+                    holder: holder.clone(),
+                    values: sources_of(object),
+                });
+                affected.extend(keys.upsert(Entry {
+                    holder,
+                    values: object.unique_keys(),
+                }));
+            }
+            watcher::Event::Delete(object) => {
+                ctx.shared.writes.forget_object(object);
+                let uid = object.meta().uid.clone().unwrap_or_default();
+                sources.remove(&uid);
+                affected.extend(keys.remove(&uid));
+            }
+            watcher::Event::InitDone => {
+                affected.extend(sources.end_resync());
+                affected.extend(keys.end_resync());
+                // The first complete list: this kind's cache is synced.
+                if !synced {
+                    synced = true;
+                    debug!(kind = K::KIND.as_str(), "cache synced");
+                    health.cache_synced();
+                }
+            }
+        }
+        for holder in affected {
+            let _ = requeue.unbounded_send(object_ref(&holder));
+        }
+    }
+}
+
+fn object_ref<K: CredentialKind>(holder: &Holder) -> ObjectRef<K> {
+    ObjectRef::new(&holder.name).within(&holder.namespace)
+}
+
+/// The `…SecretFrom` Secret an object reads, as `(namespace, name)`.
+fn sources_of<K: CredentialKind>(object: &K) -> BTreeSet<(String, String)> {
+    let namespace = object.meta().namespace.clone().unwrap_or_default();
+    object
+        .intent()
+        .secret_from
+        .map(|(name, _)| (namespace, name))
+        .into_iter()
+        .collect()
+}
+
+/// One kind's interest in Secret changes.
+pub trait SecretListener: Send + Sync {
+    /// Requeues the kind's objects that `secret`'s change concerns: its owner
+    /// (by label, unless `owner_knows`) and whoever reads it as a source.
+    fn secret_changed(&self, secret: &PartialObjectMeta<Secret>, owner_knows: bool);
+}
+
+/// A kind's controller triggers, fed by the Secret watch.
+pub struct SecretTriggers<K: CredentialKind> {
+    pub ctx: Arc<KindContext<K>>,
+    pub triggers: mpsc::UnboundedSender<ObjectRef<K>>,
+}
+
+impl<K: CredentialKind> SecretListener for SecretTriggers<K> {
+    fn secret_changed(&self, secret: &PartialObjectMeta<Secret>, owner_knows: bool) {
+        let namespace = secret.namespace().unwrap_or_default();
+        let labels = secret.labels();
+        if !owner_knows
+            && labels.get(labels::MANAGED_BY).map(String::as_str) == Some(labels::MANAGED_BY_VALUE)
+            && let Some(owner) = labels.get(K::OWNER_LABEL)
+        {
+            let _ = self
+                .triggers
+                .unbounded_send(ObjectRef::new(owner).within(&namespace));
+        }
+        let sources = lock(&self.ctx.sources);
+        for holder in sources.holders(&(namespace.clone(), secret.name_any())) {
+            let _ = self.triggers.unbounded_send(object_ref(holder));
+        }
+    }
+}
+
+/// One metadata-only watch over Secrets for every kind: keeps
+/// `shared.secret_names` current and tells each listener of each change.
+pub async fn watch_secrets(
+    shared: Arc<Shared>,
+    namespace: Option<String>,
+    listeners: Vec<Box<dyn SecretListener>>,
+) {
+    let stream = watcher(
+        api::<PartialObjectMeta<Secret>>(&shared.client, &namespace),
+        watcher::Config::default().any_semantic(),
+    )
+    .backoff(watch_backoff());
+    let mut stream = std::pin::pin!(skip_watch_errors(stream));
+    while let Some(Ok(event)) = stream.next().await {
+        let changed = {
+            let mut names = lock(&shared.secret_names);
+            match event {
+                watcher::Event::Init => {
+                    names.begin_relist();
+                    None
+                }
+                watcher::Event::InitDone => {
+                    names.end_relist();
+                    None
+                }
+                watcher::Event::InitApply(secret) | watcher::Event::Apply(secret) => {
+                    names.insert(&secret.namespace().unwrap_or_default(), &secret.name_any());
+                    Some(secret)
+                }
+                watcher::Event::Delete(secret) => {
+                    names.remove(&secret.namespace().unwrap_or_default(), &secret.name_any());
+                    Some(secret)
+                }
+            }
+        };
+        if let Some(secret) = changed {
+            // Our own write coming back: its owner already knows.
+            let namespace = secret.namespace().unwrap_or_default();
+            let owner_knows = shared
+                .writes
+                .is_secret_echo(&namespace, &secret.name_any(), &secret);
+            for listener in &listeners {
+                listener.secret_changed(&secret, owner_knows);
+            }
+        }
+    }
+}

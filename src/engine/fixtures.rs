@@ -1,0 +1,138 @@
+//! Test fixtures shared by the engine's unit tests: a fixed clock, a seeded
+//! generator, a GatewayApp-shaped intent, and Secrets as keysmith writes them.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::jiff::Timestamp;
+use rand::SeedableRng;
+
+use super::Observed;
+use super::inputs::{Intent, KeyGenerator, ObservedSecret, PreviousStatus, SourceValue};
+use super::snapshot::Snapshot;
+use crate::api::RotationReason;
+use crate::api::names::annotations;
+use crate::rules;
+
+pub fn rng() -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(42)
+}
+
+/// A fixed instant plus `seconds`.
+pub fn t(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + seconds).unwrap()
+}
+
+pub fn intent() -> Intent {
+    Intent {
+        key_label: "AppKey",
+        key_changed_reason: RotationReason::AppKeyChanged,
+        custom_key: None,
+        key_rule: &rules::APP_KEY,
+        key_generator: KeyGenerator::Uuid,
+        secret_rule: &rules::APP_SECRET,
+        generator_length: 32,
+        symbols: false,
+        secret_from: None,
+        interval: None,
+        rotate_key: false,
+        keep_previous: None,
+        reset_request: None,
+        reset_annotation: None,
+        key_data_key: "app_key".into(),
+        secret_data_key: "app_secret".into(),
+        previous_data_key: "app_secret_previous".into(),
+        fixed_data: BTreeMap::from([("app_id".to_string(), "uid-1".to_string())]),
+        secret_name: "orders".into(),
+        labels: BTreeMap::from([(
+            "app.kubernetes.io/managed-by".to_string(),
+            "keysmith".to_string(),
+        )]),
+        annotations: BTreeMap::new(),
+        owned: true,
+        attributes: BTreeMap::from([("appName".to_string(), "orders".to_string())]),
+    }
+}
+
+pub const KEY: &str = "key-0001-in-use";
+pub const SECRET: &str = "SecretInUse0123456789abcdefgh";
+
+/// keysmith's Secret at revision 1, issued and rotated at `t(0)`.
+pub fn issued_secret() -> ObservedSecret {
+    ObservedSecret {
+        ours: true,
+        data: BTreeMap::from([
+            ("app_key".into(), Some(KEY.into())),
+            ("app_secret".into(), Some(SECRET.into())),
+            ("app_id".into(), Some("uid-1".into())),
+        ]),
+        labels: intent().labels,
+        annotations: BTreeMap::from([
+            (annotations::REVISION.into(), "1".into()),
+            (annotations::ROTATED_AT.into(), t(0).to_string()),
+            (annotations::ROTATION_REASON.into(), "Initial".into()),
+            (annotations::ISSUED_AT.into(), t(0).to_string()),
+        ]),
+        owner_referenced: true,
+        edited_keys: Default::default(),
+    }
+}
+
+/// The world a check sees, built step by step.
+pub struct World {
+    pub intent: Intent,
+    pub secret: Option<ObservedSecret>,
+    pub source: Option<SourceValue>,
+    pub status: PreviousStatus,
+    pub key_held_by: Option<String>,
+    pub now: Timestamp,
+}
+
+impl World {
+    /// Issued at `t(0)`, looked at `t(10)`.
+    pub fn issued() -> World {
+        World {
+            intent: intent(),
+            secret: Some(issued_secret()),
+            source: None,
+            status: PreviousStatus::default(),
+            key_held_by: None,
+            now: t(10),
+        }
+    }
+
+    /// Nothing issued yet.
+    pub fn new() -> World {
+        World {
+            secret: None,
+            ..World::issued()
+        }
+    }
+
+    pub fn observed(&self) -> Observed<'_> {
+        Observed {
+            secret: self.secret.as_ref(),
+            source: self.source.clone(),
+            status: &self.status,
+            key_held_by: self.key_held_by.clone(),
+        }
+    }
+
+    /// Runs `check` on this world's snapshot.
+    pub fn check<T>(&self, check: impl FnOnce(&Snapshot) -> T) -> T {
+        let observed = self.observed();
+        check(&Snapshot::gather(&self.intent, &observed, self.now))
+    }
+
+    pub fn set_data(&mut self, key: &str, value: Option<&str>) {
+        let secret = self.secret.as_mut().expect("a Secret");
+        match value {
+            Some(value) => secret.data.insert(key.into(), Some(value.into())),
+            None => secret.data.remove(key),
+        };
+    }
+
+    pub fn set_annotation(&mut self, key: &str, value: &str) {
+        let secret = self.secret.as_mut().expect("a Secret");
+        secret.annotations.insert(key.into(), value.into());
+    }
+}

@@ -1,0 +1,230 @@
+//! Step two: guards. Each is a small named check over the snapshot that may
+//! block the pass with a reason and a message (never a value); the first
+//! that fails wins, and nothing already issued is changed.
+
+use super::inputs::SourceValue;
+use super::snapshot::{Checked, DataValue, Snapshot};
+use crate::api::Reason;
+
+/// Why a pass writes nothing: the Ready=False reason and its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocked {
+    pub reason: Reason,
+    pub message: String,
+}
+
+type Guard = fn(&Snapshot) -> Option<Blocked>;
+
+/// In order: whose key, whose Secret, a usable source, usable Secret data.
+pub const GUARDS: [(&str, Guard); 4] = [
+    ("key is unique", check_key_unique),
+    ("Secret is ours", check_secret_is_ours),
+    ("source is valid", check_source_valid),
+    ("Secret data is usable", check_secret_data),
+];
+
+/// The first guard that blocks, if any.
+pub fn first_failure(snapshot: &Snapshot) -> Option<Blocked> {
+    GUARDS.iter().find_map(|(_, guard)| guard(snapshot))
+}
+
+/// An older resource holds the key this one wants.
+pub fn check_key_unique(s: &Snapshot) -> Option<Blocked> {
+    let holder = s.key_held_by?;
+    Some(Blocked {
+        reason: Reason::AppKeyConflict,
+        message: format!(
+            "the {} is already held by {holder}, which is older; choose another key",
+            s.intent.key_label
+        ),
+    })
+}
+
+/// A Secret of the target name that keysmith did not create for this resource.
+pub fn check_secret_is_ours(s: &Snapshot) -> Option<Blocked> {
+    s.secret.filter(|secret| !secret.ours).map(|_| Blocked {
+        reason: Reason::SecretConflict,
+        message: format!(
+            "Secret {} exists and was not created by keysmith for this resource; it is left untouched (delete it, or set spec.secret.name to another name)",
+            s.intent.secret_name
+        ),
+    })
+}
+
+/// A user-supplied secret must exist and satisfy its rule before anything moves.
+pub fn check_source_valid(s: &Snapshot) -> Option<Blocked> {
+    let (name, key) = s.intent.secret_from.as_ref()?;
+    let rule = s.intent.secret_rule;
+    let problem = match s.source {
+        Some(SourceValue::Found(value)) => match rule.check(value) {
+            Ok(()) => return None,
+            Err(breach) => format!("its value {}", rule.explain(breach)),
+        },
+        Some(SourceValue::KeyMissing) => "has no such key".to_string(),
+        Some(SourceValue::NotUtf8) => "holds a value that is not UTF-8 text".to_string(),
+        Some(SourceValue::SecretMissing) | None => "does not exist".to_string(),
+    };
+    let subject = match s.source {
+        Some(SourceValue::SecretMissing) | None => format!("Secret {name}"),
+        _ => format!("key {key} of Secret {name}"),
+    };
+    Some(Blocked {
+        reason: Reason::InvalidSecretFrom,
+        message: format!(
+            "{subject} {problem} ({} rule); nothing issued was changed",
+            rule.name
+        ),
+    })
+}
+
+/// The key and the secret in the Secret, in that order: a missing one, or
+/// one someone else changed so that it breaks its rule (a deliberate change,
+/// never overwritten). A value keysmith itself wrote under a rule that has
+/// since changed (the sign type) passes: a trigger reissues it.
+pub fn check_secret_data(s: &Snapshot) -> Option<Blocked> {
+    let issued = s.issued.as_ref()?;
+    [&issued.key, &issued.secret]
+        .into_iter()
+        .find_map(|checked| check_data_value(s, checked))
+}
+
+fn check_data_value(s: &Snapshot, checked: &Checked) -> Option<Blocked> {
+    let secret_name = &s.intent.secret_name;
+    let message = match &checked.value {
+        DataValue::Valid(_) => return None,
+        DataValue::Missing => format!(
+            "Secret {secret_name} has no key {}; restore it, or delete the Secret to have new credentials issued",
+            checked.data_key
+        ),
+        DataValue::Invalid(problem) if checked.edited || s.intent.secret_from.is_some() => format!(
+            "Secret {secret_name} was edited and its {problem}; it is not overwritten: fix the value, or delete the Secret to have new credentials issued"
+        ),
+        DataValue::Invalid(_) => return None,
+    };
+    Some(Blocked {
+        reason: Reason::InvalidSecretData,
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fixtures::World;
+
+    fn reason(blocked: Option<Blocked>) -> Option<Reason> {
+        blocked.map(|b| b.reason)
+    }
+
+    #[test]
+    fn key_unique_blocks_only_when_an_older_holder_exists() {
+        let mut world = World::issued();
+        assert_eq!(world.check(check_key_unique), None);
+        world.key_held_by = Some("GatewayApp shop/older".into());
+        let blocked = world.check(check_key_unique).unwrap();
+        assert_eq!(blocked.reason, Reason::AppKeyConflict);
+        assert!(blocked.message.contains("GatewayApp shop/older"));
+        assert!(blocked.message.contains("AppKey"));
+    }
+
+    #[test]
+    fn secret_is_ours_blocks_a_foreign_secret_and_passes_ours_or_none() {
+        let mut world = World::issued();
+        assert_eq!(world.check(check_secret_is_ours), None);
+        world.secret.as_mut().unwrap().ours = false;
+        let blocked = world.check(check_secret_is_ours).unwrap();
+        assert_eq!(blocked.reason, Reason::SecretConflict);
+        assert!(blocked.message.contains("Secret orders"));
+        assert_eq!(reason(World::new().check(check_secret_is_ours)), None);
+    }
+
+    #[test]
+    fn source_valid_names_the_secret_key_and_rule_never_the_value() {
+        let mut world = World::new();
+        assert_eq!(world.check(check_source_valid), None, "no source asked for");
+        world.intent.secret_from = Some(("byo".into(), "secret".into()));
+        for (source, says) in [
+            (None, "Secret byo does not exist"),
+            (
+                Some(SourceValue::SecretMissing),
+                "Secret byo does not exist",
+            ),
+            (
+                Some(SourceValue::KeyMissing),
+                "key secret of Secret byo has no such key",
+            ),
+            (Some(SourceValue::NotUtf8), "not UTF-8"),
+            (Some(SourceValue::Found("sh".into())), "8–64 characters"),
+        ] {
+            world.source = source;
+            let blocked = world.check(check_source_valid).unwrap();
+            assert_eq!(blocked.reason, Reason::InvalidSecretFrom);
+            assert!(blocked.message.contains(says), "{}", blocked.message);
+            assert!(
+                blocked.message.contains("AppSecret rule"),
+                "{}",
+                blocked.message
+            );
+        }
+        world.source = Some(SourceValue::Found("Zq9-valid-secret".into()));
+        assert_eq!(world.check(check_source_valid), None);
+    }
+
+    #[test]
+    fn secret_data_blocks_a_missing_key_and_an_edited_invalid_value() {
+        let mut world = World::issued();
+        assert_eq!(world.check(check_secret_data), None);
+
+        world.set_data("app_secret", None);
+        let blocked = world.check(check_secret_data).unwrap();
+        assert_eq!(blocked.reason, Reason::InvalidSecretData);
+        assert!(blocked.message.contains("has no key app_secret"));
+
+        // Invalid but written by keysmith (a rule that changed): a trigger reissues it.
+        let mut world = World::issued();
+        world.set_data("app_secret", Some("bad"));
+        assert_eq!(world.check(check_secret_data), None);
+
+        // Invalid and edited by someone: never overwritten.
+        let secret = world.secret.as_mut().unwrap();
+        secret.edited_keys.insert("app_secret".into());
+        let blocked = world.check(check_secret_data).unwrap();
+        assert!(blocked.message.contains("was edited"));
+        assert!(!blocked.message.contains("bad"), "never the value");
+
+        // With a source, an invalid secret in the Secret is the user's too.
+        let mut world = World::issued();
+        world.set_data("app_secret", Some("bad"));
+        world.intent.secret_from = Some(("byo".into(), "secret".into()));
+        assert_eq!(
+            reason(world.check(check_secret_data)),
+            Some(Reason::InvalidSecretData)
+        );
+    }
+
+    #[test]
+    fn the_key_is_checked_before_the_secret() {
+        let mut world = World::issued();
+        world.set_data("app_key", None);
+        world.set_data("app_secret", None);
+        let blocked = world.check(check_secret_data).unwrap();
+        assert!(blocked.message.contains("no key app_key"));
+    }
+
+    #[test]
+    fn guards_run_in_order_and_the_first_failure_wins() {
+        let mut world = World::issued();
+        assert_eq!(world.check(first_failure), None);
+        world.secret.as_mut().unwrap().ours = false;
+        world.key_held_by = Some("GatewayApp shop/older".into());
+        assert_eq!(
+            reason(world.check(first_failure)),
+            Some(Reason::AppKeyConflict)
+        );
+        world.key_held_by = None;
+        assert_eq!(
+            reason(world.check(first_failure)),
+            Some(Reason::SecretConflict)
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! What the engine is given: a resource's spec normalised into an [`Intent`],
+//! and the world as observed. Types that hold credential values print their
+//! keys, never their values.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{Reason, RotationReason};
+use crate::rules::FormatRule;
+
+/// How a key is generated when none is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyGenerator {
+    /// A UUID-format AppKey.
+    Uuid,
+    /// A value of the rule at this length (sign_key).
+    Rule { length: usize },
+}
+
+/// A resource's spec, normalised for planning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Intent {
+    /// "AppKey" / "sign_key": for messages.
+    pub key_label: &'static str,
+    /// The rotation reason of a changed key (AppKeyChanged / KeyChanged).
+    pub key_changed_reason: RotationReason,
+    pub custom_key: Option<String>,
+    pub key_rule: &'static FormatRule,
+    pub key_generator: KeyGenerator,
+    pub secret_rule: &'static FormatRule,
+    pub generator_length: usize,
+    pub symbols: bool,
+    /// `(secret name, key)` of a user-supplied secret.
+    pub secret_from: Option<(String, String)>,
+    pub interval: Option<Duration>,
+    pub rotate_key: bool,
+    pub keep_previous: Option<Duration>,
+    pub reset_request: Option<String>,
+    pub reset_annotation: Option<String>,
+    /// Data key names in the output Secret.
+    pub key_data_key: String,
+    pub secret_data_key: String,
+    pub previous_data_key: String,
+    /// Other data keysmith writes as given (app_id, sign_type, sign_algorithm).
+    pub fixed_data: BTreeMap<String, String>,
+    pub secret_name: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub owned: bool,
+    /// The resource's own attributes (names, types): a change moves updateTime.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The output Secret as found. (Debug shows data keys, never values.)
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ObservedSecret {
+    /// Created by keysmith for this resource (its labels say so).
+    pub ours: bool,
+    /// Data; `None` for a value that is not UTF-8.
+    pub data: BTreeMap<String, Option<String>>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub owner_referenced: bool,
+    /// Data keys whose value keysmith's field manager no longer owns:
+    /// someone else changed them since keysmith's last write.
+    pub edited_keys: BTreeSet<String>,
+}
+
+/// A user-supplied secret source as found. (Debug never shows the value.)
+#[derive(Clone, PartialEq, Eq)]
+pub enum SourceValue {
+    Found(String),
+    SecretMissing,
+    KeyMissing,
+    NotUtf8,
+}
+
+/// What the status said last time (the part planning needs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PreviousStatus {
+    pub key: Option<String>,
+    pub revision: Option<i64>,
+    pub last_rotation_time: Option<Timestamp>,
+    pub last_rotation_reason: Option<RotationReason>,
+    pub register_time: Option<Timestamp>,
+    pub update_time: Option<Timestamp>,
+    pub observed_reset_request: Option<String>,
+    pub observed_reset_annotation: Option<String>,
+    pub attributes: Option<BTreeMap<String, String>>,
+    /// The Ready condition's reason (`None` for one keysmith does not set).
+    pub ready_reason: Option<Reason>,
+}
+
+/// The world as one reconcile found it.
+pub struct Observed<'a> {
+    pub secret: Option<&'a ObservedSecret>,
+    pub source: Option<SourceValue>,
+    pub status: &'a PreviousStatus,
+    /// Another, older resource holds the key this one wants (`Kind namespace/name`).
+    pub key_held_by: Option<String>,
+}
+
+impl std::fmt::Debug for ObservedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservedSecret")
+            .field("ours", &self.ours)
+            .field("data_keys", &self.data.keys().collect::<Vec<_>>())
+            .field("labels", &self.labels)
+            .field("annotations", &self.annotations)
+            .field("owner_referenced", &self.owner_referenced)
+            .field("edited_keys", &self.edited_keys)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SourceValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SourceValue::Found(_) => "Found(<redacted>)",
+            SourceValue::SecretMissing => "SecretMissing",
+            SourceValue::KeyMissing => "KeyMissing",
+            SourceValue::NotUtf8 => "NotUtf8",
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! The pure core: given what a resource asks for and what exists, decide what
+//! to write. No I/O and no kinds; time and randomness come in as arguments.
+//!
+//! A pass is five steps, each in its own module, each a set of small named
+//! checks with unit tests of their own (in the manner of cert-manager's
+//! certificate policies):
+//!
+//! 1. [`snapshot`] — gather: the Secret's data checked against the rules and
+//!    its rotation record (annotations) read, into one [`Snapshot`];
+//! 2. [`guards`] — conflicts, ownership, bad sources, unusable data: the
+//!    first that fails blocks the pass (Ready=False, nothing written);
+//! 3. [`triggers`] — initial, recreated, reset, schedule, key change, source
+//!    change, stale values: the first that fires names the rotation reason;
+//! 4. [`outcome`] — the new values, revision, times, overlap and requeue;
+//! 5. [`render`] — the Secret to apply, the state for status, the Ready
+//!    condition and the events.
+//!
+//! The output Secret is the source of truth for the issued credentials *and*
+//! for the rotation record (kept in its annotations): the Secret is written
+//! first, so if keysmith dies before the status write, the next pass rebuilds
+//! the status from the Secret instead of rotating again.
+
+pub mod generate;
+pub mod guards;
+mod inputs;
+pub mod outcome;
+mod render;
+pub mod snapshot;
+pub mod triggers;
+
+use k8s_openapi::jiff::Timestamp;
+use rand::TryCryptoRng;
+
+pub use generate::GenerateError;
+pub use inputs::{Intent, KeyGenerator, Observed, ObservedSecret, PreviousStatus, SourceValue};
+pub use render::{DesiredSecret, Plan, PlannedEvent, Readiness, Severity, State};
+pub use snapshot::{Snapshot, truncate_to_second};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+}
+
+/// Decides one reconcile pass.
+pub fn plan<R: TryCryptoRng>(
+    intent: &Intent,
+    observed: &Observed,
+    now: Timestamp,
+    rng: &mut R,
+) -> Result<Plan, PlanError> {
+    let snapshot = Snapshot::gather(intent, observed, now);
+    if let Some(blocked) = guards::first_failure(&snapshot) {
+        return Ok(render::render_blocked(blocked, observed.status));
+    }
+    let renewal = triggers::evaluate(&snapshot);
+    let (key, secret) = outcome::issue_values(intent, &renewal, rng)?;
+    let outcome = outcome::decide(&snapshot, renewal.reason, key, secret);
+    Ok(render::render_plan(&snapshot, &outcome))
+}
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! Step one of a plan: gather everything a decision reads into one
+//! [`Snapshot`]: the intent, the clock, the status, the Secret's data checked
+//! against the rules, and the rotation record read from its annotations.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use super::inputs::{Intent, Observed, ObservedSecret, PreviousStatus, SourceValue};
+use crate::api::RotationReason;
+use crate::api::names::annotations;
+use crate::rules::FormatRule;
+
+/// Everything one pass decides on.
+pub struct Snapshot<'a> {
+    pub intent: &'a Intent,
+    /// Truncated to the second.
+    pub now: Timestamp,
+    pub status: &'a PreviousStatus,
+    pub key_held_by: Option<&'a str>,
+    pub secret: Option<&'a ObservedSecret>,
+    pub source: Option<&'a SourceValue>,
+    /// The credential in the Secret; `None` when there is no Secret.
+    pub issued: Option<Issued>,
+    /// The rotation record: the Secret's annotations, else the status.
+    pub record: Record,
+}
+
+/// One credential value in the Secret, checked against its rule.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DataValue {
+    Missing,
+    /// Present but unusable: not UTF-8, or breaking the rule (the problem, never the value).
+    Invalid(String),
+    Valid(String),
+}
+
+/// A data key's value and whether someone other than keysmith changed it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub data_key: String,
+    pub value: DataValue,
+    pub edited: bool,
+}
+
+impl Checked {
+    pub fn valid(&self) -> Option<&String> {
+        match &self.value {
+            DataValue::Valid(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// The credential set the Secret holds.
+pub struct Issued {
+    pub key: Checked,
+    pub secret: Checked,
+    /// The kept previous secret, if any.
+    pub previous: Option<String>,
+}
+
+impl Issued {
+    /// Someone other than keysmith changed the key or the secret.
+    pub fn edited(&self) -> bool {
+        self.key.edited || self.secret.edited
+    }
+}
+
+/// The rotation bookkeeping carried from pass to pass. Read from the Secret's
+/// annotations when the Secret exists (it is written before the status, so it
+/// is never behind), from the status otherwise.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    pub revision: Option<i64>,
+    pub rotated_at: Option<Timestamp>,
+    pub reason: Option<RotationReason>,
+    pub issued_at: Option<Timestamp>,
+    /// Only ever from the Secret: it holds the previous value.
+    pub previous_expires_at: Option<Timestamp>,
+    pub observed_reset_request: Option<String>,
+    pub observed_reset_annotation: Option<String>,
+}
+
+impl Record {
+    /// What a Secret's annotations say.
+    pub fn read(annotations: &BTreeMap<String, String>) -> Record {
+        let time = |name| parse_time(annotations.get(name));
+        Record {
+            revision: annotations
+                .get(annotations::REVISION)
+                .and_then(|r| r.parse().ok()),
+            rotated_at: time(annotations::ROTATED_AT),
+            reason: annotations
+                .get(annotations::ROTATION_REASON)
+                .and_then(|r| RotationReason::parse(r)),
+            issued_at: time(annotations::ISSUED_AT),
+            previous_expires_at: time(annotations::PREVIOUS_EXPIRES_AT),
+            observed_reset_request: annotations
+                .get(annotations::OBSERVED_RESET_REQUEST)
+                .cloned(),
+            observed_reset_annotation: annotations
+                .get(annotations::OBSERVED_RESET_ANNOTATION)
+                .cloned(),
+        }
+    }
+
+    /// The Secret's record, with the status filling what it lacks (a status
+    /// lost in a crash is rebuilt from the Secret; a deleted Secret's
+    /// bookkeeping survives in the status).
+    fn carried(secret: Option<&ObservedSecret>, status: &PreviousStatus) -> Record {
+        match secret {
+            Some(secret) => {
+                let own = Record::read(&secret.annotations);
+                Record {
+                    revision: own.revision.or(status.revision),
+                    rotated_at: own.rotated_at.or(status.last_rotation_time),
+                    reason: own.reason.or(status.last_rotation_reason),
+                    issued_at: own.issued_at.or(status.register_time),
+                    ..own
+                }
+            }
+            None => Record {
+                revision: status.revision,
+                rotated_at: status.last_rotation_time,
+                reason: status.last_rotation_reason,
+                issued_at: status.register_time,
+                previous_expires_at: None,
+                observed_reset_request: status.observed_reset_request.clone(),
+                observed_reset_annotation: status.observed_reset_annotation.clone(),
+            },
+        }
+    }
+}
+
+impl<'a> Snapshot<'a> {
+    pub fn gather(intent: &'a Intent, observed: &'a Observed, now: Timestamp) -> Snapshot<'a> {
+        Snapshot {
+            intent,
+            now: truncate_to_second(now),
+            status: observed.status,
+            key_held_by: observed.key_held_by.as_deref(),
+            secret: observed.secret,
+            source: observed.source.as_ref(),
+            issued: observed.secret.map(|secret| issued_in(secret, intent)),
+            record: Record::carried(observed.secret, observed.status),
+        }
+    }
+
+    /// The user-supplied secret, once it exists and satisfies its rule.
+    pub fn source_value(&self) -> Option<&String> {
+        match (&self.intent.secret_from, self.source) {
+            (Some(_), Some(SourceValue::Found(value)))
+                if self.intent.secret_rule.is_valid(value) =>
+            {
+                Some(value)
+            }
+            _ => None,
+        }
+    }
+
+    /// The key and secret in use: valid values from the Secret.
+    pub fn current_key(&self) -> Option<&String> {
+        self.issued.as_ref().and_then(|i| i.key.valid())
+    }
+
+    pub fn current_secret(&self) -> Option<&String> {
+        self.issued.as_ref().and_then(|i| i.secret.valid())
+    }
+}
+
+fn issued_in(secret: &ObservedSecret, intent: &Intent) -> Issued {
+    let check = |data_key: &String, rule: &FormatRule| Checked {
+        data_key: data_key.clone(),
+        value: match secret.data.get(data_key) {
+            None => DataValue::Missing,
+            Some(None) => DataValue::Invalid(format!("key {data_key} is not UTF-8 text")),
+            Some(Some(value)) => match rule.check(value) {
+                Ok(()) => DataValue::Valid(value.clone()),
+                Err(breach) => DataValue::Invalid(format!(
+                    "key {data_key} {} ({} rule)",
+                    rule.explain(breach),
+                    rule.name
+                )),
+            },
+        },
+        edited: secret.edited_keys.contains(data_key),
+    };
+    Issued {
+        key: check(&intent.key_data_key, intent.key_rule),
+        secret: check(&intent.secret_data_key, intent.secret_rule),
+        previous: secret
+            .data
+            .get(&intent.previous_data_key)
+            .cloned()
+            .flatten(),
+    }
+}
+
+/// Whole seconds: Kubernetes stores times to the second, so anything finer
+/// would differ from what is read back and trigger endless status writes.
+pub fn truncate_to_second(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+pub fn format_time(t: Timestamp) -> String {
+    truncate_to_second(t).to_string()
+}
+
+fn parse_time(text: Option<&String>) -> Option<Timestamp> {
+    text.and_then(|t| t.parse().ok())
+}
+
+/// `t + d`, saturating.
+pub fn add(t: Timestamp, d: Duration) -> Timestamp {
+    let d = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+    t.checked_add(d).unwrap_or(Timestamp::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fixtures::{World, t};
+
+    #[test]
+    fn the_record_comes_from_the_secret_and_the_status_fills_gaps() {
+        let mut world = World::issued();
+        world.status.revision = Some(9);
+        world.status.observed_reset_request = Some("from-status".into());
+        let record = world.check(|s| s.record.clone());
+        assert_eq!(record.revision, Some(1), "the Secret is never behind");
+        assert_eq!(record.rotated_at, Some(t(0)));
+        assert_eq!(record.reason, Some(RotationReason::Initial));
+        assert_eq!(
+            record.observed_reset_request, None,
+            "the Secret's record of resets is whole"
+        );
+
+        world.secret = None;
+        let record = world.check(|s| s.record.clone());
+        assert_eq!(record.revision, Some(9));
+        assert_eq!(
+            record.observed_reset_request.as_deref(),
+            Some("from-status")
+        );
+    }
+
+    #[test]
+    fn unreadable_annotations_read_as_absent() {
+        let mut world = World::issued();
+        world.set_annotation(annotations::REVISION, "seven");
+        world.set_annotation(annotations::ROTATED_AT, "yesterday");
+        world.set_annotation(annotations::ROTATION_REASON, "Whim");
+        let record = world.check(|s| s.record.clone());
+        assert_eq!(
+            (record.revision, record.rotated_at, record.reason),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn data_values_are_checked_against_their_rules() {
+        let mut world = World::issued();
+        world.set_data("app_secret", Some("Qx7"));
+        world
+            .secret
+            .as_mut()
+            .unwrap()
+            .data
+            .insert("app_key".into(), None);
+        world.check(|s| {
+            let issued = s.issued.as_ref().unwrap();
+            assert!(matches!(&issued.key.value, DataValue::Invalid(p) if p.contains("not UTF-8")));
+            assert!(matches!(&issued.secret.value, DataValue::Invalid(p) if !p.contains("Qx7")));
+            assert_eq!(s.current_key(), None);
+        });
+    }
+
+    #[test]
+    fn the_clock_is_truncated_to_the_second() {
+        let now = Timestamp::from_millisecond(1_800_000_000_999).unwrap();
+        assert_eq!(truncate_to_second(now), t(0));
+    }
+}

@@ -1,0 +1,136 @@
+//! GatewayApp as a [`CredentialKind`]: a UUID-format AppKey, the AppSecret
+//! rule, `app_id` in the Secret, unique AppKeys.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+
+use super::status::{previous_rotation, rotation_status};
+use super::{CredentialKind, KindParts, intent_from, time};
+use crate::api::names::labels;
+use crate::api::{
+    AppType, Creator, GatewayApp, GatewayAppStatus, Kind, RotationReason, RotationStatus,
+};
+use crate::engine::{Intent, KeyGenerator, Plan, PreviousStatus};
+use crate::rules;
+
+impl GatewayApp {
+    pub fn effective_app_name(&self) -> String {
+        self.spec
+            .app_name
+            .clone()
+            .unwrap_or_else(|| rules::derived_name(&self.name_any()))
+    }
+
+    fn attributes(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("appName".into(), self.effective_app_name()),
+            (
+                "creator".into(),
+                format!("{:?}", self.spec.creator.unwrap_or_default()),
+            ),
+            (
+                "appType".into(),
+                format!("{:?}", self.spec.app_type.unwrap_or_default()),
+            ),
+        ])
+    }
+
+    fn status_attributes(status: &GatewayAppStatus) -> Option<BTreeMap<String, String>> {
+        Some(BTreeMap::from([
+            ("appName".into(), status.app_name.clone()?),
+            ("creator".into(), format!("{:?}", status.creator?)),
+            ("appType".into(), format!("{:?}", status.app_type?)),
+        ]))
+    }
+}
+
+impl CredentialKind for GatewayApp {
+    fn unique_keys(&self) -> BTreeSet<String> {
+        let issued = self.status.as_ref().and_then(|s| s.app_key.clone());
+        self.spec.app_key.iter().cloned().chain(issued).collect()
+    }
+
+    const KIND: Kind = Kind::GatewayApp;
+    const OWNER_LABEL: &'static str = labels::GATEWAY_APP;
+
+    /// AppKeys are unique (SPEC §2): the custom one asked for, else the one issued.
+    fn unique_key_wanted(&self, intent: &Intent) -> Option<String> {
+        intent
+            .custom_key
+            .clone()
+            .or_else(|| self.status.as_ref().and_then(|s| s.app_key.clone()))
+    }
+
+    fn intent(&self) -> Intent {
+        let spec = &self.spec;
+        let keys = spec.data_keys();
+        intent_from(
+            self,
+            spec,
+            KindParts {
+                key_label: "AppKey",
+                key_changed_reason: RotationReason::AppKeyChanged,
+                custom_key: spec.app_key.clone(),
+                key_rule: &rules::APP_KEY,
+                key_generator: KeyGenerator::Uuid,
+                secret_rule: &rules::APP_SECRET,
+                key_data_key: keys.app_key,
+                secret_data_key: keys.app_secret,
+                previous_data_key: keys.app_secret_previous,
+                fixed_data: BTreeMap::from([(keys.app_id, self.uid().unwrap_or_default())]),
+                attributes: self.attributes(),
+            },
+        )
+    }
+
+    fn previous_status(&self) -> PreviousStatus {
+        let status = self.status.clone().unwrap_or_default();
+        PreviousStatus {
+            attributes: Self::status_attributes(&status),
+            ..previous_rotation(
+                &status.rotation,
+                status.app_key.clone(),
+                status.register_time.as_ref(),
+                status.update_time.as_ref(),
+            )
+        }
+    }
+
+    fn desired_status(&self, intent: &Intent, plan: &Plan, now: Timestamp) -> serde_json::Value {
+        let previous = self.status.clone().unwrap_or_default();
+        let rotation = rotation_status(
+            &previous.rotation,
+            intent,
+            plan,
+            self.meta().generation,
+            now,
+        );
+        let status = match &plan.state {
+            Some(state) => GatewayAppStatus {
+                app_id: self.uid(),
+                app_name: Some(self.effective_app_name()),
+                app_key: state.key.clone(),
+                creator: Some(self.spec.creator.unwrap_or(Creator::User)),
+                app_type: Some(self.spec.app_type.unwrap_or(AppType::Apig)),
+                register_time: time(state.register_time),
+                update_time: time(state.update_time),
+                rotation,
+            },
+            None => GatewayAppStatus {
+                rotation,
+                ..previous
+            },
+        };
+        serde_json::to_value(status).unwrap_or_default()
+    }
+
+    fn current_status(&self) -> serde_json::Value {
+        serde_json::to_value(self.status.clone().unwrap_or_default()).unwrap_or_default()
+    }
+
+    fn recorded_rotation(&self) -> Option<&RotationStatus> {
+        self.status.as_ref().map(|s| &s.rotation)
+    }
+}

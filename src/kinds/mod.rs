@@ -1,0 +1,138 @@
+//! The only place that names a kind. Each kind implements [`CredentialKind`]:
+//! how its spec becomes the engine's [`Intent`], how a plan becomes its
+//! status, which label marks its Secrets, which keys must be unique. Code
+//! above this layer is generic over the trait and never asks which kind it
+//! has. Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::RotationReason;
+use crate::api::names::{annotations, labels};
+use crate::api::{CommonSpec, DeletionPolicy, Kind, RotationStatus};
+use crate::engine::{Intent, KeyGenerator, Plan, PreviousStatus};
+use crate::rules::{self, FormatRule};
+
+mod gateway_app;
+mod signature_key;
+mod status;
+
+/// What the controller needs of a kind.
+pub trait CredentialKind:
+    Resource<DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind, for metric labels and messages.
+    const KIND: Kind;
+    /// The label on the output Secret naming its resource.
+    const OWNER_LABEL: &'static str;
+    fn intent(&self) -> Intent;
+    fn previous_status(&self) -> PreviousStatus;
+    /// The full status to apply after `plan`.
+    fn desired_status(&self, intent: &Intent, plan: &Plan, now: Timestamp) -> serde_json::Value;
+    /// The status as it is, in the same JSON form.
+    fn current_status(&self) -> serde_json::Value;
+    /// The rotation part of the status as it is (read by the metrics).
+    fn recorded_rotation(&self) -> Option<&RotationStatus>;
+    /// Keys that must be unique across objects of this kind (AppKeys: the
+    /// custom one asked for and the one issued); none by default.
+    fn unique_keys(&self) -> BTreeSet<String> {
+        BTreeSet::new()
+    }
+    /// The unique key this object wants to hold now (checked against older
+    /// holders before anything is issued); none by default.
+    fn unique_key_wanted(&self, _intent: &Intent) -> Option<String> {
+        None
+    }
+}
+
+pub(crate) fn time(t: Option<Timestamp>) -> Option<Time> {
+    t.map(Time)
+}
+
+fn secret_labels(
+    spec_labels: Option<&BTreeMap<String, String>>,
+    owner_label: &str,
+    name: &str,
+) -> BTreeMap<String, String> {
+    let mut labels = spec_labels.cloned().unwrap_or_default();
+    // keysmith's own labels win: they are how it recognises its Secrets.
+    labels.insert(labels::MANAGED_BY.into(), labels::MANAGED_BY_VALUE.into());
+    labels.insert(owner_label.into(), name.into());
+    labels
+}
+
+/// What differs between the kinds when building an [`Intent`].
+pub(crate) struct KindParts {
+    pub key_label: &'static str,
+    pub key_changed_reason: RotationReason,
+    pub custom_key: Option<String>,
+    pub key_rule: &'static FormatRule,
+    pub key_generator: KeyGenerator,
+    pub secret_rule: &'static FormatRule,
+    pub key_data_key: String,
+    pub secret_data_key: String,
+    pub previous_data_key: String,
+    pub fixed_data: BTreeMap<String, String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The rest of an [`Intent`] comes from the fields both specs share.
+pub(crate) fn intent_from<K: CredentialKind, S: CommonSpec>(
+    object: &K,
+    spec: &S,
+    parts: KindParts,
+) -> Intent {
+    let generator = spec.generator();
+    let parse = |d: Option<&str>| d.and_then(rules::parse_duration);
+    Intent {
+        generator_length: generator_length(generator.and_then(|g| g.length), parts.secret_rule),
+        symbols: generator.and_then(|g| g.symbols).unwrap_or(false),
+        secret_from: spec
+            .secret_from()
+            .map(|s| (s.secret_key_ref.name.clone(), s.secret_key_ref.key.clone())),
+        interval: parse(spec.interval()),
+        rotate_key: spec.rotate_key().unwrap_or(false),
+        keep_previous: parse(spec.keep_previous()),
+        reset_request: spec.reset_request().map(String::from),
+        reset_annotation: object
+            .annotations()
+            .get(annotations::RESET_REQUEST)
+            .cloned(),
+        secret_name: spec
+            .secret_name()
+            .map(String::from)
+            .unwrap_or_else(|| object.name_any()),
+        labels: secret_labels(spec.secret_labels(), K::OWNER_LABEL, &object.name_any()),
+        annotations: spec.secret_annotations().cloned().unwrap_or_default(),
+        owned: spec.deletion_policy().unwrap_or_default() == DeletionPolicy::Delete,
+        key_label: parts.key_label,
+        key_changed_reason: parts.key_changed_reason,
+        custom_key: parts.custom_key,
+        key_rule: parts.key_rule,
+        key_generator: parts.key_generator,
+        secret_rule: parts.secret_rule,
+        key_data_key: parts.key_data_key,
+        secret_data_key: parts.secret_data_key,
+        previous_data_key: parts.previous_data_key,
+        fixed_data: parts.fixed_data,
+        attributes: parts.attributes,
+    }
+}
+
+pub(crate) fn generator_length(spec_length: Option<u32>, rule: &FormatRule) -> usize {
+    spec_length
+        .map(|l| l as usize)
+        .unwrap_or_else(|| rules::default_generated_len(rule))
+}

@@ -1,0 +1,169 @@
+//! SignatureKey as a [`CredentialKind`]: sign_key and sign_secret rules by
+//! sign type (and algorithm), `sign_type`/`sign_algorithm` in the Secret.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+
+use super::status::{previous_rotation, rotation_status};
+use super::{CredentialKind, KindParts, intent_from, time};
+use crate::api::names::{data_keys, labels};
+use crate::api::{
+    Kind, RotationReason, RotationStatus, SignAlgorithm, SignType, SignatureKey, SignatureKeyStatus,
+};
+use crate::engine::{Intent, KeyGenerator, Plan, PreviousStatus};
+use crate::rules::{self, sign_key_rule, sign_secret_rule};
+
+impl SignatureKey {
+    pub fn effective_key_name(&self) -> String {
+        self.spec
+            .key_name
+            .clone()
+            .unwrap_or_else(|| rules::derived_name(&self.name_any()))
+    }
+
+    pub fn effective_sign_type(&self) -> SignType {
+        self.spec.sign_type.unwrap_or_default()
+    }
+
+    /// aes without an algorithm cannot pass admission; aes-128 is the safe reading.
+    fn effective_algorithm(&self) -> Option<SignAlgorithm> {
+        match self.effective_sign_type() {
+            SignType::Aes => Some(self.spec.sign_algorithm.unwrap_or(SignAlgorithm::Aes128Cfb)),
+            _ => None,
+        }
+    }
+
+    fn attributes(&self) -> BTreeMap<String, String> {
+        let mut a = BTreeMap::from([
+            ("keyName".into(), self.effective_key_name()),
+            (
+                "signType".into(),
+                format!("{:?}", self.effective_sign_type()),
+            ),
+        ]);
+        if let Some(algorithm) = self.effective_algorithm() {
+            a.insert("signAlgorithm".into(), format!("{algorithm:?}"));
+        }
+        a
+    }
+
+    fn status_attributes(status: &SignatureKeyStatus) -> Option<BTreeMap<String, String>> {
+        let mut a = BTreeMap::from([
+            ("keyName".into(), status.key_name.clone()?),
+            ("signType".into(), format!("{:?}", status.sign_type?)),
+        ]);
+        if let Some(algorithm) = status.sign_algorithm {
+            a.insert("signAlgorithm".into(), format!("{algorithm:?}"));
+        }
+        Some(a)
+    }
+}
+
+fn sign_type_name(t: SignType) -> &'static str {
+    match t {
+        SignType::Hmac => "hmac",
+        SignType::Basic => "basic",
+        SignType::Aes => "aes",
+    }
+}
+
+fn algorithm_name(a: SignAlgorithm) -> &'static str {
+    match a {
+        SignAlgorithm::Aes128Cfb => "aes-128-cfb",
+        SignAlgorithm::Aes256Cfb => "aes-256-cfb",
+    }
+}
+
+impl CredentialKind for SignatureKey {
+    const KIND: Kind = Kind::SignatureKey;
+    const OWNER_LABEL: &'static str = labels::SIGNATURE_KEY;
+
+    fn intent(&self) -> Intent {
+        let spec = &self.spec;
+        let sign_type = self.effective_sign_type();
+        let algorithm = self.effective_algorithm();
+        let key_rule = sign_key_rule(sign_type, algorithm);
+        let keys = spec.data_keys();
+        let mut fixed_data = BTreeMap::from([(
+            data_keys::SIGN_TYPE.to_string(),
+            sign_type_name(sign_type).to_string(),
+        )]);
+        if let Some(algorithm) = algorithm {
+            fixed_data.insert(
+                data_keys::SIGN_ALGORITHM.into(),
+                algorithm_name(algorithm).into(),
+            );
+        }
+        intent_from(
+            self,
+            spec,
+            KindParts {
+                key_label: "sign_key",
+                key_changed_reason: RotationReason::KeyChanged,
+                custom_key: spec.sign_key.clone(),
+                key_rule,
+                // Generated sign_keys take the longest length their rule allows.
+                key_generator: KeyGenerator::Rule {
+                    length: key_rule.max_len,
+                },
+                secret_rule: sign_secret_rule(sign_type),
+                key_data_key: keys.sign_key,
+                secret_data_key: keys.sign_secret,
+                previous_data_key: keys.sign_secret_previous,
+                fixed_data,
+                attributes: self.attributes(),
+            },
+        )
+    }
+
+    fn previous_status(&self) -> PreviousStatus {
+        let status = self.status.clone().unwrap_or_default();
+        PreviousStatus {
+            attributes: Self::status_attributes(&status),
+            ..previous_rotation(
+                &status.rotation,
+                status.sign_key.clone(),
+                status.create_time.as_ref(),
+                status.update_time.as_ref(),
+            )
+        }
+    }
+
+    fn desired_status(&self, intent: &Intent, plan: &Plan, now: Timestamp) -> serde_json::Value {
+        let previous = self.status.clone().unwrap_or_default();
+        let rotation = rotation_status(
+            &previous.rotation,
+            intent,
+            plan,
+            self.meta().generation,
+            now,
+        );
+        let status = match &plan.state {
+            Some(state) => SignatureKeyStatus {
+                id: self.uid().map(|u| u.replace('-', "")),
+                key_name: Some(self.effective_key_name()),
+                sign_type: Some(self.effective_sign_type()),
+                sign_algorithm: self.effective_algorithm(),
+                sign_key: state.key.clone(),
+                create_time: time(state.register_time),
+                update_time: time(state.update_time),
+                rotation,
+            },
+            None => SignatureKeyStatus {
+                rotation,
+                ..previous
+            },
+        };
+        serde_json::to_value(status).unwrap_or_default()
+    }
+
+    fn current_status(&self) -> serde_json::Value {
+        serde_json::to_value(self.status.clone().unwrap_or_default()).unwrap_or_default()
+    }
+
+    fn recorded_rotation(&self) -> Option<&RotationStatus> {
+        self.status.as_ref().map(|s| &s.rotation)
+    }
+}

@@ -1,0 +1,101 @@
+//! The parts of a status both kinds share: the Ready condition and the
+//! rotation bookkeeping, built from a plan; and the reverse, what the
+//! engine needs of the last status.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use super::time;
+use crate::api::{ConditionType, Reason, RotationStatus};
+use crate::engine::{Intent, Plan, PreviousStatus};
+
+pub(crate) fn ready_condition(
+    previous: Option<&Condition>,
+    plan: &Plan,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if plan.readiness.ready {
+        "True"
+    } else {
+        "False"
+    };
+    // lastTransitionTime moves only when the status flips.
+    let last_transition_time = match previous {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    Condition {
+        type_: ConditionType::Ready.as_str().into(),
+        status: status.into(),
+        reason: plan.readiness.reason.as_str().into(),
+        message: plan.readiness.message.clone(),
+        last_transition_time,
+        observed_generation: generation,
+    }
+}
+
+pub(crate) fn rotation_status(
+    previous: &RotationStatus,
+    intent: &Intent,
+    plan: &Plan,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> RotationStatus {
+    let previous_ready = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::Ready.as_str());
+    let mut conditions: Vec<Condition> = previous
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != ConditionType::Ready.as_str())
+        .cloned()
+        .collect();
+    conditions.insert(0, ready_condition(previous_ready, plan, generation, now));
+    match &plan.state {
+        Some(state) => RotationStatus {
+            secret_name: Some(intent.secret_name.clone()),
+            last_rotation_time: time(state.last_rotation_time),
+            last_rotation_reason: state.last_rotation_reason,
+            next_rotation_time: time(state.next_rotation_time),
+            previous_secret_expiry_time: time(state.previous_expiry_time),
+            revision: state.revision,
+            observed_reset_request: state.observed_reset_request.clone(),
+            observed_reset_annotation: state.observed_reset_annotation.clone(),
+            observed_generation: generation,
+            generator_length: Some(intent.generator_length as u32),
+            conditions,
+        },
+        // Blocked: keep what was issued, report why.
+        None => RotationStatus {
+            observed_generation: generation,
+            conditions,
+            ..previous.clone()
+        },
+    }
+}
+
+pub(crate) fn previous_rotation(
+    status: &RotationStatus,
+    key: Option<String>,
+    register: Option<&Time>,
+    update: Option<&Time>,
+) -> PreviousStatus {
+    PreviousStatus {
+        key,
+        revision: status.revision,
+        last_rotation_time: status.last_rotation_time.as_ref().map(|t| t.0),
+        last_rotation_reason: status.last_rotation_reason,
+        register_time: register.map(|t| t.0),
+        update_time: update.map(|t| t.0),
+        observed_reset_request: status.observed_reset_request.clone(),
+        observed_reset_annotation: status.observed_reset_annotation.clone(),
+        attributes: None,
+        ready_reason: status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ConditionType::Ready.as_str())
+            .and_then(|c| Reason::parse(&c.reason)),
+    }
+}

@@ -1,0 +1,148 @@
+//! `keysmith run`: wiring the controllers, the HTTP endpoints, leader
+//! election, memory upkeep and signals together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use crate::controller::{self, Health, Metrics, Options, shutdown_signal};
+
+pub mod http;
+pub mod leader;
+pub mod memory;
+mod signals;
+
+use leader::{Election, LeaderOptions};
+use signals::watch_signals;
+
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub controller: Options,
+    pub metrics_addr: Option<SocketAddr>,
+    pub health_addr: Option<SocketAddr>,
+    pub leader: Option<LeaderOptions>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no Kubernetes configuration found (KUBECONFIG, ~/.kube/config or in-cluster): {0}")]
+    Config(#[source] kube::Error),
+    #[error("{0}")]
+    Crds(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("leader election: {0}")]
+    Leader(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("lost the leader lease; exiting so that a fresh start competes again")]
+    LostLeadership,
+}
+
+pub async fn run(config: RunConfig) -> Result<(), RunError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(RunError::Config)?;
+    controller::check_crds(&client, &config.controller.namespace)
+        .await
+        .map_err(RunError::Crds)?;
+
+    tokio::spawn(memory::release_freed_memory());
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::new(2));
+    let signals = watch_signals();
+
+    // One listener when both addresses are the same.
+    let mut servers = Vec::new();
+    let mut routes: Vec<(SocketAddr, axum::Router)> = Vec::new();
+    if let Some(addr) = config.health_addr {
+        routes.push((addr, http::health_routes(health.clone())));
+    }
+    if let Some(addr) = config.metrics_addr {
+        let metrics_routes = http::metrics_routes(metrics.clone());
+        match routes.iter_mut().find(|(a, _)| *a == addr) {
+            Some((_, existing)) => *existing = existing.clone().merge(metrics_routes),
+            None => routes.push((addr, metrics_routes)),
+        }
+    }
+    for (addr, router) in routes {
+        let server = http::serve(addr, router, shutdown_signal(signals.clone()))
+            .await
+            .map_err(|source| RunError::Listen { addr, source })?;
+        info!(%addr, "serving HTTP");
+        servers.push(server);
+    }
+
+    let result = match &config.leader {
+        None => {
+            controller::run(
+                client,
+                config.controller.clone(),
+                metrics,
+                health,
+                signals.clone(),
+            )
+            .await;
+            Ok(())
+        }
+        Some(options) => {
+            run_as_candidate(client, &config, options, metrics, health, signals.clone()).await
+        }
+    };
+    for server in servers {
+        server.abort();
+    }
+    result
+}
+
+async fn run_as_candidate(
+    client: kube::Client,
+    config: &RunConfig,
+    options: &LeaderOptions,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    signals: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let mut election = leader::start(client.clone(), options).await?;
+    // A standby is ready: it only waits for the lease.
+    health.set_standby(true);
+    info!(lease = %options.lease_name, namespace = %options.lease_namespace, identity = %options.identity, "waiting for the leader lease");
+    if !election.acquired(shutdown_signal(signals.clone())).await {
+        election.release().await;
+        return Ok(());
+    }
+    info!("acquired the leader lease; starting the controllers");
+    health.set_standby(false);
+
+    // Stop on SIGTERM, or as soon as the lease is lost.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let lost = Election::lost(election.is_leader.clone());
+    let mut signal_rx = signals.clone();
+    let lost_leadership = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = lost_leadership.clone();
+    let relay = tokio::spawn(async move {
+        tokio::select! {
+            _ = signal_rx.wait_for(|stop| *stop) => {}
+            () = lost => {
+                error!("lost the leader lease");
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _ = stop_tx.send(true);
+    });
+    controller::run(client, config.controller.clone(), metrics, health, stop_rx).await;
+    relay.abort();
+    // Drained: hand the lease over now rather than let it expire.
+    tokio::time::timeout(Duration::from_secs(5), election.release())
+        .await
+        .ok();
+    if lost_leadership.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(RunError::LostLeadership);
+    }
+    Ok(())
+}
