@@ -1,0 +1,356 @@
+//! Upgrade safety (SPEC §5, Upgrades), with real binaries: the previous
+//! release (`scripts/previous-release`, passed in `KEYSMITH_PREVIOUS_RELEASE`
+//! by `scripts/test`) issues, rotates and resets credentials; then this build
+//! starts on what it wrote. It must recognise every Secret and status as its
+//! own: no write at all (every resourceVersion stays), no rotation, every
+//! resource Ready — and then carry on from that record (one reset, one
+//! revision, the kept previous secret still there).
+
+mod support;
+
+use support::{control_plane, leak, operator};
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use keysmith::api::names::annotations;
+use keysmith::api::*;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use operator::Operator;
+use serde_json::json;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn previous_release() -> std::path::PathBuf {
+    let path = std::env::var("KEYSMITH_PREVIOUS_RELEASE").unwrap_or_else(|_| {
+        panic!(
+            "KEYSMITH_PREVIOUS_RELEASE is not set: it names the previous release's keysmith \
+             (scripts/previous-release builds it; scripts/test sets the variable)"
+        )
+    });
+    let path = std::path::PathBuf::from(path);
+    assert!(path.is_file(), "{} does not exist", path.display());
+    path
+}
+
+/// What this test compares before and after the upgrade: each object's
+/// resourceVersion (a write of any kind moves it) and what it holds.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    version: String,
+    /// Status (resources) or data + annotations + labels (Secrets; data as
+    /// lengths only, so a failed assertion prints no value).
+    shape: serde_json::Value,
+}
+
+async fn snapshot(client: &Client, ns: &str) -> BTreeMap<String, Seen> {
+    let mut seen = BTreeMap::new();
+    let apps: Api<GatewayApp> = Api::namespaced(client.clone(), ns);
+    for app in apps.list(&ListParams::default()).await.unwrap() {
+        seen.insert(
+            format!("GatewayApp/{}", app.name_any()),
+            Seen {
+                version: app.resource_version().unwrap_or_default(),
+                shape: serde_json::to_value(&app.status).unwrap(),
+            },
+        );
+    }
+    let keys: Api<SignatureKey> = Api::namespaced(client.clone(), ns);
+    for key in keys.list(&ListParams::default()).await.unwrap() {
+        seen.insert(
+            format!("SignatureKey/{}", key.name_any()),
+            Seen {
+                version: key.resource_version().unwrap_or_default(),
+                shape: serde_json::to_value(&key.status).unwrap(),
+            },
+        );
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    for secret in secrets.list(&ListParams::default()).await.unwrap() {
+        let lengths: BTreeMap<String, usize> = secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.len()))
+            .collect();
+        seen.insert(
+            format!("Secret/{}", secret.name_any()),
+            Seen {
+                version: secret.resource_version().unwrap_or_default(),
+                shape: json!({
+                    "data": lengths,
+                    "annotations": secret.annotations(),
+                    "labels": secret.labels(),
+                    "owners": secret.owner_references().len(),
+                }),
+            },
+        );
+    }
+    seen
+}
+
+fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Waits until every resource of the namespace is Ready and `extra` holds.
+async fn wait_all_ready(client: &Client, ns: &str, operator: &Operator, what: &str) {
+    let apps: Api<GatewayApp> = Api::namespaced(client.clone(), ns);
+    let keys: Api<SignatureKey> = Api::namespaced(client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let apps_ready = apps
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .iter()
+            .all(|a| {
+                a.status
+                    .as_ref()
+                    .is_some_and(|s| ready(&s.rotation.conditions))
+            });
+        let keys_ready = keys
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| {
+                k.status
+                    .as_ref()
+                    .is_some_and(|s| ready(&s.rotation.conditions))
+            });
+        if apps_ready && keys_ready {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not every resource Ready; operator log tail:\n{}",
+            tail(&operator.logs())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// The operator's `keysmith_reconciles_total`, summed over kinds.
+fn reconciles(operator: &Operator) -> u64 {
+    let Some((200, body)) = operator.http_get(operator.metrics_port, "/metrics") else {
+        return 0;
+    };
+    body.lines()
+        .filter(|l| l.starts_with("keysmith_reconciles_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+async fn create(client: &Client, ns: &str, manifest: serde_json::Value) {
+    let kind = manifest["kind"].as_str().unwrap().to_string();
+    match kind.as_str() {
+        "GatewayApp" => {
+            let api: Api<GatewayApp> = Api::namespaced(client.clone(), ns);
+            api.create(
+                &PostParams::default(),
+                &serde_json::from_value(manifest).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+        _ => {
+            let api: Api<SignatureKey> = Api::namespaced(client.clone(), ns);
+            api.create(
+                &PostParams::default(),
+                &serde_json::from_value(manifest).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+}
+
+fn app(name: &str, spec: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp", "metadata": {"name": name}, "spec": spec})
+}
+
+fn key(name: &str, spec: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "SignatureKey", "metadata": {"name": name}, "spec": spec})
+}
+
+async fn annotate_reset(client: &Client, ns: &str, name: &str, value: &str) {
+    let apps: Api<GatewayApp> = Api::namespaced(client.clone(), ns);
+    apps.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {(annotations::RESET_REQUEST): value}}})),
+    )
+    .await
+    .unwrap();
+}
+
+async fn app_status(client: &Client, ns: &str, name: &str) -> GatewayAppStatus {
+    let apps: Api<GatewayApp> = Api::namespaced(client.clone(), ns);
+    apps.get(name).await.unwrap().status.unwrap_or_default()
+}
+
+async fn wait_app(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    check: impl Fn(&GatewayAppStatus) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !check(&app_status(client, ns, name).await) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "GatewayApp {name}: timed out"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn this_build_takes_over_what_the_previous_release_wrote_without_a_write() {
+    if control_plane::skipped() {
+        return;
+    }
+    let previous = previous_release();
+    let cp = control_plane::control_plane();
+    let client = control_plane::client().await;
+    let ns = control_plane::namespace(&client, "upgrade").await;
+
+    // What users have in their clusters: each main use, issued by the previous release.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let source = Secret {
+        metadata: ObjectMeta {
+            name: Some("byo".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "secret".to_string(),
+            ByteString(b"Byo-Secret-0123456789".to_vec()),
+        )])),
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &source)
+        .await
+        .unwrap();
+    for manifest in [
+        app("generated", json!({})),
+        app(
+            "custom",
+            json!({"appKey": "upgrade-custom-key-01", "remark": "r"}),
+        ),
+        app(
+            "rotating",
+            json!({"rotation": {"interval": "720h", "keepPrevious": "1h", "rotateAppKey": true}}),
+        ),
+        app(
+            "kong-style",
+            json!({"secret": {"name": "kong-cred", "keys": {"appKey": "key", "appSecret": "secret", "appId": "id"},
+                   "labels": {"konghq.com/credential": "key-auth"}, "deletionPolicy": "Retain"}}),
+        ),
+        app(
+            "from-source",
+            json!({"appSecretFrom": {"secretKeyRef": {"name": "byo", "key": "secret"}}}),
+        ),
+        key("hmac", json!({})),
+        key(
+            "aes",
+            json!({"signType": "aes", "signAlgorithm": "aes-256-cfb", "signKey": "abcdefghijklmnopqrstuvwxyz012345"}),
+        ),
+        key(
+            "basic",
+            json!({"signType": "basic", "rotation": {"interval": "2160h", "keepPrevious": "1h"}, "resetRequest": "first"}),
+        ),
+    ] {
+        create(&client, &ns, manifest).await;
+    }
+    let mut operator = Operator::start_binary(cp, &ns, &previous);
+    wait_all_ready(&client, &ns, &operator, "the previous release").await;
+    // A reset under the previous release: a new revision, a kept previous secret.
+    annotate_reset(&client, &ns, "rotating", "before-upgrade").await;
+    wait_app(&client, &ns, "rotating", |s| {
+        s.rotation.observed_reset_annotation.as_deref() == Some("before-upgrade")
+            && s.rotation.previous_secret_expiry_time.is_some()
+    })
+    .await;
+    wait_all_ready(
+        &client,
+        &ns,
+        &operator,
+        "the previous release, after a reset",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // let its last writes land
+    let before = snapshot(&client, &ns).await;
+    assert_eq!(
+        before.keys().filter(|k| k.starts_with("Secret/")).count(),
+        9
+    );
+
+    // The upgrade.
+    operator.switch_to(&Operator::this_build());
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while reconciles(&operator) < 8 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "this build did not reconcile every resource:\n{}",
+            tail(&operator.logs())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = snapshot(&client, &ns).await;
+    for (name, seen) in &before {
+        assert_eq!(
+            after.get(name),
+            Some(seen),
+            "{name} changed on upgrade:\n{}",
+            tail(&operator.logs())
+        );
+    }
+    assert_eq!(after.len(), before.len(), "nothing new was written");
+    wait_all_ready(&client, &ns, &operator, "this build").await;
+
+    // And it carries on from the record it found: one reset, one revision,
+    // the kept previous secret still within its hour.
+    let rotating = app_status(&client, &ns, "rotating").await;
+    let revision = rotating.rotation.revision.unwrap();
+    annotate_reset(&client, &ns, "rotating", "after-upgrade").await;
+    wait_app(&client, &ns, "rotating", |s| {
+        s.rotation.observed_reset_annotation.as_deref() == Some("after-upgrade")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = app_status(&client, &ns, "rotating").await;
+    assert_eq!(status.rotation.revision, Some(revision + 1));
+    let secret = secrets.get("rotating").await.unwrap();
+    assert!(secret.data.unwrap().contains_key("app_secret_previous"));
+    let generated = app_status(&client, &ns, "generated").await;
+    assert_eq!(
+        generated.rotation.revision,
+        Some(1),
+        "the others rotate nothing"
+    );
+
+    // No secret value in either build's logs, the events or the statuses.
+    let mut values = Vec::new();
+    for secret in secrets.list(&ListParams::default()).await.unwrap() {
+        for (key, value) in secret.data.unwrap_or_default() {
+            if key.contains("secret") {
+                values.push(String::from_utf8(value.0).unwrap());
+            }
+        }
+    }
+    leak::assert_no_leak(&operator.logs(), &client, &ns, &values).await;
+}
