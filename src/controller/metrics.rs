@@ -24,6 +24,8 @@ use kube::runtime::reflector::Store;
 use crate::api::{ConditionType, Kind, RotationReason};
 use crate::kinds::CredentialKind;
 
+use super::error::Error;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: &'static str,
@@ -172,14 +174,16 @@ impl Default for Metrics {
             rotations.clone(),
         );
         registry.register_collector(Box::new(objects.clone()));
-        Metrics {
+        let metrics = Metrics {
             registry,
             reconciles,
             reconcile_errors,
             reconcile_duration,
             rotations,
             objects,
-        }
+        };
+        metrics.start_at_zero();
+        metrics
     }
 }
 
@@ -194,6 +198,27 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// Every series with a fixed label set exists from the start, at 0, so
+    /// alerts and dashboards work on a fresh install (Prometheus practice).
+    fn start_at_zero(&self) {
+        for kind in Kind::ALL {
+            let kind = kind.as_str();
+            let _ = self.reconciles.get_or_create(&KindLabels { kind });
+            let _ = self.reconcile_duration.get_or_create(&KindLabels { kind });
+            for reason in Error::METRIC_LABELS {
+                let _ = self
+                    .reconcile_errors
+                    .get_or_create(&ErrorLabels { kind, reason });
+            }
+            for reason in RotationReason::ALL {
+                let _ = self.rotations.get_or_create(&RotationLabels {
+                    kind,
+                    reason: reason.as_str(),
+                });
+            }
+        }
+    }
+
     /// One reconcile ran and took `elapsed`.
     pub fn record_reconcile(&self, kind: Kind, elapsed: std::time::Duration) {
         let labels = KindLabels {
@@ -253,6 +278,29 @@ pub fn object_states<K: CredentialKind>(reader: Store<K>) -> StateSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_fixed_series_starts_at_zero() {
+        let text = Metrics::default().render();
+        for kind in Kind::ALL {
+            let kind = kind.as_str();
+            assert!(
+                text.contains(&format!("keysmith_reconciles_total{{kind=\"{kind}\"}} 0")),
+                "{text}"
+            );
+            for reason in Error::METRIC_LABELS {
+                assert!(text.contains(&format!(
+                    "keysmith_reconcile_errors_total{{kind=\"{kind}\",reason=\"{reason}\"}} 0"
+                )));
+            }
+            for reason in RotationReason::ALL {
+                assert!(text.contains(&format!(
+                    "keysmith_rotations_total{{kind=\"{kind}\",reason=\"{}\"}} 0",
+                    reason.as_str()
+                )));
+            }
+        }
+    }
 
     #[test]
     fn per_object_gauges_come_from_the_sources_at_scrape_time() {
