@@ -535,6 +535,55 @@ pub const SECRET_DATA_KEY: FormatRule = FormatRule {
 };
 
 /// DNS-1123 subdomain, the rule for Secret names.
+/// A data key that also gets a `_previous` twin (appSecret, signSecret): the
+/// twin must still fit Kubernetes' 253 characters.
+pub const SECRET_DATA_KEY_WITH_PREVIOUS: FormatRule = FormatRule {
+    name: "Secret data key (with its _previous twin)",
+    max_len: 253 - crate::api::names::data_keys::PREVIOUS_SUFFIX.len(),
+    ..SECRET_DATA_KEY
+};
+
+/// Kubernetes' label value: at most 63 characters, empty or starting and
+/// ending with a letter or digit; letters, digits, '-', '_', '.' between.
+pub const LABEL_VALUE_PATTERN: &str = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+pub const LABEL_VALUE_MAX_LEN: usize = 63;
+pub const LABEL_VALUE_RULE: &str = "must be a valid label value: at most 63 characters, empty or starting and ending with a letter or digit, with letters, digits, '-', '_' and '.' between";
+
+pub fn is_label_value(value: &str) -> bool {
+    value.is_empty() || is_name_part(value)
+}
+
+/// Kubernetes' qualified name (label and annotation keys): an optional
+/// DNS-subdomain prefix of at most 253 characters and '/', then a name of
+/// 1–63 characters starting and ending with a letter or digit, with letters,
+/// digits, '-', '_', '.' between.
+pub const QUALIFIED_NAME_PATTERN: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+/// With the pattern: a prefix, if any, of at most 253 characters.
+pub const QUALIFIED_NAME_PREFIX_PATTERN: &str = "^[^/]{0,253}/";
+pub const QUALIFIED_NAME_RULE: &str = "must be a qualified name like a label or annotation key: an optional DNS-subdomain prefix (at most 253 characters) and '/', then 1–63 characters starting and ending with a letter or digit, with letters, digits, '-', '_' and '.' between";
+
+pub fn is_qualified_name(key: &str) -> bool {
+    match key.split_once('/') {
+        Some((prefix, name)) => {
+            prefix.len() <= 253 && is_dns_subdomain(prefix) && is_name_part(name)
+        }
+        None => is_name_part(key),
+    }
+}
+
+/// 1–63 characters, a letter or digit at both ends, `[-A-Za-z0-9_.]` between.
+fn is_name_part(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_alphanumeric();
+    !bytes.is_empty()
+        && bytes.len() <= LABEL_VALUE_MAX_LEN
+        && alnum(&bytes[0])
+        && alnum(&bytes[bytes.len() - 1])
+        && bytes
+            .iter()
+            .all(|b| alnum(b) || matches!(b, b'-' | b'_' | b'.'))
+}
+
 pub const SECRET_NAME_PATTERN: &str =
     "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 pub const SECRET_NAME_MAX_LEN: usize = 253;

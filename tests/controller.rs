@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{control_plane, leak, operator};
+use support::{control_plane, leak, operator, policy};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -77,10 +77,32 @@ impl Env {
             .unwrap()
     }
 
+    /// A Secret that may be read as a source (it carries the opt-in).
     async fn create_secret(&self, name: &str, data: &[(&str, &str)]) {
+        self.create_secret_with(name, data, &[(annotations::ALLOW_SOURCE, "true")], &[])
+            .await;
+    }
+
+    async fn create_secret_with(
+        &self,
+        name: &str,
+        data: &[(&str, &str)],
+        annotations: &[(&str, &str)],
+        labels: &[(&str, &str)],
+    ) {
+        let map = |pairs: &[(&str, &str)]| {
+            Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+        };
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.into()),
+                annotations: map(annotations),
+                labels: map(labels),
                 ..Default::default()
             },
             data: Some(
@@ -1110,4 +1132,177 @@ async fn no_secret_value_reaches_logs_events_or_objects() {
         }
     }
     leak::assert_no_leak(&env.operator.logs(), &env.client, &env.ns, &values).await;
+}
+
+#[tokio::test]
+async fn a_source_is_read_only_when_it_opts_in() {
+    needs_control_plane!();
+    let env = Env::new("optin").await;
+    env.create_secret_with("plain", &[("secret", "Not-Opted-In-2026")], &[], &[])
+        .await;
+    env.create_app(
+        "copier",
+        json!({"appSecretFrom": {"secretKeyRef": {"name": "plain", "key": "secret"}}}),
+    )
+    .await;
+    let app = wait_app(
+        &env,
+        "copier",
+        "SourceNotAllowed",
+        reason_is("SourceNotAllowed"),
+    )
+    .await;
+    let message = app_ready(&app).unwrap().2;
+    assert!(message.contains("Secret plain"), "{message}");
+    assert!(message.contains("keysmith.dev/allow-source"), "{message}");
+    env.wait_event("copier", "SourceNotAllowed").await;
+    assert!(
+        env.secrets().get_opt("copier").await.unwrap().is_none(),
+        "nothing copied"
+    );
+
+    // The label opts in as well as the annotation; the watch notices.
+    env.secrets()
+        .patch(
+            "plain",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"keysmith.dev/allow-source": "true"}}})),
+        )
+        .await
+        .unwrap();
+    wait_app(&env, "copier", "Ready once opted in", is_ready).await;
+    assert_eq!(
+        env.secret_data("copier").await["app_secret"],
+        "Not-Opted-In-2026"
+    );
+    leak::assert_no_leak(
+        &env.operator.logs(),
+        &env.client,
+        &env.ns,
+        &["Not-Opted-In-2026".to_string()],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_secret_that_only_looks_like_keysmiths_is_never_adopted() {
+    needs_control_plane!();
+    let env = Env::new("forged").await;
+    // keysmith's labels for the resource about to be created, chosen values.
+    env.create_secret_with(
+        "forged",
+        &[
+            ("app_key", "attacker-chosen-key"),
+            ("app_secret", "Attacker-Chosen-Secret-1"),
+        ],
+        &[(annotations::REVISION, "1")],
+        &[
+            (labels::MANAGED_BY, labels::MANAGED_BY_VALUE),
+            (labels::GATEWAY_APP, "forged"),
+        ],
+    )
+    .await;
+    let before = env.secrets().get("forged").await.unwrap();
+    env.create_app("forged", json!({})).await;
+    let app = wait_app(
+        &env,
+        "forged",
+        "SecretConflict",
+        reason_is("SecretConflict"),
+    )
+    .await;
+    assert!(app.status.unwrap().app_key.is_none(), "nothing adopted");
+    let after = env.secrets().get("forged").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+
+    // The uid of another resource does not make it ours either.
+    env.create_secret_with(
+        "other-uid",
+        &[("app_key", "attacker-chosen-key2")],
+        &[(
+            annotations::OWNER_UID,
+            "00000000-0000-0000-0000-000000000000",
+        )],
+        &[
+            (labels::MANAGED_BY, labels::MANAGED_BY_VALUE),
+            (labels::GATEWAY_APP, "other-uid"),
+        ],
+    )
+    .await;
+    env.create_app("other-uid", json!({})).await;
+    wait_app(
+        &env,
+        "other-uid",
+        "SecretConflict",
+        reason_is("SecretConflict"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_valid_name_gets_credentials_even_one_too_long_for_a_label() {
+    needs_control_plane!();
+    let env = Env::new("longname").await;
+    let name = format!("{}.{}", "a".repeat(120), "b".repeat(120));
+    env.create_app(&name, json!({"appName": "long_named_app"}))
+        .await;
+    wait_app(&env, &name, "Ready", is_ready).await;
+    let secret = env.secrets().get(&name).await.unwrap();
+    let owner = &secret.labels()[labels::GATEWAY_APP];
+    assert!(owner.len() <= 63, "{owner}");
+    assert_eq!(secret.annotations()[annotations::OWNER_NAME], name);
+
+    // The Secret's owner is found from the Secret: deleting it reissues.
+    env.secrets()
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_app(&env, &name, "reissued", |app| revision(app) == Some(2)).await;
+}
+
+#[tokio::test]
+async fn a_write_the_apiserver_refuses_is_reported_on_the_resource_without_a_retry_storm() {
+    needs_control_plane!();
+    let env = Env::new("refused").await;
+    policy::refuse_labelled_secrets(&env.client, &env.ns).await;
+
+    env.create_app(
+        "refused",
+        json!({"secret": {"labels": {"keysmith-test/refuse": "yes"}}}),
+    )
+    .await;
+    let app = wait_app(&env, "refused", "SecretRefused", reason_is("SecretRefused")).await;
+    let message = app_ready(&app).unwrap().2;
+    assert!(message.contains("refused by policy"), "{message}");
+    assert!(message.contains("Secret refused"), "{message}");
+    env.wait_event("refused", "SecretRefused").await;
+
+    // No retry storm: over 8 s, at most a couple more passes.
+    let count = || {
+        let metrics = env
+            .operator
+            .http_get(env.operator.metrics_port, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        metrics
+            .lines()
+            .find(|l| l.starts_with("keysmith_reconciles_total{kind=\"GatewayApp\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before = count();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = count();
+    assert!(
+        after - before <= 2.0,
+        "{before} -> {after} reconciles: a retry loop"
+    );
+
+    // A change to the resource is tried at once, and recovers.
+    env.patch_app("refused", json!({"spec": {"secret": {"labels": null}}}))
+        .await;
+    wait_app(&env, "refused", "Ready after the fix", is_ready).await;
 }

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{control_plane, operator};
+use support::{control_plane, operator, policy};
 
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,66 @@ fn sample(metrics: &str, prefix: &str) -> Option<f64> {
 }
 
 #[tokio::test]
+async fn a_fresh_operator_exports_every_fixed_series_at_zero() {
+    needs_control_plane!();
+    let client = control_plane::client().await;
+    let ns = control_plane::namespace(&client, "fresh").await;
+    let operator = Operator::start(control_plane::control_plane(), &ns);
+    let metrics = wait_http(&operator, operator.metrics_port, "/metrics", 200).await;
+    for kind in ["GatewayApp", "SignatureKey"] {
+        assert_eq!(
+            sample(
+                &metrics,
+                &format!("keysmith_reconciles_total{{kind=\"{kind}\"}}")
+            ),
+            Some(0.0),
+            "{metrics}"
+        );
+        for reason in [
+            "ReadSecret",
+            "WriteSecret",
+            "WriteStatus",
+            "ReadObject",
+            "NoNamespace",
+            "Generate",
+        ] {
+            assert_eq!(
+                sample(
+                    &metrics,
+                    &format!(
+                        "keysmith_reconcile_errors_total{{kind=\"{kind}\",reason=\"{reason}\"}}"
+                    )
+                ),
+                Some(0.0),
+                "{metrics}"
+            );
+        }
+        for reason in [
+            "Initial",
+            "Schedule",
+            "ResetRequest",
+            "SecretRecreated",
+            "SecretFromChanged",
+        ] {
+            assert_eq!(
+                sample(
+                    &metrics,
+                    &format!("keysmith_rotations_total{{kind=\"{kind}\",reason=\"{reason}\"}}")
+                ),
+                Some(0.0),
+                "{metrics}"
+            );
+        }
+        assert!(
+            metrics.contains(&format!(
+                "keysmith_reconcile_duration_seconds_count{{kind=\"{kind}\"}} 0"
+            )),
+            "{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn probes_and_metrics_report_what_happened() {
     needs_control_plane!();
     let client = control_plane::client().await;
@@ -92,11 +152,12 @@ async fn probes_and_metrics_report_what_happened() {
         json!({"appSecretFrom": {"secretKeyRef": {"name": "missing", "key": "k"}}}),
     )
     .await;
-    // A label value the apiserver refuses on the Secret: the write fails, and is counted.
+    // A Secret write the apiserver refuses (a cluster policy): the write fails, and is counted.
+    policy::refuse_labelled_secrets(&client, &ns).await;
     create_app(
         &apps,
         "unwritable",
-        json!({"secret": {"labels": {"team": "not a valid label value!"}}}),
+        json!({"secret": {"labels": {(policy::REFUSE_LABEL): "yes"}}}),
     )
     .await;
     let app = wait_ready(&apps, "scheduled", Duration::from_secs(30)).await;

@@ -2,9 +2,15 @@
 //! release (`scripts/previous-release`, passed in `KEYSMITH_PREVIOUS_RELEASE`
 //! by `scripts/test`) issues, rotates and resets credentials; then this build
 //! starts on what it wrote. It must recognise every Secret and status as its
-//! own: no write at all (every resourceVersion stays), no rotation, every
-//! resource Ready — and then carry on from that record (one reset, one
-//! revision, the kept previous secret still there).
+//! own: no status written, no credential changed, no rotation, every
+//! resource Ready. The one bookkeeping migration allowed: each Secret gains
+//! the owner's uid (`keysmith.dev/owner-uid`, SPEC §10), in place. Then it
+//! carries on from that record (one reset, one revision, the kept previous
+//! secret still there).
+//!
+//! Release note that goes with it: `…SecretFrom` sources must now opt in;
+//! before upgrading, `kubectl annotate secret NAME keysmith.dev/allow-source=true`
+//! for each source (this test does so, as users are told to).
 
 mod support;
 
@@ -42,9 +48,19 @@ fn previous_release() -> std::path::PathBuf {
 #[derive(Debug, PartialEq)]
 struct Seen {
     version: String,
-    /// Status (resources) or data + annotations + labels (Secrets; data as
-    /// lengths only, so a failed assertion prints no value).
+    /// Status (resources) or annotations + labels + data lengths (Secrets).
     shape: serde_json::Value,
+    /// A Secret's data, compared but never printed.
+    data: Data,
+}
+
+#[derive(PartialEq)]
+struct Data(BTreeMap<String, Vec<u8>>);
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "data keys {:?}", self.0.keys().collect::<Vec<_>>())
+    }
 }
 
 async fn snapshot(client: &Client, ns: &str) -> BTreeMap<String, Seen> {
@@ -56,6 +72,7 @@ async fn snapshot(client: &Client, ns: &str) -> BTreeMap<String, Seen> {
             Seen {
                 version: app.resource_version().unwrap_or_default(),
                 shape: serde_json::to_value(&app.status).unwrap(),
+                data: Data(BTreeMap::new()),
             },
         );
     }
@@ -66,27 +83,32 @@ async fn snapshot(client: &Client, ns: &str) -> BTreeMap<String, Seen> {
             Seen {
                 version: key.resource_version().unwrap_or_default(),
                 shape: serde_json::to_value(&key.status).unwrap(),
+                data: Data(BTreeMap::new()),
             },
         );
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     for secret in secrets.list(&ListParams::default()).await.unwrap() {
-        let lengths: BTreeMap<String, usize> = secret
+        let data: BTreeMap<String, Vec<u8>> = secret
             .data
             .iter()
             .flatten()
-            .map(|(k, v)| (k.clone(), v.0.len()))
+            .map(|(k, v)| (k.clone(), v.0.clone()))
             .collect();
+        // The one migration this release makes: the owner's uid, added in place.
+        let mut annotations = secret.annotations().clone();
+        annotations.remove(annotations::OWNER_UID);
         seen.insert(
             format!("Secret/{}", secret.name_any()),
             Seen {
                 version: secret.resource_version().unwrap_or_default(),
                 shape: json!({
-                    "data": lengths,
-                    "annotations": secret.annotations(),
+                    "annotations": annotations,
                     "labels": secret.labels(),
                     "owners": secret.owner_references().len(),
+                    "migrated": secret.annotations().contains_key(annotations::OWNER_UID),
                 }),
+                data: Data(data),
             },
         );
     }
@@ -232,6 +254,11 @@ async fn this_build_takes_over_what_the_previous_release_wrote_without_a_write()
     let source = Secret {
         metadata: ObjectMeta {
             name: Some("byo".into()),
+            // The release note's step: sources opt in (the previous release ignores it).
+            annotations: Some(BTreeMap::from([(
+                annotations::ALLOW_SOURCE.to_string(),
+                "true".to_string(),
+            )])),
             ..Default::default()
         },
         data: Some(BTreeMap::from([(
@@ -311,15 +338,23 @@ async fn this_build_takes_over_what_the_previous_release_wrote_without_a_write()
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = snapshot(&client, &ns).await;
-    for (name, seen) in &before {
-        assert_eq!(
-            after.get(name),
-            Some(seen),
-            "{name} changed on upgrade:\n{}",
-            tail(&operator.logs())
-        );
-    }
     assert_eq!(after.len(), before.len(), "nothing new was written");
+    for (name, was) in &before {
+        let now = &after[name];
+        let what = format!("{name} on upgrade:\n{}", tail(&operator.logs()));
+        assert_eq!(now.data, was.data, "credentials changed: {what}");
+        if name.starts_with("Secret/byo") {
+            assert_eq!(now, was, "the source was written: {what}");
+        } else if name.starts_with("Secret/") {
+            // Migrated in place: the uid added, nothing else.
+            assert_eq!(now.shape["migrated"], json!(true), "not migrated: {what}");
+            let mut was_shape = was.shape.clone();
+            was_shape["migrated"] = json!(true);
+            assert_eq!(now.shape, was_shape, "{what}");
+        } else {
+            assert_eq!(now, was, "status written: {what}");
+        }
+    }
     wait_all_ready(&client, &ns, &operator, "this build").await;
 
     // And it carries on from the record it found: one reset, one revision,

@@ -2,7 +2,7 @@
 
 use super::{
     CrossRule, FieldRule, Format, KindRules, Scope, Violation, common_field_rules,
-    derived_name_rule, distinct, distinct_keys_cel, duration_at_least_one_minute,
+    common_map_rules, derived_name_rule, distinct, distinct_keys_cel, duration_at_least_one_minute,
     generator_length_rule,
 };
 use crate::api::names::data_keys;
@@ -15,6 +15,7 @@ pub fn gateway_app_rules() -> KindRules<S> {
     KindRules {
         fields: field_rules(),
         cross: cross_rules(),
+        maps: common_map_rules(),
     }
 }
 
@@ -47,7 +48,7 @@ fn field_rules() -> Vec<FieldRule<S>> {
         },
         FieldRule {
             path: &["secret", "keys", "appSecret"],
-            format: Format::Rule(&rules::SECRET_DATA_KEY),
+            format: Format::Rule(&rules::SECRET_DATA_KEY_WITH_PREVIOUS),
             get: |s: &S| {
                 s.secret
                     .as_ref()

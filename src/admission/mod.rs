@@ -157,6 +157,84 @@ pub struct CrossRule<S> {
 pub struct KindRules<S> {
     pub fields: Vec<FieldRule<S>>,
     pub cross: Vec<CrossRule<S>>,
+    pub maps: Vec<MapRule<S>>,
+}
+
+/// Most entries a copied map (`secret.labels`, `secret.annotations`) may
+/// have: bounds the CEL cost of checking its keys.
+pub const MAX_MAP_ENTRIES: usize = 64;
+
+/// A map keysmith copies into the Secret's metadata: the same rules the
+/// apiserver applies there, so no valid resource fails at write time. Every
+/// key a qualified name (CEL on the map); with `label_values`, every value a
+/// label value (the schema's `additionalProperties`); at most
+/// [`MAX_MAP_ENTRIES`] entries (`maxProperties`).
+pub struct MapRule<S> {
+    /// Path below `spec`, e.g. `["secret", "labels"]`.
+    pub path: &'static [&'static str],
+    pub label_values: bool,
+    pub get: fn(&S) -> Option<&crate::api::StringMap>,
+}
+
+impl<S> MapRule<S> {
+    pub fn field(&self) -> String {
+        format!("spec.{}", self.path.join("."))
+    }
+
+    /// The CEL on the map: every key a qualified name.
+    pub fn keys_cel(&self) -> String {
+        format!(
+            "self.all(k, k.matches({}) && (!k.contains('/') || k.matches({})))",
+            rules::cel_quote(rules::QUALIFIED_NAME_PATTERN),
+            rules::cel_quote(rules::QUALIFIED_NAME_PREFIX_PATTERN)
+        )
+    }
+
+    pub fn keys_message(&self) -> String {
+        format!("every key {}", rules::QUALIFIED_NAME_RULE)
+    }
+
+    fn check(&self, spec: &S, out: &mut Vec<Violation>) {
+        let Some(map) = (self.get)(spec) else {
+            return;
+        };
+        if map.len() > MAX_MAP_ENTRIES {
+            out.push(Violation {
+                field: self.field(),
+                rule: format!("must have at most {MAX_MAP_ENTRIES} entries"),
+            });
+        }
+        if !map.keys().all(|k| rules::is_qualified_name(k)) {
+            out.push(Violation {
+                field: self.field(),
+                rule: self.keys_message(),
+            });
+        }
+        for (key, value) in map {
+            if self.label_values && !rules::is_label_value(value) {
+                out.push(Violation {
+                    field: format!("{}.{key}", self.field()),
+                    rule: rules::LABEL_VALUE_RULE.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// The Secret's labels and annotations, for both kinds.
+pub(crate) fn common_map_rules<S: CommonSpec>() -> Vec<MapRule<S>> {
+    vec![
+        MapRule {
+            path: &["secret", "labels"],
+            label_values: true,
+            get: |s: &S| s.secret_labels(),
+        },
+        MapRule {
+            path: &["secret", "annotations"],
+            label_values: false,
+            get: |s: &S| s.secret_annotations(),
+        },
+    ]
 }
 
 impl<S> KindRules<S> {
@@ -179,6 +257,9 @@ impl<S> KindRules<S> {
                     rule: rule.message.clone(),
                 });
             }
+        }
+        for rule in &self.maps {
+            rule.check(spec, &mut out);
         }
         out
     }

@@ -5,8 +5,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde_json::{Map, Value, json};
 
-use crate::admission::{KindRules, Scope, gateway_app_rules, signature_key_rules};
+use crate::admission::{KindRules, MAX_MAP_ENTRIES, Scope, gateway_app_rules, signature_key_rules};
 use crate::api::{GatewayApp, SignatureKey};
+use crate::rules;
 
 /// Both CRDs, as installed.
 pub fn crds() -> Vec<CustomResourceDefinition> {
@@ -56,6 +57,23 @@ fn render_rules<S>(root: &mut Value, rules: &KindRules<S>) {
             object.insert("pattern".into(), json!(pattern));
         }
     }
+    for rule in &rules.maps {
+        let Some(node) = node_at(root, &spec_path(rule.path)) else {
+            continue;
+        };
+        let object = ensure_object(node);
+        object.insert("maxProperties".into(), json!(MAX_MAP_ENTRIES));
+        if rule.label_values {
+            let values = ensure_object(
+                object
+                    .entry("additionalProperties")
+                    .or_insert_with(|| json!({"type": "string"})),
+            );
+            values.insert("maxLength".into(), json!(rules::LABEL_VALUE_MAX_LEN));
+            values.insert("pattern".into(), json!(rules::LABEL_VALUE_PATTERN));
+        }
+        push_validation(object, rule.keys_cel(), rule.keys_message(), "");
+    }
     for rule in &rules.cross {
         let path = match rule.scope {
             Scope::Root => Vec::new(),
@@ -64,19 +82,29 @@ fn render_rules<S>(root: &mut Value, rules: &KindRules<S>) {
         let Some(node) = node_at(root, &path) else {
             continue;
         };
-        let mut entry = Map::new();
-        entry.insert("rule".into(), json!(rule.cel));
-        entry.insert("message".into(), json!(rule.message));
-        if !rule.field_path.is_empty() {
-            entry.insert("fieldPath".into(), json!(rule.field_path));
-        }
-        entry.insert("reason".into(), json!("FieldValueInvalid"));
-        let list = ensure_object(node)
-            .entry("x-kubernetes-validations")
-            .or_insert_with(|| json!([]));
-        if let Value::Array(list) = list {
-            list.push(Value::Object(entry));
-        }
+        push_validation(
+            ensure_object(node),
+            rule.cel.clone(),
+            rule.message.clone(),
+            rule.field_path,
+        );
+    }
+}
+
+/// Adds a CEL rule to a schema node's `x-kubernetes-validations`.
+fn push_validation(node: &mut Map<String, Value>, cel: String, message: String, field_path: &str) {
+    let mut entry = Map::new();
+    entry.insert("rule".into(), json!(cel));
+    entry.insert("message".into(), json!(message));
+    if !field_path.is_empty() {
+        entry.insert("fieldPath".into(), json!(field_path));
+    }
+    entry.insert("reason".into(), json!("FieldValueInvalid"));
+    let list = node
+        .entry("x-kubernetes-validations")
+        .or_insert_with(|| json!([]));
+    if let Value::Array(list) = list {
+        list.push(Value::Object(entry));
     }
 }
 

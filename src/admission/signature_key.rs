@@ -2,8 +2,8 @@
 
 use super::{
     CrossRule, FieldRule, Format, KindRules, Scope, Violation, common_field_rules,
-    derived_name_rule, distinct, distinct_keys_cel_with_fixed, duration_at_least_one_minute,
-    generator_length_rule,
+    common_map_rules, derived_name_rule, distinct, distinct_keys_cel_with_fixed,
+    duration_at_least_one_minute, generator_length_rule,
 };
 use crate::api::names::data_keys;
 use crate::api::{SignAlgorithm, SignType, SignatureKey, SignatureKeySpec};
@@ -60,6 +60,7 @@ pub fn signature_key_rules() -> KindRules<S> {
     KindRules {
         fields: field_rules(),
         cross,
+        maps: common_map_rules(),
     }
 }
 
@@ -87,7 +88,7 @@ fn field_rules() -> Vec<FieldRule<S>> {
         },
         FieldRule {
             path: &["secret", "keys", "signSecret"],
-            format: Format::Rule(&rules::SECRET_DATA_KEY),
+            format: Format::Rule(&rules::SECRET_DATA_KEY_WITH_PREVIOUS),
             get: |s: &S| {
                 s.secret
                     .as_ref()

@@ -199,6 +199,41 @@ fn secret_key_names_must_differ() {
 }
 
 #[test]
+fn copied_labels_and_annotations_follow_kubernetes_rules() {
+    let check = |secret: Value| check_gateway_app(&app("app", json!({"secret": secret})));
+    assert!(
+        check(
+            json!({"labels": {"konghq.com/credential": "key-auth", "k": ""},
+                         "annotations": {"example.com/x": "any value: !"}})
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        fields(check(json!({"labels": {"bad label!": "x"}}))),
+        ["spec.secret.labels"]
+    );
+    assert_eq!(
+        fields(check(json!({"labels": {"team": "not a label value!"}}))),
+        ["spec.secret.labels.team"]
+    );
+    assert_eq!(
+        fields(check(json!({"annotations": {"Example.COM/x": "v"}}))),
+        ["spec.secret.annotations"]
+    );
+    let many: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+    assert_eq!(
+        fields(check(json!({"labels": many}))),
+        ["spec.secret.labels"]
+    );
+    let v = check_signature_key(&sigkey(
+        "key",
+        json!({"secret": {"annotations": {"a b": "x"}}}),
+    ));
+    assert_eq!(fields(v), ["spec.secret.annotations"]);
+}
+
+#[test]
 fn violations_never_echo_values() {
     let secretish = "Zz9-very-distinctive-value";
     let v = check_gateway_app(&app("a-app", json!({"appKey": format!("!{secretish}")})));
@@ -328,6 +363,47 @@ mod agreement_with_cel {
         );
     }
 
+    /// The CEL of the map rules (keys of labels/annotations) agrees with the
+    /// Rust check, key by key, on the client-side CEL engine.
+    #[test]
+    fn map_key_rules_agree() {
+        let keys = [
+            "team",
+            "konghq.com/credential",
+            "bad label!",
+            "a/b/c",
+            "/x",
+            "Upper.Case/x",
+            "x.example/Name_1",
+            "-x",
+            "x-",
+            "",
+            "a.b",
+            "😀",
+        ];
+        let long_name = "a".repeat(64);
+        let long_prefix = format!("{}/x", "a".repeat(254));
+        let ok_prefix = format!("{}/x", "a".repeat(253));
+        let all: Vec<&str> = keys
+            .iter()
+            .copied()
+            .chain([long_name.as_str(), long_prefix.as_str(), ok_prefix.as_str()])
+            .collect();
+        let schema = openapi(&schema::gateway_app_crd());
+        for key in all {
+            for field in ["labels", "annotations"] {
+                let object = json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+                    "metadata": {"name": "app"}, "spec": {"secret": {field: {key: ""}}}});
+                let cel_ok = cel_messages(&schema, &object).is_empty();
+                assert_eq!(
+                    cel_ok,
+                    crate::rules::is_qualified_name(key),
+                    "{field} key {key:?}"
+                );
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(600))]
 
@@ -379,6 +455,143 @@ mod agreement_with_cel {
                 cel_messages(&openapi(&schema::signature_key_crd()), &object),
                 rust_cross_messages(&rules, &typed.spec, &name)
             );
+        }
+    }
+}
+
+mod hostile_input {
+    //! The manifest reader (`keysmith validate`) on generated input: arbitrary
+    //! bytes, and YAML shaped like our kinds with random fields, types and
+    //! values. It never panics; it answers with findings or a parse error.
+    //! `PROPTEST_CASES` raises the number of cases (CI: the default below).
+    use crate::admission::manifest::check_text;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(300)
+    }
+
+    /// Field names of both kinds (and some that are not), at any depth.
+    fn field() -> impl Strategy<Value = String> {
+        proptest::sample::select(vec![
+            "appName",
+            "remark",
+            "creator",
+            "appType",
+            "appKey",
+            "appSecretFrom",
+            "secretKeyRef",
+            "name",
+            "key",
+            "generator",
+            "length",
+            "symbols",
+            "rotation",
+            "interval",
+            "rotateAppKey",
+            "rotateSignKey",
+            "keepPrevious",
+            "resetRequest",
+            "secret",
+            "keys",
+            "labels",
+            "annotations",
+            "deletionPolicy",
+            "keyName",
+            "signType",
+            "signAlgorithm",
+            "signKey",
+            "signSecretFrom",
+            "appSecret",
+            "appId",
+            "signSecret",
+            "items",
+            "spec",
+            "metadata",
+            "kind",
+            "apiVersion",
+            "",
+            "😀",
+            "a.b/c",
+        ])
+        .prop_map(String::from)
+    }
+
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,80}".prop_map(Value::from),
+            proptest::sample::select(vec![
+                "hmac",
+                "aes",
+                "basic",
+                "aes-128-cfb",
+                "aes-256-cfb",
+                "USER",
+                "apig",
+                "Delete",
+                "Retain",
+                "720h",
+                "0",
+                "1m",
+                "-1h",
+                "99999999999999h",
+            ])
+            .prop_map(Value::from),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        scalar().prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(field(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn document() -> impl Strategy<Value = Value> {
+        (
+            proptest::sample::select(vec!["GatewayApp", "SignatureKey", "List", "Secret"]),
+            proptest::sample::select(vec!["keysmith.dev/v1alpha1", "v1", "keysmith.dev/v2"]),
+            value(),
+            value(),
+        )
+            .prop_map(|(kind, api_version, metadata, spec)| {
+                json!({"kind": kind, "apiVersion": api_version, "metadata": metadata, "spec": spec, "items": [spec]})
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = check_text(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn arbitrary_yaml_text_never_panics(text in "[a-zA-Z0-9:{}\\[\\]\\-,\"'&*!|>#%@ \\n]{0,300}") {
+            let _ = check_text(&text);
+        }
+
+        #[test]
+        fn documents_of_our_kinds_with_random_fields_are_answered(docs in proptest::collection::vec(document(), 1..4)) {
+            let text = docs
+                .iter()
+                .map(|d| serde_norway::to_string(d).unwrap())
+                .collect::<Vec<_>>()
+                .join("---\n");
+            let findings = check_text(&text);
+            prop_assert!(findings.is_ok(), "valid YAML is never a parse error: {findings:?}");
         }
     }
 }

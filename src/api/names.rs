@@ -17,6 +17,31 @@ pub mod labels {
     pub const GATEWAY_APP: &str = "keysmith.dev/gatewayapp";
     /// The SignatureKey a Secret belongs to.
     pub const SIGNATURE_KEY: &str = "keysmith.dev/signaturekey";
+    /// On a Secret: keysmith may read it as a `…SecretFrom` source (also
+    /// accepted as an annotation of the same name).
+    pub const ALLOW_SOURCE: &str = super::annotations::ALLOW_SOURCE;
+
+    /// Longest label value Kubernetes accepts.
+    pub const MAX_VALUE_LEN: usize = 63;
+
+    /// The owner label's value for a resource name: the name itself when it
+    /// fits a label value, else a prefix of it and a stable hash of the whole
+    /// (names may have 253 characters; the full name then goes into the
+    /// `keysmith.dev/owner-name` annotation).
+    pub fn owner_value(name: &str) -> String {
+        if name.len() <= MAX_VALUE_LEN {
+            return name.to_string();
+        }
+        let prefix = name[..46].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        format!("{prefix}-{:016x}", fnv1a(name.as_bytes()))
+    }
+
+    /// FNV-1a, 64 bits: stable across builds and platforms (std's hasher is not).
+    fn fnv1a(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
 }
 
 /// Annotations: the reset request users set on a resource, and the rotation
@@ -25,6 +50,22 @@ pub mod labels {
 pub mod annotations {
     /// On a GatewayApp or SignatureKey: a new value asks for one reset.
     pub const RESET_REQUEST: &str = "keysmith.dev/reset-request";
+    /// On a Secret, `"true"`: it may be read as a `…SecretFrom` source (SPEC §10).
+    pub const ALLOW_SOURCE: &str = "keysmith.dev/allow-source";
+    /// The value of [`ALLOW_SOURCE`] that opts in.
+    pub const ALLOW_SOURCE_VALUE: &str = "true";
+
+    /// On a GatewayApp or SignatureKey, `"true"`: take over a Secret of the
+    /// target name that keysmith wrote for an earlier resource (one left
+    /// behind by `deletionPolicy: Retain`); its values must pass their rules.
+    pub const ADOPT_SECRET: &str = "keysmith.dev/adopt-secret";
+
+    /// On the Secret: the uid of the resource it belongs to (its identity:
+    /// a Secret without it, or with another uid, is not the resource's).
+    pub const OWNER_UID: &str = "keysmith.dev/owner-uid";
+    /// On the Secret, when the resource's name does not fit a label value
+    /// (over 63 characters): the name; the owner label then holds a hash.
+    pub const OWNER_NAME: &str = "keysmith.dev/owner-name";
 
     /// On the Secret: the revision of the credential set it holds.
     pub const REVISION: &str = "keysmith.dev/revision";
@@ -133,10 +174,14 @@ pub enum Reason {
     SecretRecreated,
     SecretEdited,
     InvalidSecretData,
+    /// The `…SecretFrom` Secret has not opted in (SPEC §10).
+    SourceNotAllowed,
+    /// The apiserver refused the Secret write as invalid or forbidden.
+    SecretRefused,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Issued,
         Reason::Rotated,
         Reason::Reset,
@@ -147,6 +192,8 @@ impl Reason {
         Reason::SecretRecreated,
         Reason::SecretEdited,
         Reason::InvalidSecretData,
+        Reason::SourceNotAllowed,
+        Reason::SecretRefused,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -161,6 +208,8 @@ impl Reason {
             Reason::SecretRecreated => "SecretRecreated",
             Reason::SecretEdited => "SecretEdited",
             Reason::InvalidSecretData => "InvalidSecretData",
+            Reason::SourceNotAllowed => "SourceNotAllowed",
+            Reason::SecretRefused => "SecretRefused",
         }
     }
 
@@ -188,6 +237,22 @@ mod tests {
             assert_eq!(serde, serde_json::Value::from(reason.as_str()));
             assert_eq!(RotationReason::parse(reason.as_str()), Some(reason));
         }
+    }
+
+    #[test]
+    fn owner_label_values_fit_a_label_for_every_valid_name() {
+        assert_eq!(labels::owner_value("orders-client"), "orders-client");
+        let long = format!("{}.{}", "a".repeat(200), "b-c".repeat(17));
+        let value = labels::owner_value(&long);
+        assert!(value.len() <= 63, "{value}");
+        assert!(value.starts_with("aaaa"));
+        assert!(value.chars().last().unwrap().is_ascii_alphanumeric());
+        assert_eq!(value, labels::owner_value(&long), "stable");
+        assert_ne!(value, labels::owner_value(&format!("{long}x")));
+        // A prefix cut at a '.' or '-' still ends the prefix with a letter or digit.
+        let dotted = format!("{}.{}", "a".repeat(45), "b".repeat(30));
+        assert!(!labels::owner_value(&dotted).contains(".-"));
+        assert_eq!(labels::owner_value(&"x".repeat(63)), "x".repeat(63));
     }
 
     #[test]

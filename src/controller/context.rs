@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::backoff::Backoff;
 use super::echo::OwnWrites;
 use super::events::EventQueue;
 use super::index::{Holder, KeyIndex, SourceIndex};
@@ -37,6 +38,8 @@ pub struct KindContext<K: CredentialKind> {
     pub sources: Mutex<SourceIndex>,
     /// Which objects hold which unique key (empty for kinds without unique keys).
     pub keys: Mutex<KeyIndex>,
+    /// Retry delays of failing objects.
+    pub backoff: Backoff,
 }
 
 impl<K: CredentialKind> KindContext<K> {
@@ -46,6 +49,7 @@ impl<K: CredentialKind> KindContext<K> {
             cache,
             sources: Mutex::new(SourceIndex::default()),
             keys: Mutex::new(KeyIndex::default()),
+            backoff: Backoff::default(),
         }
     }
 

@@ -31,6 +31,21 @@ pub struct ApplySecretError {
     pub source: kube::Error,
 }
 
+impl ApplySecretError {
+    /// Refused for good: invalid or forbidden.
+    pub fn is_permanent(&self) -> bool {
+        refused(&self.source)
+    }
+
+    /// What the apiserver said (its Status message), or the error itself.
+    pub fn apiserver_message(&self) -> String {
+        match &self.source {
+            kube::Error::Api(status) => status.message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Writing the status (and re-reading the object when the cache lags).
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyStatusError {
@@ -66,7 +81,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// How long a permanent error waits before one more try (a change to the
 /// object triggers a pass sooner).
 pub const PERMANENT_RETRY: Duration = Duration::from_secs(300);
-/// How long a transient error (a conflict, a busy apiserver) waits.
+/// How long a transient error (a conflict, a busy apiserver) waits first
+/// (`super::backoff` doubles it per failure in a row).
 pub const TRANSIENT_RETRY: Duration = Duration::from_secs(5);
 
 impl Error {
@@ -86,8 +102,8 @@ impl Error {
     pub fn is_permanent(&self) -> bool {
         match self {
             Error::Observe(ObserveError::NoNamespace(_)) => true,
+            Error::ApplySecret(error) => error.is_permanent(),
             Error::Observe(ObserveError::ReadSecret { source, .. })
-            | Error::ApplySecret(ApplySecretError { source, .. })
             | Error::ApplyStatus(
                 ApplyStatusError::Read { source, .. } | ApplyStatusError::Write { source, .. },
             ) => refused(source),
@@ -95,13 +111,15 @@ impl Error {
         }
     }
 
-    pub fn retry_after(&self) -> Duration {
-        if self.is_permanent() {
-            PERMANENT_RETRY
-        } else {
-            TRANSIENT_RETRY
-        }
-    }
+    /// Every value [`Error::metric_label`] can take (metrics start at 0 for each).
+    pub const METRIC_LABELS: [&'static str; 6] = [
+        "NoNamespace",
+        "ReadSecret",
+        "Generate",
+        "WriteSecret",
+        "ReadObject",
+        "WriteStatus",
+    ];
 }
 
 /// Invalid (400, 422) or forbidden (403): the same request fails the same way.
@@ -134,8 +152,6 @@ mod tests {
         assert!(write(403).is_permanent());
         assert!(!write(409).is_permanent());
         assert!(!write(500).is_permanent());
-        assert_eq!(write(409).retry_after(), TRANSIENT_RETRY);
-        assert_eq!(write(422).retry_after(), PERMANENT_RETRY);
         assert_eq!(write(422).metric_label(), "WriteSecret");
         assert!(Error::Observe(ObserveError::NoNamespace("GatewayApp/x".into())).is_permanent());
     }

@@ -10,8 +10,10 @@
 //! - [`context`]: shared and per-kind state; [`index`], [`secret_names`]:
 //!   the pure indexes it holds;
 //! - [`events`], [`metrics`], [`health`]: what the controller reports;
-//! - [`error`]: one error type per step, permanent or transient.
+//! - [`error`]: one error type per step, permanent or transient;
+//!   [`backoff`]: how long a failing object waits.
 
+pub mod backoff;
 pub mod context;
 pub mod echo;
 pub mod error;

@@ -20,7 +20,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::context::KindContext;
-use super::error::{Error, ObserveError, Result};
+use super::error::{Error, ObserveError, PERMANENT_RETRY, Result};
 use super::secrets::{self, ReadFrom, SecretInPlace};
 use super::status;
 use crate::engine::{self, Intent, Observed, ObservedSecret, Plan, PreviousStatus, SourceValue};
@@ -45,10 +45,14 @@ where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
     let started = Instant::now();
+    let uid = object.meta().uid.clone().unwrap_or_default();
     let result = reconcile(object, &ctx).await;
     ctx.shared
         .metrics
         .record_reconcile(K::KIND, started.elapsed());
+    if result.is_ok() {
+        ctx.backoff.succeeded(&uid);
+    }
     result
 }
 
@@ -93,7 +97,7 @@ where
         secret_found: secret.is_some(),
         secret: secret
             .as_ref()
-            .map(|s| secrets::observe_secret(s, &**object, &intent)),
+            .map(|s| secrets::observe_secret(s, &**object, &intent, &previous)),
         key_held_by: ctx.key_held_by(object, &intent),
         now: engine::truncate_to_second(Timestamp::now()),
         namespace,
@@ -141,7 +145,10 @@ fn plan(seen: &Observation) -> Result<Plan> {
     )?)
 }
 
-/// Step 3: the Secret, before anything else.
+/// Step 3: the Secret, before anything else. A write the apiserver refuses
+/// for good (invalid, forbidden) becomes Ready=False with its message and a
+/// Warning event, and the next try waits for a change or a long backoff
+/// instead of a retry every few seconds.
 async fn apply_secret<K>(
     object: &Arc<K>,
     ctx: &KindContext<K>,
@@ -152,8 +159,33 @@ where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
-    let applied =
-        secrets::apply_secret(&api, &**object, &seen.namespace, plan, seen.secret_found).await?;
+    let values = secret_values(&plan);
+    let applied = match secrets::apply_secret(
+        &api,
+        &**object,
+        &seen.namespace,
+        plan,
+        seen.secret_found,
+    )
+    .await
+    {
+        Ok(applied) => applied,
+        Err(error) if error.is_permanent() => {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            let mut refused = engine::plan_refused(
+                &seen.intent.secret_name,
+                &error.apiserver_message(),
+                &values,
+                &seen.previous,
+            );
+            refused.requeue_after = Some(PERMANENT_RETRY);
+            // Logged as redacted for the status: the apiserver's words may quote the request.
+            let error = Error::ApplySecret(error);
+            report_failure(&**object, ctx, &error, &refused.readiness.message);
+            secrets::apply_secret(&api, &**object, &seen.namespace, refused, false).await?
+        }
+        Err(error) => return Err(error.into()),
+    };
     if let Some(rv) = applied.written_version() {
         ctx.shared
             .writes
@@ -163,6 +195,19 @@ where
         ctx.shared.metrics.record_rotation(K::KIND, reason);
     }
     Ok(applied)
+}
+
+/// The values a planned Secret carries, raw and as the wire shows them
+/// (base64): none may reach a message.
+fn secret_values(plan: &Plan) -> Vec<String> {
+    let data = plan.secret.iter().flat_map(|s| s.data.values());
+    data.flat_map(|value| {
+        let wire = serde_json::to_value(k8s_openapi::ByteString(value.as_bytes().to_vec()))
+            .ok()
+            .and_then(|v| v.as_str().map(String::from));
+        [Some(value.clone()), wire].into_iter().flatten()
+    })
+    .collect()
 }
 
 /// Step 5: events (queued, off the reconcile path) and a log line when
@@ -199,13 +244,25 @@ fn next_action(plan: &Plan) -> Action {
     }
 }
 
-/// After a failed pass: count it, log it, and retry — soon for a transient
-/// error, rarely for a permanent one.
+/// After a failed pass: count it, log it, and retry — a transient error
+/// after 5 s doubling per failure in a row, a permanent one after 5 minutes.
 pub fn error_policy<K: CredentialKind>(
     object: Arc<K>,
     error: &Error,
     ctx: Arc<KindContext<K>>,
 ) -> Action {
+    report_failure(&*object, &ctx, error, error);
+    let uid = object.meta().uid.as_deref().unwrap_or_default();
+    Action::requeue(ctx.backoff.failed(uid, error.is_permanent()))
+}
+
+/// Counts and logs a failure; `message` names no value.
+fn report_failure<K: CredentialKind>(
+    object: &K,
+    ctx: &KindContext<K>,
+    error: &Error,
+    message: &dyn std::fmt::Display,
+) {
     ctx.shared
         .metrics
         .record_error(K::KIND, error.metric_label());
@@ -215,8 +272,7 @@ pub fn error_policy<K: CredentialKind>(
         name = object.name_any(),
         reason = error.metric_label(),
         permanent = error.is_permanent(),
-        %error,
+        error = %message,
         "reconcile failed"
     );
-    Action::requeue(error.retry_after())
 }

@@ -13,8 +13,8 @@ use kube::api::{Api, GetParams, Patch, PatchParams};
 
 use super::error::{ApplySecretError, ObserveError};
 use crate::api::FIELD_MANAGER;
-use crate::api::names::labels;
-use crate::engine::{DesiredSecret, Intent, ObservedSecret, Plan, SourceValue};
+use crate::api::names::{annotations, labels};
+use crate::engine::{DesiredSecret, Intent, ObservedSecret, Plan, PreviousStatus, SourceValue};
 use crate::kinds::CredentialKind;
 
 /// Proof that the plan's Secret is in place: written now, or already as
@@ -76,6 +76,7 @@ pub async fn fetch_source(
     Ok(
         match fetch_secret(api, namespace, name, ReadFrom::Quorum).await? {
             None => SourceValue::SecretMissing,
+            Some(source) if !allows_reading(&source) => SourceValue::NotAllowed,
             Some(source) => match source.data.as_ref().and_then(|d| d.get(key)) {
                 None => SourceValue::KeyMissing,
                 Some(bytes) => match String::from_utf8(bytes.0.clone()) {
@@ -87,11 +88,80 @@ pub async fn fetch_source(
     )
 }
 
-/// Whether a Secret's labels say keysmith created it for `owner`.
-pub fn is_ours<K: CredentialKind>(secret: &Secret, owner: &K) -> bool {
+/// A source Secret opted in: `keysmith.dev/allow-source: "true"` as an
+/// annotation or a label (SPEC §10).
+pub fn allows_reading(secret: &Secret) -> bool {
+    let opted_in = |map: &BTreeMap<String, String>| {
+        map.get(annotations::ALLOW_SOURCE).map(String::as_str)
+            == Some(annotations::ALLOW_SOURCE_VALUE)
+    };
+    opted_in(secret.annotations()) || opted_in(secret.labels())
+}
+
+/// Whose a Secret of the target name is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// Issued by keysmith for this resource.
+    Ours,
+    /// Issued by keysmith for an earlier resource, taken over on request:
+    /// its values count as someone else's (validated, never overwritten).
+    Adopted,
+    Foreign,
+}
+
+/// Whose `secret` is (SPEC §10, adoption is explicit). Ours: keysmith's
+/// labels naming the owner *and* the owner's identity. A Secret written by
+/// this release carries the owner's uid. One written by an earlier release
+/// (labels only) is recognised when the owner's own status — which only
+/// keysmith writes — says it issued into this Secret at the Secret's
+/// revision (or one before: a crash between the two writes); the uid is
+/// added at the next apply. A Secret keysmith wrote for an earlier resource
+/// of the same name is adopted only when the resource asks
+/// (`keysmith.dev/adopt-secret: "true"`). Anything else that merely looks
+/// like keysmith's is foreign.
+pub fn ownership<K: CredentialKind>(
+    secret: &Secret,
+    owner: &K,
+    status: &PreviousStatus,
+) -> Ownership {
     let labels = secret.labels();
-    labels.get(labels::MANAGED_BY).map(String::as_str) == Some(labels::MANAGED_BY_VALUE)
-        && labels.get(K::OWNER_LABEL) == Some(&owner.name_any())
+    let labelled = labels.get(labels::MANAGED_BY).map(String::as_str)
+        == Some(labels::MANAGED_BY_VALUE)
+        && labels.get(K::OWNER_LABEL) == Some(&labels::owner_value(&owner.name_any()));
+    if !labelled {
+        return Ownership::Foreign;
+    }
+    let uid = secret.annotations().get(annotations::OWNER_UID);
+    let asks_to_adopt = owner
+        .annotations()
+        .get(annotations::ADOPT_SECRET)
+        .map(String::as_str)
+        == Some("true");
+    match uid {
+        Some(uid) if owner.meta().uid.as_ref() == Some(uid) => Ownership::Ours,
+        None if issued_by_an_earlier_release(secret, owner, status) => Ownership::Ours,
+        _ if asks_to_adopt => Ownership::Adopted,
+        _ => Ownership::Foreign,
+    }
+}
+
+fn issued_by_an_earlier_release<K: CredentialKind>(
+    secret: &Secret,
+    owner: &K,
+    status: &PreviousStatus,
+) -> bool {
+    let revision = secret
+        .annotations()
+        .get(annotations::REVISION)
+        .and_then(|r| r.parse::<i64>().ok());
+    let recorded = owner.recorded_rotation();
+    let same_secret = recorded.and_then(|r| r.secret_name.as_deref()) == Some(&secret.name_any());
+    match (revision, status.revision) {
+        (Some(secret_rev), Some(status_rev)) => {
+            same_secret && (secret_rev == status_rev || secret_rev == status_rev + 1)
+        }
+        _ => false,
+    }
 }
 
 /// What keysmith sees of its output Secret.
@@ -99,6 +169,7 @@ pub fn observe_secret<K: CredentialKind>(
     secret: &Secret,
     owner: &K,
     intent: &Intent,
+    status: &PreviousStatus,
 ) -> ObservedSecret {
     let data: BTreeMap<String, Option<String>> = secret
         .data
@@ -106,16 +177,20 @@ pub fn observe_secret<K: CredentialKind>(
         .flatten()
         .map(|(k, v)| (k.clone(), String::from_utf8(v.0.clone()).ok()))
         .collect();
+    let ownership = ownership(secret, owner, status);
     let owned = data_keys_we_own(secret);
     let edited_keys = [&intent.key_data_key, &intent.secret_data_key]
         .into_iter()
         .filter(|k| data.contains_key(*k))
-        .filter(|k| owned.as_ref().is_none_or(|owned| !owned.contains(*k)))
+        .filter(|k| {
+            ownership == Ownership::Adopted
+                || owned.as_ref().is_none_or(|owned| !owned.contains(*k))
+        })
         .cloned()
         .collect();
     let uid = owner.meta().uid.as_ref();
     ObservedSecret {
-        ours: is_ours(secret, owner),
+        ours: ownership != Ownership::Foreign,
         data,
         labels: secret.labels().clone(),
         annotations: secret.annotations().clone(),
@@ -225,4 +300,112 @@ pub async fn apply_secret<K: CredentialKind>(
         written: written.metadata.resource_version,
         plan,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::GatewayApp;
+
+    const UID: &str = "0d2c5f0e-1111-4222-8333-944445555666";
+
+    fn app(annotations: serde_json::Value, status: serde_json::Value) -> GatewayApp {
+        serde_json::from_value(json!({
+            "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+            "metadata": {"name": "orders", "namespace": "shop", "uid": UID, "annotations": annotations},
+            "spec": {}, "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn secret(labels: serde_json::Value, annotations: serde_json::Value) -> Secret {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "orders", "namespace": "shop", "labels": labels, "annotations": annotations},
+        }))
+        .unwrap()
+    }
+
+    fn ours_labels() -> serde_json::Value {
+        json!({"app.kubernetes.io/managed-by": "keysmith", "keysmith.dev/gatewayapp": "orders"})
+    }
+
+    fn issued(revision: i64) -> serde_json::Value {
+        json!({"secretName": "orders", "revision": revision})
+    }
+
+    fn whose(secret: &Secret, app: &GatewayApp) -> Ownership {
+        ownership(
+            secret,
+            app,
+            &crate::kinds::CredentialKind::previous_status(app),
+        )
+    }
+
+    #[test]
+    fn labels_and_the_owners_uid_make_a_secret_ours() {
+        let app = app(json!({}), json!({}));
+        let s = secret(ours_labels(), json!({"keysmith.dev/owner-uid": UID}));
+        assert_eq!(
+            whose(&s, &app),
+            Ownership::Ours,
+            "also before the status: a crash"
+        );
+        let other = secret(ours_labels(), json!({"keysmith.dev/owner-uid": "another"}));
+        assert_eq!(whose(&other, &app), Ownership::Foreign);
+        let unlabelled = secret(json!({}), json!({"keysmith.dev/owner-uid": UID}));
+        assert_eq!(whose(&unlabelled, &app), Ownership::Foreign);
+    }
+
+    #[test]
+    fn labels_alone_are_a_forgery_unless_the_status_vouches_for_them() {
+        let forged = secret(ours_labels(), json!({"keysmith.dev/revision": "1"}));
+        assert_eq!(
+            whose(&forged, &app(json!({}), json!({}))),
+            Ownership::Foreign
+        );
+        // Written by an earlier release: the status (only keysmith writes it) agrees.
+        assert_eq!(whose(&forged, &app(json!({}), issued(1))), Ownership::Ours);
+        let ahead = secret(ours_labels(), json!({"keysmith.dev/revision": "2"}));
+        assert_eq!(
+            whose(&ahead, &app(json!({}), issued(1))),
+            Ownership::Ours,
+            "a crash"
+        );
+        let far = secret(ours_labels(), json!({"keysmith.dev/revision": "7"}));
+        assert_eq!(whose(&far, &app(json!({}), issued(1))), Ownership::Foreign);
+    }
+
+    #[test]
+    fn a_secret_of_an_earlier_resource_is_adopted_only_on_request() {
+        let left = secret(ours_labels(), json!({"keysmith.dev/owner-uid": "earlier"}));
+        assert_eq!(whose(&left, &app(json!({}), json!({}))), Ownership::Foreign);
+        let asking = app(json!({"keysmith.dev/adopt-secret": "true"}), json!({}));
+        assert_eq!(whose(&left, &asking), Ownership::Adopted);
+        let foreign = secret(json!({}), json!({}));
+        assert_eq!(
+            whose(&foreign, &asking),
+            Ownership::Foreign,
+            "never without the labels"
+        );
+    }
+
+    #[test]
+    fn sources_opt_in_by_annotation_or_label() {
+        assert!(!allows_reading(&secret(json!({}), json!({}))));
+        assert!(allows_reading(&secret(
+            json!({}),
+            json!({"keysmith.dev/allow-source": "true"})
+        )));
+        assert!(allows_reading(&secret(
+            json!({"keysmith.dev/allow-source": "true"}),
+            json!({})
+        )));
+        assert!(!allows_reading(&secret(
+            json!({}),
+            json!({"keysmith.dev/allow-source": "yes"})
+        )));
+    }
 }

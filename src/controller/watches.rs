@@ -192,9 +192,15 @@ impl<K: CredentialKind> SecretListener for SecretTriggers<K> {
     fn secret_changed(&self, secret: &PartialObjectMeta<Secret>, owner_knows: bool) {
         let namespace = secret.namespace().unwrap_or_default();
         let labels = secret.labels();
+        // The owner's name: the label, or the annotation when it did not fit one.
+        let owner = secret
+            .annotations()
+            .get(annotations::OWNER_NAME)
+            .or_else(|| labels.get(K::OWNER_LABEL));
         if !owner_knows
             && labels.get(labels::MANAGED_BY).map(String::as_str) == Some(labels::MANAGED_BY_VALUE)
-            && let Some(owner) = labels.get(K::OWNER_LABEL)
+            && labels.contains_key(K::OWNER_LABEL)
+            && let Some(owner) = owner
         {
             let _ = self
                 .triggers

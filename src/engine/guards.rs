@@ -5,6 +5,7 @@
 use super::inputs::SourceValue;
 use super::snapshot::{Checked, DataValue, Snapshot};
 use crate::api::Reason;
+use crate::api::names::annotations::{ADOPT_SECRET, ALLOW_SOURCE, ALLOW_SOURCE_VALUE};
 
 /// Why a pass writes nothing: the Ready=False reason and its message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,10 +16,12 @@ pub struct Blocked {
 
 type Guard = fn(&Snapshot) -> Option<Blocked>;
 
-/// In order: whose key, whose Secret, a usable source, usable Secret data.
-pub const GUARDS: [(&str, Guard); 4] = [
+/// In order: whose key, whose Secret, a source that opted in and is usable,
+/// usable Secret data.
+pub const GUARDS: [(&str, Guard); 5] = [
     ("key is unique", check_key_unique),
     ("Secret is ours", check_secret_is_ours),
+    ("source opted in", check_source_allowed),
     ("source is valid", check_source_valid),
     ("Secret data is usable", check_secret_data),
 ];
@@ -45,8 +48,20 @@ pub fn check_secret_is_ours(s: &Snapshot) -> Option<Blocked> {
     s.secret.filter(|secret| !secret.ours).map(|_| Blocked {
         reason: Reason::SecretConflict,
         message: format!(
-            "Secret {} exists and was not created by keysmith for this resource; it is left untouched (delete it, or set spec.secret.name to another name)",
+            "Secret {} exists and was not created by keysmith for this resource; it is left untouched (delete it, or set spec.secret.name to another name; if keysmith wrote it for an earlier resource of this name, annotate this one {ADOPT_SECRET}=true to take it over)",
             s.intent.secret_name
+        ),
+    })
+}
+
+/// A source Secret must say keysmith may read it (SPEC §10): the right to
+/// create a GatewayApp is not the right to copy any Secret of the namespace.
+pub fn check_source_allowed(s: &Snapshot) -> Option<Blocked> {
+    let (name, _) = s.intent.secret_from.as_ref()?;
+    matches!(s.source, Some(SourceValue::NotAllowed)).then(|| Blocked {
+        reason: Reason::SourceNotAllowed,
+        message: format!(
+            "Secret {name} does not allow keysmith to read it: add the annotation (or label) {ALLOW_SOURCE}: \"{ALLOW_SOURCE_VALUE}\" to it; nothing issued was changed"
         ),
     })
 }
@@ -56,6 +71,7 @@ pub fn check_source_valid(s: &Snapshot) -> Option<Blocked> {
     let (name, key) = s.intent.secret_from.as_ref()?;
     let rule = s.intent.secret_rule;
     let problem = match s.source {
+        Some(SourceValue::NotAllowed) => return None, // check_source_allowed's
         Some(SourceValue::Found(value)) => match rule.check(value) {
             Ok(()) => return None,
             Err(breach) => format!("its value {}", rule.explain(breach)),
@@ -168,6 +184,28 @@ mod tests {
         }
         world.source = Some(SourceValue::Found("Zq9-valid-secret".into()));
         assert_eq!(world.check(check_source_valid), None);
+    }
+
+    #[test]
+    fn source_allowed_blocks_a_source_without_the_opt_in() {
+        let mut world = World::new();
+        world.intent.secret_from = Some(("byo".into(), "secret".into()));
+        world.source = Some(SourceValue::Found("Zq9-valid-secret".into()));
+        assert_eq!(world.check(check_source_allowed), None);
+        world.source = Some(SourceValue::NotAllowed);
+        let blocked = world.check(check_source_allowed).unwrap();
+        assert_eq!(blocked.reason, Reason::SourceNotAllowed);
+        assert!(blocked.message.contains("Secret byo"));
+        assert!(blocked.message.contains("keysmith.dev/allow-source"));
+        assert_eq!(
+            world.check(check_source_valid),
+            None,
+            "one reason at a time"
+        );
+        assert_eq!(
+            reason(world.check(first_failure)),
+            Some(Reason::SourceNotAllowed)
+        );
     }
 
     #[test]

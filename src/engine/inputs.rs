@@ -72,6 +72,9 @@ pub struct ObservedSecret {
 #[derive(Clone, PartialEq, Eq)]
 pub enum SourceValue {
     Found(String),
+    /// The Secret exists but has not opted in (`keysmith.dev/allow-source`);
+    /// its data was not read.
+    NotAllowed,
     SecretMissing,
     KeyMissing,
     NotUtf8,
@@ -119,6 +122,7 @@ impl std::fmt::Debug for SourceValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             SourceValue::Found(_) => "Found(<redacted>)",
+            SourceValue::NotAllowed => "NotAllowed",
             SourceValue::SecretMissing => "SecretMissing",
             SourceValue::KeyMissing => "KeyMissing",
             SourceValue::NotUtf8 => "NotUtf8",

@@ -59,7 +59,32 @@ pub fn plan<R: TryCryptoRng>(
     Ok(render::render_plan(&snapshot, &outcome))
 }
 
+/// The plan after the apiserver refused this pass's Secret write for good
+/// (invalid or forbidden): Ready=False with the apiserver's own words — any
+/// of `values` in them (the credentials the write carried) redacted — and a
+/// Warning event; nothing else changes.
+pub fn plan_refused(
+    secret_name: &str,
+    apiserver_message: &str,
+    values: &[&str],
+    previous: &PreviousStatus,
+) -> Plan {
+    let mut said = apiserver_message.to_string();
+    for value in values.iter().filter(|v| !v.is_empty()) {
+        said = said.replace(value, "<redacted>");
+    }
+    let blocked = guards::Blocked {
+        reason: crate::api::Reason::SecretRefused,
+        message: format!(
+            "the apiserver refused to write Secret {secret_name}: {said}; change the resource to try again"
+        ),
+    };
+    render::render_blocked(blocked, previous)
+}
+
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;

@@ -69,8 +69,25 @@ fn secret_labels(
     let mut labels = spec_labels.cloned().unwrap_or_default();
     // keysmith's own labels win: they are how it recognises its Secrets.
     labels.insert(labels::MANAGED_BY.into(), labels::MANAGED_BY_VALUE.into());
-    labels.insert(owner_label.into(), name.into());
+    labels.insert(owner_label.into(), labels::owner_value(name));
     labels
+}
+
+/// The user's annotations plus the owner's identity (uid, and the name
+/// when it does not fit the owner label).
+fn secret_annotations(
+    spec_annotations: Option<&BTreeMap<String, String>>,
+    name: &str,
+    uid: Option<&String>,
+) -> BTreeMap<String, String> {
+    let mut annotations = spec_annotations.cloned().unwrap_or_default();
+    if let Some(uid) = uid {
+        annotations.insert(annotations::OWNER_UID.into(), uid.clone());
+    }
+    if labels::owner_value(name) != name {
+        annotations.insert(annotations::OWNER_NAME.into(), name.into());
+    }
+    annotations
 }
 
 /// What differs between the kinds when building an [`Intent`].
@@ -115,7 +132,11 @@ pub(crate) fn intent_from<K: CredentialKind, S: CommonSpec>(
             .map(String::from)
             .unwrap_or_else(|| object.name_any()),
         labels: secret_labels(spec.secret_labels(), K::OWNER_LABEL, &object.name_any()),
-        annotations: spec.secret_annotations().cloned().unwrap_or_default(),
+        annotations: secret_annotations(
+            spec.secret_annotations(),
+            &object.name_any(),
+            object.meta().uid.as_ref(),
+        ),
         owned: spec.deletion_policy().unwrap_or_default() == DeletionPolicy::Delete,
         key_label: parts.key_label,
         key_changed_reason: parts.key_changed_reason,

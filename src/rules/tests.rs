@@ -240,6 +240,25 @@ fn secret_names_are_dns_subdomains() {
     assert!(!is_dns_subdomain(&"a".repeat(254)));
 }
 
+#[test]
+fn qualified_names_and_label_values_at_their_bounds() {
+    assert!(is_qualified_name("team"));
+    assert!(is_qualified_name("konghq.com/credential"));
+    assert!(is_qualified_name(&"a".repeat(63)));
+    assert!(!is_qualified_name(&"a".repeat(64)));
+    assert!(is_qualified_name(&format!("{}/x", "a".repeat(253))));
+    assert!(!is_qualified_name(&format!("{}/x", "a".repeat(254))));
+    assert!(!is_qualified_name("bad label!"));
+    assert!(!is_qualified_name("a/b/c"));
+    assert!(!is_qualified_name("/x"));
+    assert!(!is_qualified_name("Upper.Case/x"));
+    assert!(is_label_value(""));
+    assert!(is_label_value("v1.2_3-x"));
+    assert!(!is_label_value("not a valid label value!"));
+    assert!(!is_label_value(&"v".repeat(64)));
+    assert!(!is_label_value("-x"));
+}
+
 mod agreement_with_patterns {
     //! The schema's patterns and the CEL expressions are rendered from the same
     //! rows the Rust checks read; these properties prove the renderings mean
@@ -274,6 +293,21 @@ mod agreement_with_patterns {
         fn durations_agree_with_pattern(value in "[0-9hmsun.]{0,8}") {
             let matches = regex::Regex::new(DURATION_PATTERN).unwrap().is_match(&value);
             prop_assert_eq!(matches, parse_duration(&value).is_some(), "{:?}", value);
+        }
+
+        #[test]
+        fn label_values_agree_with_pattern(value in "[a-zA-Z0-9._/ -]{0,66}") {
+            let len_ok = value.len() <= LABEL_VALUE_MAX_LEN;
+            let matches = len_ok && regex::Regex::new(LABEL_VALUE_PATTERN).unwrap().is_match(&value);
+            prop_assert_eq!(matches, is_label_value(&value), "{:?}", value);
+        }
+
+        #[test]
+        fn qualified_names_agree_with_pattern(value in "[a-zA-Z0-9._/ -]{0,70}") {
+            let re = regex::Regex::new(QUALIFIED_NAME_PATTERN).unwrap();
+            let prefix = regex::Regex::new(QUALIFIED_NAME_PREFIX_PATTERN).unwrap();
+            let matches = re.is_match(&value) && (!value.contains('/') || prefix.is_match(&value));
+            prop_assert_eq!(matches, is_qualified_name(&value), "{:?}", value);
         }
 
         #[test]

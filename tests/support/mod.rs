@@ -8,3 +8,4 @@ pub mod faults;
 pub mod fixtures;
 pub mod leak;
 pub mod operator;
+pub mod policy;

@@ -1,0 +1,245 @@
+//! A model-based test of the engine: random sequences of what happens to a
+//! resource — spec edits, resets on both channels, time jumps, Secret
+//! deletions and edits, foreign Secrets, source changes, and crashes between
+//! the Secret write and the status write — with SPEC §5's invariants checked
+//! after every pass:
+//!
+//! - issued values always satisfy their rules;
+//! - a foreign Secret is never written;
+//! - one rotation per trigger: a pass right after a pass changes nothing;
+//! - the credential changes only with a recorded reason, and the revision
+//!   moves by exactly one per rotation;
+//! - values someone else put in the Secret are never overwritten unless they
+//!   are replaced by a rotation the resource asked for.
+//!
+//! `PROPTEST_CASES` sets the number of sequences (CI: the default below).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::fixtures::{intent, rng, t};
+use super::*;
+
+#[derive(Clone, Debug)]
+enum Step {
+    Pass,
+    /// The Secret is written, then the process dies before the status write.
+    CrashAfterSecret,
+    SetCustomKey(Option<&'static str>),
+    SetInterval(Option<u64>),
+    SetKeepPrevious(Option<u64>),
+    SetRotateKey(bool),
+    ResetBySpec(u8),
+    ResetByAnnotation(u8),
+    Wait(i64),
+    DeleteSecret,
+    /// Someone edits the secret value: valid (kept) or not (blocks).
+    EditSecret(bool),
+    ForeignSecret,
+    /// Use a source Secret with this value (None: back to generated).
+    Source(Option<&'static str>),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => Just(Step::Pass),
+        2 => Just(Step::CrashAfterSecret),
+        1 => proptest::option::of(proptest::sample::select(vec!["custom-key-0001", "custom-key-0002"]))
+            .prop_map(Step::SetCustomKey),
+        1 => proptest::option::of(proptest::sample::select(vec![60u64, 3600])).prop_map(Step::SetInterval),
+        1 => proptest::option::of(proptest::sample::select(vec![0u64, 30, 600])).prop_map(Step::SetKeepPrevious),
+        1 => any::<bool>().prop_map(Step::SetRotateKey),
+        1 => (0u8..3).prop_map(Step::ResetBySpec),
+        1 => (0u8..3).prop_map(Step::ResetByAnnotation),
+        2 => (0i64..200).prop_map(Step::Wait),
+        1 => Just(Step::DeleteSecret),
+        1 => any::<bool>().prop_map(Step::EditSecret),
+        1 => Just(Step::ForeignSecret),
+        1 => proptest::option::of(proptest::sample::select(vec!["Source-Value-0001", "Source-Value-0002", "bad"]))
+            .prop_map(Step::Source),
+    ]
+}
+
+struct Model {
+    intent: Intent,
+    secret: Option<ObservedSecret>,
+    status: PreviousStatus,
+    source: Option<SourceValue>,
+    now: i64,
+    rng: rand::rngs::StdRng,
+}
+
+/// The Secret after our server-side apply: our fields as desired (every
+/// one taken back), labels others added kept.
+fn as_written(desired: &DesiredSecret, before: Option<&ObservedSecret>) -> ObservedSecret {
+    let mut labels = before.map(|b| b.labels.clone()).unwrap_or_default();
+    labels.extend(desired.labels.clone());
+    ObservedSecret {
+        ours: true,
+        data: desired
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect(),
+        labels,
+        annotations: desired.annotations.clone(),
+        owner_referenced: desired.owned,
+        edited_keys: BTreeSet::new(),
+    }
+}
+
+fn status_of(plan: &Plan, intent: &Intent, previous: &PreviousStatus) -> PreviousStatus {
+    match &plan.state {
+        Some(state) => PreviousStatus {
+            key: state.key.clone(),
+            revision: state.revision,
+            last_rotation_time: state.last_rotation_time,
+            last_rotation_reason: state.last_rotation_reason,
+            register_time: state.register_time,
+            update_time: state.update_time,
+            observed_reset_request: state.observed_reset_request.clone(),
+            observed_reset_annotation: state.observed_reset_annotation.clone(),
+            attributes: Some(intent.attributes.clone()),
+            ready_reason: Some(plan.readiness.reason),
+        },
+        None => PreviousStatus {
+            ready_reason: Some(plan.readiness.reason),
+            ..previous.clone()
+        },
+    }
+}
+
+impl Model {
+    fn new() -> Model {
+        Model {
+            intent: intent(),
+            secret: None,
+            status: PreviousStatus::default(),
+            source: None,
+            now: 0,
+            rng: rng(),
+        }
+    }
+
+    fn plan(&mut self) -> Plan {
+        let observed = Observed {
+            secret: self.secret.as_ref(),
+            source: self.source.clone(),
+            status: &self.status,
+            key_held_by: None,
+        };
+        plan(&self.intent, &observed, t(self.now), &mut self.rng).expect("a plan")
+    }
+
+    fn value(&self, key: &str) -> Option<String> {
+        self.secret.as_ref()?.data.get(key).cloned().flatten()
+    }
+
+    /// One pass, with the invariants; `crash` loses the status write.
+    fn pass(&mut self, crash: bool) {
+        let foreign = self.secret.as_ref().is_some_and(|s| !s.ours);
+        let before = (self.value("app_key"), self.value("app_secret"));
+        let revision_before = self
+            .secret
+            .as_ref()
+            .and_then(|s| s.annotations.get(crate::api::names::annotations::REVISION))
+            .and_then(|r| r.parse::<i64>().ok())
+            .or(self.status.revision);
+        let plan = self.plan();
+
+        if foreign {
+            assert!(plan.secret.is_none(), "a foreign Secret was written");
+        }
+        if let Some(desired) = &plan.secret {
+            let key = &desired.data[&self.intent.key_data_key];
+            let secret = &desired.data[&self.intent.secret_data_key];
+            assert!(
+                self.intent.key_rule.is_valid(key),
+                "issued key breaks its rule"
+            );
+            assert!(
+                self.intent.secret_rule.is_valid(secret),
+                "issued secret breaks its rule"
+            );
+            let after = (Some(key.clone()), Some(secret.clone()));
+            let state = plan.state.as_ref().expect("a state with a Secret");
+            if after != before && before.0.is_some() && plan.rotation.is_none() {
+                panic!("the credential changed without a rotation: {plan:?}");
+            }
+            if let Some(reason) = plan.rotation {
+                assert_eq!(state.last_rotation_reason, Some(reason));
+                assert_eq!(state.revision, Some(revision_before.unwrap_or(0) + 1));
+            }
+            self.secret = Some(as_written(desired, self.secret.as_ref()));
+        } else if plan.rotation.is_some() {
+            panic!("a rotation without a Secret write");
+        }
+        if !crash {
+            self.status = status_of(&plan, &self.intent, &self.status);
+            // One rotation per trigger: the next pass, at once, is quiet.
+            if plan.readiness.ready {
+                let again = self.plan();
+                assert_eq!(again.rotation, None, "a second rotation for one trigger");
+                assert!(again.secret.is_none(), "a second write for one trigger");
+            }
+        }
+    }
+
+    fn apply(&mut self, step: &Step) {
+        match step {
+            Step::Pass => self.pass(false),
+            Step::CrashAfterSecret => self.pass(true),
+            Step::SetCustomKey(key) => self.intent.custom_key = key.map(String::from),
+            Step::SetInterval(s) => self.intent.interval = s.map(Duration::from_secs),
+            Step::SetKeepPrevious(s) => self.intent.keep_previous = s.map(Duration::from_secs),
+            Step::SetRotateKey(on) => self.intent.rotate_key = *on,
+            Step::ResetBySpec(n) => self.intent.reset_request = Some(format!("spec-{n}")),
+            Step::ResetByAnnotation(n) => {
+                self.intent.reset_annotation = Some(format!("annotation-{n}"))
+            }
+            Step::Wait(seconds) => self.now += seconds,
+            Step::DeleteSecret => self.secret = None,
+            Step::EditSecret(valid) => {
+                if let Some(secret) = self.secret.as_mut().filter(|s| s.ours) {
+                    let value = if *valid { "Edited-By-Hand-0001" } else { "x" };
+                    secret.data.insert("app_secret".into(), Some(value.into()));
+                    secret.edited_keys.insert("app_secret".into());
+                }
+            }
+            Step::ForeignSecret => {
+                self.secret = Some(ObservedSecret {
+                    ours: false,
+                    ..Default::default()
+                })
+            }
+            Step::Source(value) => match value {
+                Some(value) => {
+                    self.intent.secret_from = Some(("byo".into(), "secret".into()));
+                    self.source = Some(SourceValue::Found(value.to_string()));
+                }
+                None => {
+                    self.intent.secret_from = None;
+                    self.source = None;
+                }
+            },
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(200),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn any_sequence_keeps_the_invariants(steps in proptest::collection::vec(step(), 1..40)) {
+        let mut model = Model::new();
+        for step in &steps {
+            model.apply(step);
+        }
+        model.pass(false);
+    }
+}
