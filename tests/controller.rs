@@ -1306,3 +1306,61 @@ async fn a_write_the_apiserver_refuses_is_reported_on_the_resource_without_a_ret
         .await;
     wait_app(&env, "refused", "Ready after the fix", is_ready).await;
 }
+
+#[tokio::test]
+async fn a_secret_left_behind_by_retain_is_taken_over_only_on_request() {
+    needs_control_plane!();
+    let env = Env::new("adopt").await;
+    env.create_app("kept", json!({"secret": {"deletionPolicy": "Retain"}}))
+        .await;
+    wait_app(&env, "kept", "Ready", is_ready).await;
+    let issued = env.secret_data("kept").await;
+    env.apps()
+        .delete("kept", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while env.apps().get_opt("kept").await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "not deleted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A new resource of the same name does not take it over by itself...
+    env.create_app("kept", json!({"secret": {"deletionPolicy": "Retain"}}))
+        .await;
+    let app = wait_app(&env, "kept", "SecretConflict", reason_is("SecretConflict")).await;
+    assert!(
+        app_ready(&app)
+            .unwrap()
+            .2
+            .contains("keysmith.dev/adopt-secret")
+    );
+    assert_eq!(env.secret_data("kept").await, issued, "left untouched");
+
+    // ...only when it asks, and then it keeps the (valid) credentials.
+    env.apps()
+        .patch(
+            "kept",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {(annotations::ADOPT_SECRET): "true"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let app = wait_app(&env, "kept", "Ready after adopting", is_ready).await;
+    let uid = app.metadata.uid.clone();
+    let data = env.secret_data("kept").await;
+    assert_eq!(data["app_key"], issued["app_key"]);
+    assert_eq!(data["app_secret"], issued["app_secret"]);
+    assert_eq!(
+        app.status.unwrap().app_key.as_deref(),
+        Some(issued["app_key"].as_str())
+    );
+    let secret = env.secrets().get("kept").await.unwrap();
+    assert_eq!(
+        secret.annotations().get(annotations::OWNER_UID),
+        uid.as_ref(),
+        "now carries the new owner's identity"
+    );
+}

@@ -81,6 +81,10 @@ where
     })?;
     let writes = &ctx.shared.writes;
     let _ = writes.is_status_echo(&**object);
+    // Decide on the cache's newest copy: the one this pass was handed may
+    // predate a status an earlier pass wrote, and planning on it would move
+    // that status's times backwards.
+    let object = &ctx.newest(object);
     let intent = object.intent();
     writes.forget_secret(&namespace, &intent.secret_name);
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &namespace);
