@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use super::status::{previous_rotation, rotation_status};
+use super::status::{never_earlier, previous_rotation, rotation_status};
 use super::{CredentialKind, KindParts, intent_from, time};
 use crate::api::names::labels;
 use crate::api::{
@@ -115,7 +115,7 @@ impl CredentialKind for GatewayApp {
                 creator: Some(self.spec.creator.unwrap_or(Creator::User)),
                 app_type: Some(self.spec.app_type.unwrap_or(AppType::Apig)),
                 register_time: time(state.register_time),
-                update_time: time(state.update_time),
+                update_time: never_earlier(state.update_time, previous.update_time.as_ref()),
                 rotation,
             },
             None => GatewayAppStatus {

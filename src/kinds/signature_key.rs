@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use super::status::{previous_rotation, rotation_status};
+use super::status::{never_earlier, previous_rotation, rotation_status};
 use super::{CredentialKind, KindParts, intent_from, time};
 use crate::api::names::{data_keys, labels};
 use crate::api::{
@@ -148,7 +148,7 @@ impl CredentialKind for SignatureKey {
                 sign_algorithm: self.effective_algorithm(),
                 sign_key: state.key.clone(),
                 create_time: time(state.register_time),
-                update_time: time(state.update_time),
+                update_time: never_earlier(state.update_time, previous.update_time.as_ref()),
                 rotation,
             },
             None => SignatureKeyStatus {

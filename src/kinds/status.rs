@@ -99,3 +99,30 @@ pub(crate) fn previous_rotation(
             .and_then(|c| Reason::parse(&c.reason)),
     }
 }
+
+/// `updateTime` as planned, but never earlier than the status already says:
+/// a pass planned on a copy older than a status an earlier pass wrote (our
+/// own write still on its way to the cache) must not move it backwards.
+pub(crate) fn never_earlier(planned: Option<Timestamp>, recorded: Option<&Time>) -> Option<Time> {
+    planned.max(recorded.map(|t| t.0)).map(Time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_time_never_moves_backwards() {
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+        assert_eq!(
+            never_earlier(Some(t(5)), Some(&Time(t(9)))),
+            Some(Time(t(9)))
+        );
+        assert_eq!(
+            never_earlier(Some(t(9)), Some(&Time(t(5)))),
+            Some(Time(t(9)))
+        );
+        assert_eq!(never_earlier(None, Some(&Time(t(5)))), Some(Time(t(5))));
+        assert_eq!(never_earlier(Some(t(5)), None), Some(Time(t(5))));
+    }
+}
