@@ -71,7 +71,8 @@ struct Args {
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
-    /// Keep the namespaces afterwards.
+    /// Keep the namespaces afterwards (by default they are deleted, and the
+    /// program waits until they are gone).
     #[arg(long)]
     keep: bool,
 }
@@ -739,10 +740,26 @@ async fn main() -> Result<(), BoxError> {
     }
 
     if !args.keep {
+        // Deleted, and waited for: the control plane's namespace controller
+        // and garbage collector remove everything in them.
         let namespaces: Api<Namespace> = Api::all(client.clone());
         for ns in [&raw_ns, &ks_ns, &lat_ns] {
             let _ = namespaces.delete(ns, &DeleteParams::default()).await;
         }
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(600);
+        for ns in [&raw_ns, &ks_ns, &lat_ns] {
+            while namespaces.get_opt(ns).await?.is_some() {
+                if Instant::now() > deadline {
+                    return Err(format!("namespace {ns} still terminating after 10 minutes").into());
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        eprintln!(
+            "namespaces deleted in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
     }
     println!(
         "{}",
