@@ -374,6 +374,82 @@ async fn the_chart_rbac_is_enough_and_every_rule_is_needed() {
         operator.logs()
     );
 
+    // spec.rollout without rollout.enabled: issuing works, the rollout says
+    // "forbidden" on the resource. With it (only get/list/watch/patch on the
+    // three workload kinds), the rollout goes through.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), &ns);
+    let deployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "example.invalid/app:1"}]}}}
+    }))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let app: GatewayApp = serde_json::from_value(serde_json::json!({
+        "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+        "metadata": {"name": "rolling"},
+        "spec": {"rollout": {"targets": [{"kind": "Deployment", "name": "web"}]}}
+    }))
+    .unwrap();
+    apps.create(&PostParams::default(), &app).await.unwrap();
+    let rollout_condition = |app: Option<&GatewayApp>| {
+        app.and_then(|a| a.status.as_ref()).and_then(|s| {
+            s.rotation
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "RolloutReady")
+                .map(|c| (c.status.clone(), c.message.clone()))
+        })
+    };
+    let forbidden = tokio::time::timeout(
+        Duration::from_secs(40),
+        await_condition(apps.clone(), "rolling", move |a: Option<&GatewayApp>| {
+            ready_app(a) && rollout_condition(a).is_some_and(|c| c.0 == "False")
+        }),
+    )
+    .await
+    .expect("RolloutReady=False without the rollout RBAC")
+    .unwrap();
+    let message = rollout_condition(forbidden.as_ref()).unwrap().1;
+    assert!(message.contains("forbidden"), "{message}");
+    let upgrade = run(
+        helm(),
+        &[
+            "upgrade",
+            "keysmith",
+            "charts/keysmith",
+            "--namespace",
+            "keysmith-system",
+            "--reuse-values",
+            "--set",
+            "rollout.enabled=true",
+            "--wait=false",
+        ],
+        Some(&cp.kubeconfig),
+    );
+    assert!(upgrade.status.success(), "helm upgrade: {}", text(&upgrade));
+    // A change to the resource makes keysmith look again at once.
+    apps.patch(
+        "rolling",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"retry": "1"}}})),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(40),
+        await_condition(apps.clone(), "rolling", move |a: Option<&GatewayApp>| {
+            rollout_condition(a).is_some_and(|c| c.0 == "True")
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("not rolled out with rollout.enabled:\n{}", operator.logs()))
+    .unwrap();
+
     // Take away one needed permission (patching Secrets): the failure says what is missing.
     let roles: Api<ClusterRole> = Api::all(client.clone());
     let mut role = roles.get("keysmith").await.unwrap();

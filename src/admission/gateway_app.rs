@@ -3,7 +3,7 @@
 use super::{
     CrossRule, FieldRule, Format, KindRules, Scope, Violation, common_field_rules,
     common_map_rules, derived_name_rule, distinct, distinct_keys_cel, duration_at_least_one_minute,
-    generator_length_rule,
+    generator_length_rule, rollout_target_names_rule,
 };
 use crate::api::names::data_keys;
 use crate::api::{GatewayApp, GatewayAppSpec};
@@ -95,6 +95,7 @@ fn cross_rules() -> Vec<CrossRule<S>> {
             },
         ),
         duration_at_least_one_minute::<S>(),
+        rollout_target_names_rule::<S>(),
         CrossRule {
             field: "spec.secret.keys",
             scope: Scope::Spec(&["secret", "keys"]),

@@ -423,7 +423,31 @@ pub(crate) fn common_field_rules<S: CommonSpec>(
             format: Format::SecretName,
             get: |s: &S| s.secret_name(),
         },
+        FieldRule {
+            path: &["rollout", "minInterval"],
+            format: Format::Duration,
+            get: |s: &S| s.rollout().and_then(|r| r.min_interval.as_deref()),
+        },
     ]
+}
+
+/// `rollout.targets[].name` are object names (DNS subdomains).
+pub(crate) fn rollout_target_names_rule<S: CommonSpec + 'static>() -> CrossRule<S> {
+    CrossRule {
+        field: "spec.rollout.targets",
+        scope: Scope::Spec(&["rollout"]),
+        field_path: ".targets",
+        cel: format!(
+            "!has(self.targets) || self.targets.all(t, t.name.matches({}))",
+            rules::cel_quote(rules::SECRET_NAME_PATTERN)
+        ),
+        message: "every target name must be an object name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit".to_string(),
+        holds: Box::new(|spec: &S, _| {
+            spec.rollout()
+                .and_then(|r| r.targets.as_ref())
+                .is_none_or(|targets| targets.iter().all(|t| rules::is_dns_subdomain(&t.name)))
+        }),
+    }
 }
 
 /// resetRequest is an opaque token; bounded so CEL cost and etcd stay sane.

@@ -3,7 +3,7 @@
 use super::{
     CrossRule, FieldRule, Format, KindRules, Scope, Violation, common_field_rules,
     common_map_rules, derived_name_rule, distinct, distinct_keys_cel_with_fixed,
-    duration_at_least_one_minute, generator_length_rule,
+    duration_at_least_one_minute, generator_length_rule, rollout_target_names_rule,
 };
 use crate::api::names::data_keys;
 use crate::api::{SignAlgorithm, SignType, SignatureKey, SignatureKeySpec};
@@ -56,6 +56,7 @@ pub fn signature_key_rules() -> KindRules<S> {
     cross.extend(sign_type_rules());
     cross.extend(generator_rules());
     cross.push(duration_at_least_one_minute::<S>());
+    cross.push(rollout_target_names_rule::<S>());
     cross.push(distinct_keys_rule());
     KindRules {
         fields: field_rules(),

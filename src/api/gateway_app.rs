@@ -9,7 +9,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DeletionPolicy, Generator, RotationStatus, SecretSource, StringMap};
+use super::{DeletionPolicy, Generator, Rollout, RotationStatus, SecretSource, StringMap};
 
 /// What the GatewayApp should be. Every field is optional; effective values
 /// of defaulted fields are reported in status.
@@ -92,6 +92,9 @@ pub struct GatewayAppSpec {
     /// The output Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<Box<AppSecretTemplate>>,
+    /// Workloads to restart when the issued credentials change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Box<Rollout>>,
 }
 
 /// Who created the app (the seeds' `creator`).

@@ -37,7 +37,7 @@ pub mod labels {
     }
 
     /// FNV-1a, 64 bits: stable across builds and platforms (std's hasher is not).
-    fn fnv1a(bytes: &[u8]) -> u64 {
+    pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
         bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
             (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
         })
@@ -59,6 +59,10 @@ pub mod annotations {
     /// target name that keysmith wrote for an earlier resource (one left
     /// behind by `deletionPolicy: Retain`); its values must pass their rules.
     pub const ADOPT_SECRET: &str = "keysmith.dev/adopt-secret";
+
+    /// On a workload's pod template: `<prefix><hash of the keysmith resource>`
+    /// = `<Kind>/<name>@<revision>`, one per keysmith resource (SPEC §9.1).
+    pub const RESTARTED_FOR_PREFIX: &str = "keysmith.dev/restarted-for-";
 
     /// On the Secret: the uid of the resource it belongs to (its identity:
     /// a Secret without it, or with another uid, is not the resource's).
@@ -150,14 +154,38 @@ impl Kind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConditionType {
     Ready,
+    /// With `spec.rollout`: every target runs the current revision.
+    RolloutReady,
 }
 
 impl ConditionType {
     pub const fn as_str(self) -> &'static str {
         match self {
             ConditionType::Ready => "Ready",
+            ConditionType::RolloutReady => "RolloutReady",
         }
     }
+}
+
+/// The annotation key a keysmith resource marks its rollout targets with:
+/// its own, so several resources can target one workload without undoing
+/// each other's marks.
+pub fn restarted_for_key(kind: Kind, namespace: &str, name: &str) -> String {
+    let identity = format!("{}/{namespace}/{name}", kind.as_str());
+    format!(
+        "{}{:016x}",
+        annotations::RESTARTED_FOR_PREFIX,
+        labels::fnv1a(identity.as_bytes())
+    )
+}
+
+/// The server-side-apply field manager of one keysmith resource's rollout
+/// marks (one per resource: a shared one would drop the other resources'
+/// marks on each apply).
+pub fn rollout_field_manager(kind: Kind, namespace: &str, name: &str) -> String {
+    let key = restarted_for_key(kind, namespace, name);
+    let hash = key.trim_start_matches(annotations::RESTARTED_FOR_PREFIX);
+    format!("{FIELD_MANAGER}-rollout-{hash}")
 }
 
 /// Reasons of the Ready condition and of events (SPEC §5, Events).
@@ -178,10 +206,18 @@ pub enum Reason {
     SourceNotAllowed,
     /// The apiserver refused the Secret write as invalid or forbidden.
     SecretRefused,
+    /// RolloutReady: every target carries the current revision.
+    RolledOut,
+    /// RolloutReady=False: a target waits for `minInterval`.
+    RolloutPending,
+    /// RolloutReady=False and a Warning: a target is missing or cannot be patched.
+    RolloutFailed,
+    /// Event: a target was restarted.
+    RolloutTriggered,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 16] = [
         Reason::Issued,
         Reason::Rotated,
         Reason::Reset,
@@ -194,6 +230,10 @@ impl Reason {
         Reason::InvalidSecretData,
         Reason::SourceNotAllowed,
         Reason::SecretRefused,
+        Reason::RolledOut,
+        Reason::RolloutPending,
+        Reason::RolloutFailed,
+        Reason::RolloutTriggered,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -210,6 +250,10 @@ impl Reason {
             Reason::InvalidSecretData => "InvalidSecretData",
             Reason::SourceNotAllowed => "SourceNotAllowed",
             Reason::SecretRefused => "SecretRefused",
+            Reason::RolledOut => "RolledOut",
+            Reason::RolloutPending => "RolloutPending",
+            Reason::RolloutFailed => "RolloutFailed",
+            Reason::RolloutTriggered => "RolloutTriggered",
         }
     }
 

@@ -100,6 +100,103 @@ impl RotationReason {
     }
 }
 
+/// Workloads whose pods restart when the issued credentials change (SPEC
+/// §9.1), so that pods reading the Secret as environment variables or at
+/// start-up pick up the new values.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// Deployments, StatefulSets and DaemonSets of this namespace, by kind and name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub targets: Option<Vec<RolloutTarget>>,
+    /// Also every Deployment, StatefulSet and DaemonSet of this namespace whose
+    /// labels match this selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    /// At most one restart of a target per this interval (a Go duration such
+    /// as 10m): several rotations inside it cause one restart at its end.
+    /// Absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_interval: Option<String>,
+}
+
+/// One workload to restart.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutTarget {
+    /// Deployment, StatefulSet or DaemonSet.
+    pub kind: WorkloadKind,
+    /// Its name, in this namespace.
+    #[schemars(length(max = 253))]
+    pub name: String,
+}
+
+/// The workload kinds keysmith can restart.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+pub enum WorkloadKind {
+    #[default]
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 3] = [
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::DaemonSet,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+        }
+    }
+
+    /// The resource's plural under `apps/v1`.
+    pub const fn plural(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::StatefulSet => "statefulsets",
+            WorkloadKind::DaemonSet => "daemonsets",
+        }
+    }
+}
+
+/// A rollout target as keysmith last restarted it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutTargetStatus {
+    /// Deployment, StatefulSet or DaemonSet.
+    pub kind: WorkloadKind,
+    /// The workload's name.
+    pub name: String,
+    /// The credential revision its pods were restarted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// When keysmith restarted it (absent: it already carried the revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<Time>,
+}
+
 /// Status fields common to both kinds: the rotation bookkeeping.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -138,8 +235,13 @@ pub struct RotationStatus {
     /// Effective length of generated secrets (generator.length or its default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator_length: Option<u32>,
+    /// Each rollout target and the revision it was restarted for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollout: Vec<RolloutTargetStatus>,
     /// Current state. `Ready` is True once the credentials are issued and the
-    /// Secret matches them; its reason says why not otherwise.
+    /// Secret matches them; its reason says why not otherwise. `RolloutReady`
+    /// (with `spec.rollout`) says whether every target runs the current
+    /// revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -162,6 +264,7 @@ pub trait CommonSpec {
     fn secret_labels(&self) -> Option<&StringMap>;
     fn secret_annotations(&self) -> Option<&StringMap>;
     fn deletion_policy(&self) -> Option<DeletionPolicy>;
+    fn rollout(&self) -> Option<&Rollout>;
 }
 
 /// Implements [`CommonSpec`] for a spec whose rotation type has `$rotate_key`.
@@ -199,6 +302,9 @@ macro_rules! common_spec {
             }
             fn deletion_policy(&self) -> Option<$crate::api::DeletionPolicy> {
                 self.secret.as_ref().and_then(|t| t.deletion_policy)
+            }
+            fn rollout(&self) -> Option<&$crate::api::Rollout> {
+                self.rollout.as_deref()
             }
         }
     };

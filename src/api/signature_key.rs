@@ -9,7 +9,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DeletionPolicy, Generator, RotationStatus, SecretSource, StringMap};
+use super::{DeletionPolicy, Generator, Rollout, RotationStatus, SecretSource, StringMap};
 
 /// What the SignatureKey should be. Every field is optional; effective values
 /// of defaulted fields are reported in status.
@@ -91,6 +91,9 @@ pub struct SignatureKeySpec {
     /// The output Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<Box<SignKeySecretTemplate>>,
+    /// Workloads to restart when the issued credentials change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Box<Rollout>>,
 }
 
 /// How a gateway signs backend requests with this key.

@@ -21,7 +21,7 @@ use prometheus_client::registry::Registry;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::reflector::Store;
 
-use crate::api::{ConditionType, Kind, RotationReason};
+use crate::api::{ConditionType, Kind, RotationReason, WorkloadKind};
 use crate::kinds::CredentialKind;
 
 use super::error::Error;
@@ -35,6 +35,12 @@ pub struct KindLabels {
 pub struct ErrorLabels {
     pub kind: &'static str,
     pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestartLabels {
+    pub kind: &'static str,
+    pub target_kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -144,6 +150,7 @@ pub struct Metrics {
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconcile_duration: Family<KindLabels, Histogram>,
     pub rotations: Family<RotationLabels, Counter>,
+    pub rollout_restarts: Family<RestartLabels, Counter>,
     pub objects: std::sync::Arc<ObjectGauges>,
 }
 
@@ -156,6 +163,7 @@ impl Default for Metrics {
             duration_histogram as fn() -> Histogram,
         );
         let rotations = Family::<RotationLabels, Counter>::default();
+        let rollout_restarts = Family::<RestartLabels, Counter>::default();
         let objects = std::sync::Arc::new(ObjectGauges::default());
         registry.register("reconciles", "Reconciles run, by kind", reconciles.clone());
         registry.register(
@@ -173,6 +181,11 @@ impl Default for Metrics {
             "Credential sets issued, by kind and reason (Initial, Schedule, ResetRequest, ...)",
             rotations.clone(),
         );
+        registry.register(
+            "rollout_restarts",
+            "Workload restarts for new credentials (spec.rollout), by kind and target kind",
+            rollout_restarts.clone(),
+        );
         registry.register_collector(Box::new(objects.clone()));
         let metrics = Metrics {
             registry,
@@ -180,6 +193,7 @@ impl Default for Metrics {
             reconcile_errors,
             reconcile_duration,
             rotations,
+            rollout_restarts,
             objects,
         };
         metrics.start_at_zero();
@@ -210,6 +224,12 @@ impl Metrics {
                     .reconcile_errors
                     .get_or_create(&ErrorLabels { kind, reason });
             }
+            for target in WorkloadKind::ALL {
+                let _ = self.rollout_restarts.get_or_create(&RestartLabels {
+                    kind,
+                    target_kind: target.as_str(),
+                });
+            }
             for reason in RotationReason::ALL {
                 let _ = self.rotations.get_or_create(&RotationLabels {
                     kind,
@@ -236,6 +256,16 @@ impl Metrics {
             .get_or_create(&ErrorLabels {
                 kind: kind.as_str(),
                 reason,
+            })
+            .inc();
+    }
+
+    /// A rollout target was restarted.
+    pub fn record_restart(&self, kind: Kind, target: WorkloadKind) {
+        self.rollout_restarts
+            .get_or_create(&RestartLabels {
+                kind: kind.as_str(),
+                target_kind: target.as_str(),
             })
             .inc();
     }

@@ -4,6 +4,7 @@
 //!   apply status → emit), with `error_policy`;
 //! - [`secrets`] and [`status`]: the I/O of the two writes, Secret first
 //!   (held by the types: the status step takes the Secret step's result);
+//! - [`rollout`]: restarting `spec.rollout`'s workloads, between the two;
 //! - [`echo`]: own-write bookkeeping, with its invariant;
 //! - [`watches`]: one watch per kind, one Secret metadata watch for all,
 //!   index upkeep and the Secret → resource fan-out;
@@ -22,6 +23,7 @@ pub mod health;
 pub mod index;
 pub mod metrics;
 pub mod reconcile;
+pub mod rollout;
 pub mod secret_names;
 pub mod secrets;
 pub mod status;

@@ -1,8 +1,8 @@
 //! One reconcile, as named steps:
 //!
 //! ```text
-//! observe ──▶ plan ──▶ apply_secret ──▶ apply_status ──▶ emit
-//! (reads)     (pure)   (SecretInPlace)   (takes it)      (events, log)
+//! observe ──▶ plan ──▶ apply_secret ──▶ roll_out ──▶ apply_status ──▶ emit
+//! (reads)     (pure)   (SecretInPlace)   (workloads)  (takes both)    (events, log)
 //! ```
 //!
 //! Each step has its own error type (`super::error`); the driver wraps them
@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use super::context::KindContext;
 use super::error::{Error, ObserveError, PERMANENT_RETRY, Result};
+use super::rollout::{self, RolloutDone};
 use super::secrets::{self, ReadFrom, SecretInPlace};
 use super::status;
 use crate::engine::{self, Intent, Observed, ObservedSecret, Plan, PreviousStatus, SourceValue};
@@ -63,12 +64,17 @@ where
     if object.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change()); // owner references do the cleanup
     }
+    // Decide on the cache's newest copy: the one this pass was handed may
+    // predate a status an earlier pass wrote.
+    let _ = ctx.shared.writes.is_status_echo(&*object);
+    let object = ctx.newest(&object);
     let seen = observe(&object, ctx).await?;
     let plan = plan(&seen)?;
     let applied = apply_secret(&object, ctx, &seen, plan).await?;
-    status::apply_status(ctx, &object, &seen.intent, &applied, seen.now).await?;
+    let rollout = rollout::roll_out(&*object, ctx, &seen.namespace, &applied, seen.now).await;
+    status::apply_status(ctx, &object, &seen.intent, &applied, &rollout, seen.now).await?;
     emit(&*object, ctx, &seen, &applied).await;
-    Ok(next_action(applied.plan()))
+    Ok(next_action(applied.plan(), &rollout))
 }
 
 /// Step 1: read what the pass decides on.
@@ -80,11 +86,6 @@ where
         ObserveError::NoNamespace(format!("{}/{}", K::KIND.as_str(), object.name_any()))
     })?;
     let writes = &ctx.shared.writes;
-    let _ = writes.is_status_echo(&**object);
-    // Decide on the cache's newest copy: the one this pass was handed may
-    // predate a status an earlier pass wrote, and planning on it would move
-    // that status's times backwards.
-    let object = &ctx.newest(object);
     let intent = object.intent();
     writes.forget_secret(&namespace, &intent.secret_name);
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &namespace);
@@ -240,9 +241,14 @@ async fn emit<K: CredentialKind>(
     }
 }
 
-/// Requeue for the next rotation or expiry; otherwise wait for a change.
-fn next_action(plan: &Plan) -> Action {
-    match plan.requeue_after {
+/// Requeue for the next rotation, expiry or deferred restart; otherwise
+/// wait for a change.
+fn next_action(plan: &Plan, rollout: &RolloutDone) -> Action {
+    let due = [plan.requeue_after, rollout.requeue_after()]
+        .into_iter()
+        .flatten()
+        .min();
+    match due {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     }

@@ -1,6 +1,6 @@
-//! The status step: server-side apply of the status the plan implies, only
-//! when it differs from what the object shows. It takes [`SecretInPlace`],
-//! so it cannot run before the Secret step.
+//! The status step: server-side apply of the status the plan (and the
+//! rollout step) imply, only when it differs from what the object shows. It
+//! takes [`SecretInPlace`], so it cannot run before the Secret step.
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use tracing::debug;
 
 use super::context::KindContext;
 use super::error::ApplyStatusError;
+use super::rollout::RolloutDone;
 use super::secrets::SecretInPlace;
 use crate::api::FIELD_MANAGER;
 use crate::engine::Intent;
@@ -23,6 +24,7 @@ pub async fn apply_status<K>(
     object: &Arc<K>,
     intent: &Intent,
     applied: &SecretInPlace,
+    rollout: &RolloutDone,
     now: Timestamp,
 ) -> Result<(), ApplyStatusError>
 where
@@ -34,7 +36,7 @@ where
     let plan = applied.plan();
     // Our own earlier status write may have reached the cache meanwhile.
     let newest = ctx.newest(object);
-    let mut desired = newest.desired_status(intent, plan, now);
+    let mut desired = newest.desired_status(intent, plan, rollout.report(), now);
     let mut current = newest.current_status();
     if desired != current && ctx.shared.writes.status_lags(&*newest) {
         // The cache may just lag behind our own write: decide on a fresh copy.
@@ -45,7 +47,7 @@ where
                 object: describe::<K>(&namespace, &name),
                 source,
             })?;
-        desired = fresh.desired_status(intent, plan, now);
+        desired = fresh.desired_status(intent, plan, rollout.report(), now);
         current = fresh.current_status();
     }
     if desired == current {

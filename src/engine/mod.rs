@@ -25,6 +25,7 @@ pub mod guards;
 mod inputs;
 pub mod outcome;
 mod render;
+pub mod rollout;
 pub mod snapshot;
 pub mod triggers;
 

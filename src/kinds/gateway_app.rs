@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use super::status::{never_earlier, previous_rotation, rotation_status};
+use super::status::{RolloutReport, never_earlier, previous_rotation, rotation_status};
 use super::{CredentialKind, KindParts, intent_from, time};
 use crate::api::names::labels;
 use crate::api::{
@@ -98,12 +98,19 @@ impl CredentialKind for GatewayApp {
         }
     }
 
-    fn desired_status(&self, intent: &Intent, plan: &Plan, now: Timestamp) -> serde_json::Value {
+    fn desired_status(
+        &self,
+        intent: &Intent,
+        plan: &Plan,
+        rollout: RolloutReport,
+        now: Timestamp,
+    ) -> serde_json::Value {
         let previous = self.status.clone().unwrap_or_default();
         let rotation = rotation_status(
             &previous.rotation,
             intent,
             plan,
+            rollout,
             self.meta().generation,
             now,
         );
@@ -128,6 +135,10 @@ impl CredentialKind for GatewayApp {
 
     fn current_status(&self) -> serde_json::Value {
         serde_json::to_value(self.status.clone().unwrap_or_default()).unwrap_or_default()
+    }
+
+    fn rollout(&self) -> Option<&crate::api::Rollout> {
+        crate::api::CommonSpec::rollout(&self.spec)
     }
 
     fn recorded_rotation(&self) -> Option<&RotationStatus> {

@@ -22,6 +22,8 @@ mod gateway_app;
 mod signature_key;
 mod status;
 
+pub use status::RolloutReport;
+
 /// What the controller needs of a kind.
 pub trait CredentialKind:
     Resource<DynamicType = ()>
@@ -39,8 +41,14 @@ pub trait CredentialKind:
     const OWNER_LABEL: &'static str;
     fn intent(&self) -> Intent;
     fn previous_status(&self) -> PreviousStatus;
-    /// The full status to apply after `plan`.
-    fn desired_status(&self, intent: &Intent, plan: &Plan, now: Timestamp) -> serde_json::Value;
+    /// The full status to apply after `plan` (and the rollout step).
+    fn desired_status(
+        &self,
+        intent: &Intent,
+        plan: &Plan,
+        rollout: RolloutReport,
+        now: Timestamp,
+    ) -> serde_json::Value;
     /// The status as it is, in the same JSON form.
     fn current_status(&self) -> serde_json::Value;
     /// The rotation part of the status as it is (read by the metrics).
@@ -50,6 +58,8 @@ pub trait CredentialKind:
     fn unique_keys(&self) -> BTreeSet<String> {
         BTreeSet::new()
     }
+    /// `spec.rollout`: the workloads to restart when the credentials change.
+    fn rollout(&self) -> Option<&crate::api::Rollout>;
     /// The unique key this object wants to hold now (checked against older
     /// holders before anything is issued); none by default.
     fn unique_key_wanted(&self, _intent: &Intent) -> Option<String> {

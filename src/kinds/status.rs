@@ -7,52 +7,100 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::time;
 use crate::api::{ConditionType, Reason, RotationStatus};
+use crate::engine::rollout::RolloutPlan;
 use crate::engine::{Intent, Plan, PreviousStatus};
 
-pub(crate) fn ready_condition(
-    previous: Option<&Condition>,
-    plan: &Plan,
+/// What this pass says about `spec.rollout`.
+#[derive(Clone, Copy, Debug)]
+pub enum RolloutReport<'a> {
+    /// No `spec.rollout`: no rollout status, no `RolloutReady`.
+    Absent,
+    /// Not evaluated this pass (nothing issued): keep what the status says.
+    Unchanged,
+    Planned(&'a RolloutPlan),
+}
+
+/// A condition; `lastTransitionTime` moves only when its status flips.
+fn condition(
+    type_: ConditionType,
+    previous: &[Condition],
+    (ready, reason, message): (bool, Reason, &str),
     generation: Option<i64>,
     now: Timestamp,
 ) -> Condition {
-    let status = if plan.readiness.ready {
-        "True"
-    } else {
-        "False"
-    };
-    // lastTransitionTime moves only when the status flips.
-    let last_transition_time = match previous {
+    let status = if ready { "True" } else { "False" };
+    let last_transition_time = match previous.iter().find(|c| c.type_ == type_.as_str()) {
         Some(p) if p.status == status => p.last_transition_time.clone(),
         _ => Time(now),
     };
     Condition {
-        type_: ConditionType::Ready.as_str().into(),
+        type_: type_.as_str().into(),
         status: status.into(),
-        reason: plan.readiness.reason.as_str().into(),
-        message: plan.readiness.message.clone(),
+        reason: reason.as_str().into(),
+        message: message.into(),
         last_transition_time,
         observed_generation: generation,
     }
+}
+
+/// Ready first, then RolloutReady (as the report says), then conditions
+/// others set, as they are.
+fn conditions(
+    previous: &[Condition],
+    plan: &Plan,
+    rollout: RolloutReport,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    let readiness = &plan.readiness;
+    let mut out = vec![condition(
+        ConditionType::Ready,
+        previous,
+        (readiness.ready, readiness.reason, &readiness.message),
+        generation,
+        now,
+    )];
+    let rollout_ready = ConditionType::RolloutReady.as_str();
+    match rollout {
+        RolloutReport::Planned(p) => out.push(condition(
+            ConditionType::RolloutReady,
+            previous,
+            (p.ready, p.reason, &p.message),
+            generation,
+            now,
+        )),
+        RolloutReport::Unchanged => out.extend(
+            previous
+                .iter()
+                .filter(|c| c.type_ == rollout_ready)
+                .cloned(),
+        ),
+        RolloutReport::Absent => {}
+    }
+    let ours = [ConditionType::Ready.as_str(), rollout_ready];
+    out.extend(
+        previous
+            .iter()
+            .filter(|c| !ours.contains(&c.type_.as_str()))
+            .cloned(),
+    );
+    out
 }
 
 pub(crate) fn rotation_status(
     previous: &RotationStatus,
     intent: &Intent,
     plan: &Plan,
+    rollout: RolloutReport,
     generation: Option<i64>,
     now: Timestamp,
 ) -> RotationStatus {
-    let previous_ready = previous
-        .conditions
-        .iter()
-        .find(|c| c.type_ == ConditionType::Ready.as_str());
-    let mut conditions: Vec<Condition> = previous
-        .conditions
-        .iter()
-        .filter(|c| c.type_ != ConditionType::Ready.as_str())
-        .cloned()
-        .collect();
-    conditions.insert(0, ready_condition(previous_ready, plan, generation, now));
+    let conditions = conditions(&previous.conditions, plan, rollout, generation, now);
+    let rollout = match rollout {
+        RolloutReport::Planned(p) => p.status.clone(),
+        RolloutReport::Unchanged => previous.rollout.clone(),
+        RolloutReport::Absent => Vec::new(),
+    };
     match &plan.state {
         Some(state) => RotationStatus {
             secret_name: Some(intent.secret_name.clone()),
@@ -65,12 +113,14 @@ pub(crate) fn rotation_status(
             observed_reset_annotation: state.observed_reset_annotation.clone(),
             observed_generation: generation,
             generator_length: Some(intent.generator_length as u32),
+            rollout,
             conditions,
         },
         // Blocked: keep what was issued, report why.
         None => RotationStatus {
             observed_generation: generation,
             conditions,
+            rollout,
             ..previous.clone()
         },
     }

@@ -1,0 +1,292 @@
+//! The rollout step (SPEC §9.1): after the Secret, before the status. Finds
+//! the targets of `spec.rollout`, lets the engine decide which to restart,
+//! and restarts them the `kubectl rollout restart` way — a pod-template
+//! annotation — by server-side apply under a field manager of this resource
+//! alone, so several keysmith resources can mark one workload without
+//! undoing each other's marks, and GitOps tools see no drift of theirs.
+//! A missing or unpatchable target never blocks issuing: it is reported in
+//! `RolloutReady` and a Warning event.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use super::context::KindContext;
+use super::secrets::SecretInPlace;
+use crate::api::names::{restarted_for_key, rollout_field_manager};
+use crate::api::{ConditionType, Reason, Rollout, RolloutTarget, WorkloadKind};
+use crate::engine::rollout::{Found, RolloutPlan, plan_rollout};
+use crate::engine::{PlannedEvent, Severity};
+use crate::kinds::{CredentialKind, RolloutReport};
+
+/// What the rollout step did: the status step takes it.
+#[derive(Debug)]
+pub enum RolloutDone {
+    Absent,
+    Unchanged,
+    Planned(RolloutPlan),
+}
+
+impl RolloutDone {
+    pub fn report(&self) -> RolloutReport<'_> {
+        match self {
+            RolloutDone::Absent => RolloutReport::Absent,
+            RolloutDone::Unchanged => RolloutReport::Unchanged,
+            RolloutDone::Planned(plan) => RolloutReport::Planned(plan),
+        }
+    }
+
+    pub fn requeue_after(&self) -> Option<std::time::Duration> {
+        match self {
+            RolloutDone::Planned(plan) => plan.requeue_after,
+            _ => None,
+        }
+    }
+}
+
+fn workloads(client: &Client, namespace: &str, kind: WorkloadKind) -> Api<DynamicObject> {
+    let resource = ApiResource {
+        group: "apps".into(),
+        version: "v1".into(),
+        api_version: "apps/v1".into(),
+        kind: kind.as_str().into(),
+        plural: kind.plural().into(),
+    };
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// The label selector in the syntax of `?labelSelector=`.
+pub fn selector_text(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in selector.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            _ => format!("!{}", e.key),
+        });
+    }
+    parts.join(",")
+}
+
+fn mark_of(object: &DynamicObject, key: &str) -> Option<String> {
+    object.data["spec"]["template"]["metadata"]["annotations"][key]
+        .as_str()
+        .map(String::from)
+}
+
+/// Every target, by name and by selector, as found.
+async fn find_targets(
+    client: &Client,
+    namespace: &str,
+    rollout: &Rollout,
+    key: &str,
+) -> Vec<Found> {
+    let mut found = Vec::new();
+    let mut seen = BTreeSet::new();
+    let named: BTreeSet<&RolloutTarget> = rollout.targets.iter().flatten().collect();
+    for target in named {
+        seen.insert((target.kind, target.name.clone()));
+        found.push(
+            match workloads(client, namespace, target.kind)
+                .get_opt(&target.name)
+                .await
+            {
+                Ok(Some(object)) => Found::Present {
+                    kind: target.kind,
+                    name: target.name.clone(),
+                    mark: mark_of(&object, key),
+                },
+                Ok(None) => Found::Missing {
+                    kind: target.kind,
+                    name: target.name.clone(),
+                },
+                Err(error) => Found::Unreadable {
+                    what: format!("{}/{}", target.kind.as_str(), target.name),
+                    message: error.to_string(),
+                },
+            },
+        );
+    }
+    let Some(selector) = &rollout.selector else {
+        return found;
+    };
+    let params = ListParams::default().labels(&selector_text(selector));
+    for kind in WorkloadKind::ALL {
+        match workloads(client, namespace, kind).list(&params).await {
+            Ok(list) => {
+                for object in list {
+                    if seen.insert((kind, object.name_any())) {
+                        found.push(Found::Present {
+                            kind,
+                            name: object.name_any(),
+                            mark: mark_of(&object, key),
+                        });
+                    }
+                }
+            }
+            Err(error) => found.push(Found::Unreadable {
+                what: format!("{}s matching spec.rollout.selector", kind.as_str()),
+                message: error.to_string(),
+            }),
+        }
+    }
+    found
+}
+
+/// Restarts one target: sets this resource's mark on its pod template.
+async fn restart(
+    client: &Client,
+    namespace: &str,
+    (kind, name): &(WorkloadKind, String),
+    key: &str,
+    mark: &str,
+    field_manager: &str,
+) -> Result<(), kube::Error> {
+    let patch = json!({
+        "apiVersion": "apps/v1", "kind": kind.as_str(),
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"template": {"metadata": {"annotations": {key: mark}}}},
+    });
+    workloads(client, namespace, *kind)
+        .patch(
+            name,
+            &PatchParams::apply(field_manager).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Step 3b: the rollout, once the Secret is in place.
+pub async fn roll_out<K: CredentialKind>(
+    object: &K,
+    ctx: &KindContext<K>,
+    namespace: &str,
+    applied: &SecretInPlace,
+    now: Timestamp,
+) -> RolloutDone {
+    let Some(rollout) = object.rollout() else {
+        return RolloutDone::Absent;
+    };
+    let Some(revision) = applied.plan().state.as_ref().and_then(|s| s.revision) else {
+        return RolloutDone::Unchanged; // nothing issued: nothing to roll out
+    };
+    let client = &ctx.shared.client;
+    let name = object.name_any();
+    let key = restarted_for_key(K::KIND, namespace, &name);
+    let found = find_targets(client, namespace, rollout, &key).await;
+    let previous = object.recorded_rotation();
+    let min_interval = rollout
+        .min_interval
+        .as_deref()
+        .and_then(crate::rules::parse_duration);
+    let resource = format!("{}/{name}", K::KIND.as_str());
+    let mut plan = plan_rollout(
+        &resource,
+        revision,
+        &found,
+        previous.map(|r| r.rollout.as_slice()).unwrap_or_default(),
+        min_interval,
+        now,
+    );
+    let field_manager = rollout_field_manager(K::KIND, namespace, &name);
+    let mut events = Vec::new();
+    let mut failures = Vec::new();
+    for target in std::mem::take(&mut plan.restart) {
+        match restart(client, namespace, &target, &key, &plan.mark, &field_manager).await {
+            Ok(()) => {
+                ctx.shared.metrics.record_restart(K::KIND, target.0);
+                events.push(PlannedEvent {
+                    severity: Severity::Normal,
+                    reason: Reason::RolloutTriggered,
+                    note: format!(
+                        "restarted {}/{} for revision {revision}",
+                        target.0.as_str(),
+                        target.1
+                    ),
+                });
+                plan.restart.push(target);
+            }
+            Err(error) => {
+                failures.push(format!("{}/{}: {error}", target.0.as_str(), target.1));
+                plan.status
+                    .retain(|s| (s.kind, &s.name) != (target.0, &target.1));
+                if let Some(last) = previous.and_then(|r| {
+                    r.rollout
+                        .iter()
+                        .find(|s| (s.kind, &s.name) == (target.0, &target.1))
+                }) {
+                    plan.status.push(last.clone());
+                }
+            }
+        }
+    }
+    if !failures.is_empty() {
+        let mut problems = failures;
+        if plan.reason == Reason::RolloutFailed {
+            problems.insert(0, plan.message.clone());
+        }
+        plan.ready = false;
+        plan.reason = Reason::RolloutFailed;
+        plan.message = problems.join("; ");
+    }
+    let reported = previous
+        .and_then(|r| {
+            r.conditions
+                .iter()
+                .find(|c| c.type_ == ConditionType::RolloutReady.as_str())
+        })
+        .map(|c| (c.reason.clone(), c.message.clone()));
+    if plan.reason == Reason::RolloutFailed
+        && reported != Some((plan.reason.as_str().to_string(), plan.message.clone()))
+    {
+        events.push(PlannedEvent {
+            severity: Severity::Warning,
+            reason: Reason::RolloutFailed,
+            note: plan.message.clone(),
+        });
+    }
+    ctx.shared
+        .events
+        .emit(object.object_ref(&()), &events)
+        .await;
+    RolloutDone::Planned(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    use super::*;
+
+    #[test]
+    fn selectors_read_as_the_apiserver_expects() {
+        let selector = LabelSelector {
+            match_labels: Some([("app".to_string(), "web".to_string())].into()),
+            match_expressions: Some(vec![
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["a".into(), "b".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "canary".into(),
+                    operator: "DoesNotExist".into(),
+                    values: None,
+                },
+            ]),
+        };
+        assert_eq!(selector_text(&selector), "app=web,tier in (a,b),!canary");
+    }
+}
