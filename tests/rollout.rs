@@ -254,6 +254,20 @@ async fn one_new_revision_restarts_each_target_once_and_nothing_else_restarts_it
         )
         .await
         .unwrap();
+    // An edit of the Secret that keeps its values (the same bytes written
+    // back by another client).
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(env.client.clone(), &env.ns);
+    let secret = secrets.get("client").await.unwrap();
+    let same = secret.data.clone().unwrap()["app_secret"].clone();
+    secrets
+        .patch(
+            "client",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"app_secret": same}})),
+        )
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(env.replica_sets("web").await, 3);
     assert_eq!(env.replica_sets("api").await, 3);
