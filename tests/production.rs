@@ -218,7 +218,7 @@ async fn probes_and_metrics_report_what_happened() {
             >= 1.0,
         "{metrics}"
     );
-    // Bounded labels: nothing but kind, reason and the object's identity.
+    // Bounded labels: nothing but kind, reason, target kind and the object's identity.
     for line in metrics.lines().filter(|l| l.starts_with("keysmith_")) {
         let labels = line
             .split_once('{')
@@ -227,7 +227,7 @@ async fn probes_and_metrics_report_what_happened() {
         for pair in labels.split(',').filter(|p| !p.is_empty()) {
             let key = pair.split('=').next().unwrap();
             assert!(
-                ["kind", "reason", "namespace", "name", "le"].contains(&key),
+                ["kind", "reason", "target_kind", "namespace", "name", "le"].contains(&key),
                 "unexpected label in {line}"
             );
         }
