@@ -168,6 +168,92 @@ async fn restart(
         .map(|_| ())
 }
 
+/// Where and how one resource marks its targets.
+struct Marking<'a> {
+    namespace: &'a str,
+    key: &'a str,
+    field_manager: &'a str,
+    revision: i64,
+}
+
+/// Restarts the plan's targets; keeps in `plan.restart` those that were,
+/// returns their events and the failures.
+async fn restart_all<K: CredentialKind>(
+    ctx: &KindContext<K>,
+    marking: &Marking<'_>,
+    plan: &mut RolloutPlan,
+) -> (Vec<PlannedEvent>, Vec<((WorkloadKind, String), String)>) {
+    let client = &ctx.shared.client;
+    let (mut events, mut failures) = (Vec::new(), Vec::new());
+    for target in std::mem::take(&mut plan.restart) {
+        let (kind, name) = (target.0.as_str(), &target.1);
+        let restarted = restart(
+            client,
+            marking.namespace,
+            &target,
+            marking.key,
+            &plan.mark,
+            marking.field_manager,
+        )
+        .await;
+        match restarted {
+            Ok(()) => {
+                ctx.shared.metrics.record_restart(K::KIND, target.0);
+                events.push(PlannedEvent {
+                    severity: Severity::Normal,
+                    reason: Reason::RolloutTriggered,
+                    note: format!("restarted {kind}/{name} for revision {}", marking.revision),
+                });
+                plan.restart.push(target);
+            }
+            Err(error) => {
+                let message = format!("{kind}/{name}: {error}");
+                failures.push((target, message));
+            }
+        }
+    }
+    (events, failures)
+}
+
+/// Targets whose restart failed keep their last status entry, and the
+/// failures join `RolloutReady`'s message.
+fn record_failures(
+    plan: &mut RolloutPlan,
+    failures: Vec<((WorkloadKind, String), String)>,
+    previous: &[crate::api::RolloutTargetStatus],
+) {
+    if failures.is_empty() {
+        return;
+    }
+    let mut problems = Vec::new();
+    if plan.reason == Reason::RolloutFailed {
+        problems.push(plan.message.clone());
+    }
+    for ((kind, name), message) in failures {
+        plan.status.retain(|s| (s.kind, &s.name) != (kind, &name));
+        if let Some(last) = previous.iter().find(|s| (s.kind, &s.name) == (kind, &name)) {
+            plan.status.push(last.clone());
+        }
+        problems.push(message);
+    }
+    plan.status
+        .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    plan.ready = false;
+    plan.reason = Reason::RolloutFailed;
+    plan.message = problems.join("; ");
+}
+
+/// A Warning when the rollout fails anew (not on every pass it stays failed).
+fn failure_event(plan: &RolloutPlan, reported: Option<(&str, &str)>) -> Option<PlannedEvent> {
+    let failed = plan.reason == Reason::RolloutFailed;
+    let already = reported == Some((plan.reason.as_str(), plan.message.as_str()));
+    (failed && !already).then(|| PlannedEvent {
+        severity: Severity::Warning,
+        reason: Reason::RolloutFailed,
+        note: plan.message.clone(),
+    })
+}
+
 /// Step 3b: the rollout, once the Secret is in place.
 pub async fn roll_out<K: CredentialKind>(
     object: &K,
@@ -201,62 +287,24 @@ pub async fn roll_out<K: CredentialKind>(
         now,
     );
     let field_manager = rollout_field_manager(K::KIND, namespace, &name);
-    let mut events = Vec::new();
-    let mut failures = Vec::new();
-    for target in std::mem::take(&mut plan.restart) {
-        match restart(client, namespace, &target, &key, &plan.mark, &field_manager).await {
-            Ok(()) => {
-                ctx.shared.metrics.record_restart(K::KIND, target.0);
-                events.push(PlannedEvent {
-                    severity: Severity::Normal,
-                    reason: Reason::RolloutTriggered,
-                    note: format!(
-                        "restarted {}/{} for revision {revision}",
-                        target.0.as_str(),
-                        target.1
-                    ),
-                });
-                plan.restart.push(target);
-            }
-            Err(error) => {
-                failures.push(format!("{}/{}: {error}", target.0.as_str(), target.1));
-                plan.status
-                    .retain(|s| (s.kind, &s.name) != (target.0, &target.1));
-                if let Some(last) = previous.and_then(|r| {
-                    r.rollout
-                        .iter()
-                        .find(|s| (s.kind, &s.name) == (target.0, &target.1))
-                }) {
-                    plan.status.push(last.clone());
-                }
-            }
-        }
-    }
-    if !failures.is_empty() {
-        let mut problems = failures;
-        if plan.reason == Reason::RolloutFailed {
-            problems.insert(0, plan.message.clone());
-        }
-        plan.ready = false;
-        plan.reason = Reason::RolloutFailed;
-        plan.message = problems.join("; ");
-    }
-    let reported = previous
-        .and_then(|r| {
-            r.conditions
-                .iter()
-                .find(|c| c.type_ == ConditionType::RolloutReady.as_str())
-        })
-        .map(|c| (c.reason.clone(), c.message.clone()));
-    if plan.reason == Reason::RolloutFailed
-        && reported != Some((plan.reason.as_str().to_string(), plan.message.clone()))
-    {
-        events.push(PlannedEvent {
-            severity: Severity::Warning,
-            reason: Reason::RolloutFailed,
-            note: plan.message.clone(),
-        });
-    }
+    let marking = Marking {
+        namespace,
+        key: &key,
+        field_manager: &field_manager,
+        revision,
+    };
+    let (mut events, failures) = restart_all(ctx, &marking, &mut plan).await;
+    let previous_status = previous.map(|r| r.rollout.as_slice()).unwrap_or_default();
+    record_failures(&mut plan, failures, previous_status);
+    let reported = previous.and_then(|r| {
+        r.conditions
+            .iter()
+            .find(|c| c.type_ == ConditionType::RolloutReady.as_str())
+    });
+    events.extend(failure_event(
+        &plan,
+        reported.map(|c| (c.reason.as_str(), c.message.as_str())),
+    ));
     ctx.shared
         .events
         .emit(object.object_ref(&()), &events)

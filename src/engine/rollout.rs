@@ -50,6 +50,51 @@ pub struct RolloutPlan {
     pub requeue_after: Option<Duration>,
 }
 
+/// What one present target needs.
+enum Step {
+    /// It carries the current mark.
+    Done(RolloutTargetStatus),
+    /// It waits for `minInterval` until this instant.
+    Wait(RolloutTargetStatus, Timestamp),
+    Restart(RolloutTargetStatus),
+}
+
+/// The decision for one present target.
+fn plan_target(
+    (kind, name, current): (WorkloadKind, &str, Option<&str>),
+    mark: &str,
+    revision: i64,
+    previous: &[RolloutTargetStatus],
+    min_interval: Option<Duration>,
+    now: Timestamp,
+) -> Step {
+    let last = previous
+        .iter()
+        .find(|p| p.kind == kind && p.name == name)
+        .cloned();
+    let last_restart = last
+        .as_ref()
+        .and_then(|l| l.restarted_at.as_ref())
+        .map(|t| t.0);
+    let entry = |revision, restarted_at: Option<Timestamp>| RolloutTargetStatus {
+        kind,
+        name: name.to_string(),
+        revision,
+        restarted_at: restarted_at.map(Time),
+    };
+    if current == Some(mark) {
+        return Step::Done(entry(Some(revision), last_restart));
+    }
+    let due = min_interval
+        .zip(last_restart)
+        .map(|(interval, last)| add(last, interval))
+        .filter(|due| *due > now);
+    match due {
+        Some(due) => Step::Wait(last.unwrap_or(entry(None, None)), due),
+        None => Step::Restart(entry(Some(revision), Some(now))),
+    }
+}
+
 /// `resource` is `<Kind>/<name>` of the keysmith resource.
 pub fn plan_rollout(
     resource: &str,
@@ -60,20 +105,11 @@ pub fn plan_rollout(
     now: Timestamp,
 ) -> RolloutPlan {
     let mark = format!("{resource}@{revision}");
-    let mut plan = RolloutPlan {
-        restart: Vec::new(),
-        mark: mark.clone(),
-        status: Vec::new(),
-        ready: true,
-        reason: Reason::RolledOut,
-        message: String::new(),
-        requeue_after: None,
-    };
-    let mut waiting = Vec::new();
-    let mut problems = Vec::new();
+    let (mut restart, mut status, mut waiting, mut problems) = (vec![], vec![], vec![], vec![]);
+    let mut due_at: Option<Timestamp> = None;
     for target in found {
-        let (kind, name, current) = match target {
-            Found::Present { kind, name, mark } => (*kind, name, mark),
+        let present = match target {
+            Found::Present { kind, name, mark } => (*kind, name.as_str(), mark.as_deref()),
             Found::Missing { kind, name } => {
                 problems.push(format!("{}/{name} does not exist", kind.as_str()));
                 continue;
@@ -83,60 +119,44 @@ pub fn plan_rollout(
                 continue;
             }
         };
-        let last = previous
-            .iter()
-            .find(|p| p.kind == kind && &p.name == name)
-            .cloned();
-        let last_restart = last
-            .as_ref()
-            .and_then(|l| l.restarted_at.as_ref())
-            .map(|t| t.0);
-        if current.as_deref() == Some(mark.as_str()) {
-            plan.status.push(RolloutTargetStatus {
-                kind,
-                name: name.clone(),
-                revision: Some(revision),
-                restarted_at: last_restart.map(Time),
-            });
-            continue;
-        }
-        let due = min_interval
-            .zip(last_restart)
-            .map(|(interval, last)| add(last, interval))
-            .filter(|due| *due > now);
-        match due {
-            Some(due) => {
-                waiting.push(format!("{}/{name} at {due}", kind.as_str()));
-                let wait = Duration::from_secs(due.duration_since(now).as_secs().max(1) as u64);
-                plan.requeue_after = Some(plan.requeue_after.map_or(wait, |r| r.min(wait)));
-                plan.status.push(last.unwrap_or(RolloutTargetStatus {
-                    kind,
-                    name: name.clone(),
-                    revision: None,
-                    restarted_at: None,
-                }));
+        match plan_target(present, &mark, revision, previous, min_interval, now) {
+            Step::Done(entry) => status.push(entry),
+            Step::Wait(entry, due) => {
+                waiting.push(format!("{}/{} at {due}", present.0.as_str(), present.1));
+                due_at = Some(due_at.map_or(due, |d| d.min(due)));
+                status.push(entry);
             }
-            None => {
-                plan.restart.push((kind, name.clone()));
-                plan.status.push(RolloutTargetStatus {
-                    kind,
-                    name: name.clone(),
-                    revision: Some(revision),
-                    restarted_at: Some(Time(now)),
-                });
+            Step::Restart(entry) => {
+                restart.push((entry.kind, entry.name.clone()));
+                status.push(entry);
             }
         }
     }
-    plan.status
-        .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    status.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    let (ready, reason, message) = summarize(revision, &problems, &waiting);
+    RolloutPlan {
+        restart,
+        mark,
+        status,
+        ready,
+        reason,
+        message,
+        requeue_after: requeue_after(due_at, !problems.is_empty(), now),
+    }
+}
+
+/// When to look again: a waiting target's due time; within a minute after
+/// a problem (a missing target may appear, a permission may be granted).
+fn requeue_after(due_at: Option<Timestamp>, problems: bool, now: Timestamp) -> Option<Duration> {
+    let wait =
+        due_at.map(|due| Duration::from_secs(due.duration_since(now).as_secs().max(1) as u64));
+    let retry = problems.then_some(RETRY_PROBLEMS);
+    [wait, retry].into_iter().flatten().min()
+}
+
+/// `RolloutReady`: problems first, then waiting targets, else rolled out.
+fn summarize(revision: i64, problems: &[String], waiting: &[String]) -> (bool, Reason, String) {
     if !problems.is_empty() {
-        // A missing target may appear, a permission may be granted: look again.
-        plan.requeue_after = Some(
-            plan.requeue_after
-                .map_or(RETRY_PROBLEMS, |r| r.min(RETRY_PROBLEMS)),
-        );
-    }
-    (plan.ready, plan.reason, plan.message) = if !problems.is_empty() {
         (false, Reason::RolloutFailed, problems.join("; "))
     } else if !waiting.is_empty() {
         (
@@ -150,8 +170,7 @@ pub fn plan_rollout(
             Reason::RolledOut,
             format!("every target runs revision {revision}"),
         )
-    };
-    plan
+    }
 }
 
 #[cfg(test)]
