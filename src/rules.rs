@@ -546,7 +546,7 @@ pub const SECRET_DATA_KEY_WITH_PREVIOUS: FormatRule = FormatRule {
 /// Kubernetes' label value: at most 63 characters, empty or starting and
 /// ending with a letter or digit; letters, digits, '-', '_', '.' between.
 pub const LABEL_VALUE_PATTERN: &str = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
-pub const LABEL_VALUE_MAX_LEN: usize = 63;
+pub const LABEL_VALUE_MAX_LEN: usize = crate::api::names::labels::MAX_VALUE_LEN;
 pub const LABEL_VALUE_RULE: &str = "must be a valid label value: at most 63 characters, empty or starting and ending with a letter or digit, with letters, digits, '-', '_' and '.' between";
 
 pub fn is_label_value(value: &str) -> bool {

@@ -17,10 +17,6 @@ pub mod labels {
     pub const GATEWAY_APP: &str = "keysmith.dev/gatewayapp";
     /// The SignatureKey a Secret belongs to.
     pub const SIGNATURE_KEY: &str = "keysmith.dev/signaturekey";
-    /// On a Secret: keysmith may read it as a `…SecretFrom` source (also
-    /// accepted as an annotation of the same name).
-    pub const ALLOW_SOURCE: &str = super::annotations::ALLOW_SOURCE;
-
     /// Longest label value Kubernetes accepts.
     pub const MAX_VALUE_LEN: usize = 63;
 

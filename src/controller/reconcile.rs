@@ -164,7 +164,6 @@ where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
-    let values = secret_values(&plan);
     let applied = match secrets::apply_secret(
         &api,
         &**object,
@@ -175,7 +174,9 @@ where
     .await
     {
         Ok(applied) => applied,
-        Err(error) if error.is_permanent() => {
+        Err(failed) if failed.error.is_permanent() => {
+            let secrets::NotApplied { error, plan } = *failed;
+            let values = secret_values(&plan);
             let values: Vec<&str> = values.iter().map(String::as_str).collect();
             let mut refused = engine::plan_refused(
                 &seen.intent.secret_name,
@@ -187,9 +188,12 @@ where
             // Logged as redacted for the status: the apiserver's words may quote the request.
             let error = Error::ApplySecret(error);
             report_failure(&**object, ctx, &error, &refused.readiness.message);
-            secrets::apply_secret(&api, &**object, &seen.namespace, refused, false).await?
+            // A plan without a Secret: nothing is written.
+            secrets::apply_secret(&api, &**object, &seen.namespace, refused, false)
+                .await
+                .map_err(|failed| failed.error)?
         }
-        Err(error) => return Err(error.into()),
+        Err(failed) => return Err(failed.error.into()),
     };
     if let Some(rv) = applied.written_version() {
         ctx.shared

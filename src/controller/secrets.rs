@@ -278,7 +278,7 @@ pub async fn apply_secret<K: CredentialKind>(
     namespace: &str,
     plan: Plan,
     take_over: bool,
-) -> Result<SecretInPlace, ApplySecretError> {
+) -> Result<SecretInPlace, Box<NotApplied>> {
     let Some(desired) = &plan.secret else {
         return Ok(SecretInPlace {
             plan,
@@ -288,18 +288,31 @@ pub async fn apply_secret<K: CredentialKind>(
     let secret = secret_object(owner, namespace, desired);
     let mut params = PatchParams::apply(FIELD_MANAGER);
     params.force = take_over;
-    let written = api
+    match api
         .patch(&desired.name, &params, &Patch::Apply(&secret))
         .await
-        .map_err(|source| ApplySecretError {
-            namespace: namespace.into(),
-            name: desired.name.clone(),
-            source,
-        })?;
-    Ok(SecretInPlace {
-        written: written.metadata.resource_version,
-        plan,
-    })
+    {
+        Ok(written) => Ok(SecretInPlace {
+            written: written.metadata.resource_version,
+            plan,
+        }),
+        Err(source) => Err(Box::new(NotApplied {
+            error: ApplySecretError {
+                namespace: namespace.into(),
+                name: desired.name.clone(),
+                source,
+            },
+            plan,
+        })),
+    }
+}
+
+/// A failed Secret apply, with the plan it carried (so that a refusal can
+/// be reported with that plan's values redacted, without copying them first).
+#[derive(Debug)]
+pub struct NotApplied {
+    pub error: ApplySecretError,
+    pub plan: Plan,
 }
 
 #[cfg(test)]

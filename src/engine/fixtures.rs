@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use rand::SeedableRng;
 
-use super::Observed;
 use super::inputs::{Intent, KeyGenerator, ObservedSecret, PreviousStatus, SourceValue};
 use super::snapshot::Snapshot;
+use super::{Observed, Plan};
 use crate::api::RotationReason;
 use crate::api::names::annotations;
 use crate::rules;
@@ -134,5 +134,27 @@ impl World {
     pub fn set_annotation(&mut self, key: &str, value: &str) {
         let secret = self.secret.as_mut().expect("a Secret");
         secret.annotations.insert(key.into(), value.into());
+    }
+}
+
+/// The status as the status step would leave it after `plan`.
+pub fn status_after(plan: &Plan, intent: &Intent, previous: &PreviousStatus) -> PreviousStatus {
+    match &plan.state {
+        Some(state) => PreviousStatus {
+            key: state.key.clone(),
+            revision: state.revision,
+            last_rotation_time: state.last_rotation_time,
+            last_rotation_reason: state.last_rotation_reason,
+            register_time: state.register_time,
+            update_time: state.update_time,
+            observed_reset_request: state.observed_reset_request.clone(),
+            observed_reset_annotation: state.observed_reset_annotation.clone(),
+            attributes: Some(intent.attributes.clone()),
+            ready_reason: Some(plan.readiness.reason),
+        },
+        None => PreviousStatus {
+            ready_reason: Some(plan.readiness.reason),
+            ..previous.clone()
+        },
     }
 }

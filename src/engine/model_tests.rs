@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::fixtures::{intent, rng, t};
+use super::fixtures::{intent, rng, status_after, t};
 use super::*;
 
 #[derive(Clone, Debug)]
@@ -90,27 +90,6 @@ fn as_written(desired: &DesiredSecret, before: Option<&ObservedSecret>) -> Obser
     }
 }
 
-fn status_of(plan: &Plan, intent: &Intent, previous: &PreviousStatus) -> PreviousStatus {
-    match &plan.state {
-        Some(state) => PreviousStatus {
-            key: state.key.clone(),
-            revision: state.revision,
-            last_rotation_time: state.last_rotation_time,
-            last_rotation_reason: state.last_rotation_reason,
-            register_time: state.register_time,
-            update_time: state.update_time,
-            observed_reset_request: state.observed_reset_request.clone(),
-            observed_reset_annotation: state.observed_reset_annotation.clone(),
-            attributes: Some(intent.attributes.clone()),
-            ready_reason: Some(plan.readiness.reason),
-        },
-        None => PreviousStatus {
-            ready_reason: Some(plan.readiness.reason),
-            ..previous.clone()
-        },
-    }
-}
-
 impl Model {
     fn new() -> Model {
         Model {
@@ -177,7 +156,7 @@ impl Model {
             panic!("a rotation without a Secret write");
         }
         if !crash {
-            self.status = status_of(&plan, &self.intent, &self.status);
+            self.status = status_after(&plan, &self.intent, &self.status);
             // One rotation per trigger: the next pass, at once, is quiet.
             if plan.readiness.ready {
                 let again = self.plan();

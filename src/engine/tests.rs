@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::fixtures::{intent, rng, t};
+use super::fixtures::{intent, rng, status_after, t};
 use super::*;
 use crate::api::RotationReason;
 use crate::api::names::annotations;
@@ -22,21 +22,6 @@ fn written(desired: &DesiredSecret) -> ObservedSecret {
         annotations: desired.annotations.clone(),
         owner_referenced: desired.owned,
         edited_keys: BTreeSet::new(),
-    }
-}
-
-fn status_of(state: &State, intent: &Intent, readiness: &Readiness) -> PreviousStatus {
-    PreviousStatus {
-        key: state.key.clone(),
-        revision: state.revision,
-        last_rotation_time: state.last_rotation_time,
-        last_rotation_reason: state.last_rotation_reason,
-        register_time: state.register_time,
-        update_time: state.update_time,
-        observed_reset_request: state.observed_reset_request.clone(),
-        observed_reset_annotation: state.observed_reset_annotation.clone(),
-        attributes: Some(intent.attributes.clone()),
-        ready_reason: Some(readiness.reason),
     }
 }
 
@@ -69,11 +54,7 @@ impl World {
         if let Some(secret) = &plan.secret {
             self.secret = Some(written(secret));
         }
-        if let Some(state) = &plan.state {
-            self.status = status_of(state, intent, &plan.readiness);
-        } else {
-            self.status.ready_reason = Some(plan.readiness.reason);
-        }
+        self.status = status_after(&plan, intent, &self.status);
         plan
     }
 
