@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::time;
-use crate::api::{ConditionType, Reason, RotationStatus};
+use crate::api::{ConditionType, Reason, RolloutTargetStatus, RotationStatus};
 use crate::engine::rollout::RolloutPlan;
 use crate::engine::{Intent, Plan, PreviousStatus};
 
@@ -97,7 +97,7 @@ pub(crate) fn rotation_status(
 ) -> RotationStatus {
     let conditions = conditions(&previous.conditions, plan, rollout, generation, now);
     let rollout = match rollout {
-        RolloutReport::Planned(p) => p.status.clone(),
+        RolloutReport::Planned(p) => keep_restart_times(&p.status, &previous.rollout),
         RolloutReport::Unchanged => previous.rollout.clone(),
         RolloutReport::Absent => Vec::new(),
     };
@@ -150,6 +150,31 @@ pub(crate) fn previous_rotation(
     }
 }
 
+/// `status.rollout` as planned, but a target's restart time for a revision
+/// is never lost: a pass planned on a copy older than the status that
+/// recorded the restart (our own write still on its way to the cache) sees
+/// the mark but not the time, and `minInterval` needs the time.
+fn keep_restart_times(
+    planned: &[RolloutTargetStatus],
+    recorded: &[RolloutTargetStatus],
+) -> Vec<RolloutTargetStatus> {
+    planned
+        .iter()
+        .map(|entry| {
+            let known = recorded.iter().find(|r| {
+                (r.kind, &r.name, r.revision) == (entry.kind, &entry.name, entry.revision)
+            });
+            RolloutTargetStatus {
+                restarted_at: entry
+                    .restarted_at
+                    .clone()
+                    .or_else(|| known.and_then(|k| k.restarted_at.clone())),
+                ..entry.clone()
+            }
+        })
+        .collect()
+}
+
 /// `updateTime` as planned, but never earlier than the status already says:
 /// a pass planned on a copy older than a status an earlier pass wrote (our
 /// own write still on its way to the cache) must not move it backwards.
@@ -160,6 +185,21 @@ pub(crate) fn never_earlier(planned: Option<Timestamp>, recorded: Option<&Time>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_restart_time_is_kept_when_the_plan_lost_it() {
+        let t = Time(Timestamp::from_second(1_800_000_000).unwrap());
+        let entry = |revision, at: Option<Time>| RolloutTargetStatus {
+            kind: crate::api::WorkloadKind::Deployment,
+            name: "web".into(),
+            revision: Some(revision),
+            restarted_at: at,
+        };
+        let kept = keep_restart_times(&[entry(1, None)], &[entry(1, Some(t.clone()))]);
+        assert_eq!(kept, [entry(1, Some(t.clone()))]);
+        let other = keep_restart_times(&[entry(2, None)], &[entry(1, Some(t))]);
+        assert_eq!(other, [entry(2, None)], "only for the same revision");
+    }
 
     #[test]
     fn update_time_never_moves_backwards() {
