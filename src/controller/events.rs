@@ -1,12 +1,23 @@
 //! Events: queued by reconciles, published by one background task with one
-//! shared `Recorder` (which turns repeats into a series), a few at a time,
-//! off the path to Ready.
+//! shared `Recorder` (which turns repeats into a series), off the path to
+//! Ready (SPEC §8).
+//!
+//! During a burst the publisher yields to credential writes: while
+//! reconciles keep writing (a credential write less than [`QUIET`] ago) it
+//! publishes only events that have waited [`MAX_WAIT`], a few at a time; once
+//! the writes stop it publishes everything queued, [`QUIET_IN_FLIGHT`] at a
+//! time. The queue is unbounded, so a reconcile never waits for it and no
+//! event is dropped; on shutdown the publisher drains the queue at full speed
+//! for up to [`DRAIN`].
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use futures::channel::mpsc;
-use futures::{SinkExt, StreamExt};
+use futures::stream::FuturesUnordered;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -15,10 +26,18 @@ use tracing::warn;
 use super::lock;
 use crate::engine::{PlannedEvent, Severity};
 
-/// How many events may wait before reconciles wait for the publisher.
-const QUEUE_LEN: usize = 1024;
-/// Events published at once.
-const IN_FLIGHT: usize = 4;
+/// No credential write for this long: the burst is over (or there is none).
+pub const QUIET: Duration = Duration::from_millis(250);
+/// During a burst, an event older than this is published anyway.
+pub const MAX_WAIT: Duration = Duration::from_secs(20);
+/// Events published at once while credential writes go on.
+const BUSY_IN_FLIGHT: usize = 1;
+/// Events published at once when it is quiet.
+const QUIET_IN_FLIGHT: usize = 16;
+/// How often the publisher looks again while it holds events back.
+const TICK: Duration = Duration::from_millis(50);
+/// On shutdown, how long the publisher may take to drain the queue.
+pub const DRAIN: Duration = Duration::from_secs(20);
 
 /// kube's `Recorder` keeps every event it published (to turn repeats into a
 /// series) and drops expired ones (older than 6 minutes) only when it
@@ -28,9 +47,46 @@ const IN_FLIGHT: usize = 4;
 /// replaces the old one without losing anything.
 const RECORDER_CACHE_TTL: Duration = Duration::from_secs(6 * 60);
 
+/// When reconciles last wrote a credential (milliseconds since `origin`).
+struct Activity {
+    origin: Instant,
+    last_write_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            origin: Instant::now(),
+            last_write_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn wrote(&self) {
+        let now = self.origin.elapsed().as_millis() as u64;
+        self.last_write_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// No credential write for [`QUIET`].
+    fn quiet(&self) -> bool {
+        let last = self.last_write_ms.load(Ordering::Relaxed);
+        let now = self.origin.elapsed().as_millis() as u64;
+        last == 0 || now.saturating_sub(last) >= QUIET.as_millis() as u64
+    }
+}
+
+/// An event waiting to be published.
+struct Queued {
+    event: Event,
+    reference: ObjectReference,
+    since: Instant,
+}
+
 /// The reconciles' end of the queue.
 #[derive(Clone)]
-pub struct EventQueue(mpsc::Sender<(Event, ObjectReference)>);
+pub struct EventQueue {
+    sender: mpsc::UnboundedSender<Queued>,
+    activity: Arc<Activity>,
+}
 
 impl EventQueue {
     /// A queue and its publisher (to be spawned; it ends once every queue
@@ -39,12 +95,24 @@ impl EventQueue {
         client: Client,
         reporter: Reporter,
     ) -> (EventQueue, impl std::future::Future<Output = ()>) {
-        let (sender, queue) = mpsc::channel(QUEUE_LEN);
-        (EventQueue(sender), publish_events(client, reporter, queue))
+        let (sender, queue) = mpsc::unbounded();
+        let activity = Arc::new(Activity::new());
+        let publisher = publish_events(client, reporter, queue, activity.clone());
+        (EventQueue { sender, activity }, publisher)
     }
 
-    /// Queues the plan's events about `object`.
-    pub async fn emit(&self, object: ObjectReference, events: &[PlannedEvent]) {
+    /// A reconcile wrote a credential: events wait while these go on.
+    pub fn credential_written(&self) {
+        self.activity.wrote();
+    }
+
+    /// No more events: the publisher drains what is queued, at full speed.
+    pub fn close(&self) {
+        self.sender.close_channel();
+    }
+
+    /// Queues the plan's events about `object`; never waits.
+    pub fn emit(&self, object: ObjectReference, events: &[PlannedEvent]) {
         for planned in events {
             let event = Event {
                 type_: match planned.severity {
@@ -56,8 +124,12 @@ impl EventQueue {
                 action: "Reconcile".into(),
                 secondary: None,
             };
-            let mut sender = self.0.clone();
-            if sender.send((event, object.clone())).await.is_err() {
+            let queued = Queued {
+                event,
+                reference: object.clone(),
+                since: Instant::now(),
+            };
+            if self.sender.unbounded_send(queued).is_err() {
                 warn!("event queue closed; an event was not recorded");
             }
         }
@@ -69,10 +141,26 @@ struct InUse {
     last_event: Instant,
 }
 
+/// What the publisher may send now: how many at once, and whether the
+/// oldest waiting event is due.
+fn may_publish(quiet: bool, closing: bool, oldest: Option<Instant>, in_flight: usize) -> bool {
+    let Some(oldest) = oldest else {
+        return false;
+    };
+    let full_speed = quiet || closing;
+    let limit = if full_speed {
+        QUIET_IN_FLIGHT
+    } else {
+        BUSY_IN_FLIGHT
+    };
+    in_flight < limit && (full_speed || oldest.elapsed() >= MAX_WAIT)
+}
+
 async fn publish_events(
     client: Client,
     reporter: Reporter,
-    queue: mpsc::Receiver<(Event, ObjectReference)>,
+    mut queue: mpsc::UnboundedReceiver<Queued>,
+    activity: Arc<Activity>,
 ) {
     let fresh = move || InUse {
         recorder: Recorder::new(client.clone(), reporter.clone()),
@@ -91,19 +179,92 @@ async fn publish_events(
             }
         }
     });
-    queue
-        .for_each_concurrent(IN_FLIGHT, |(event, reference)| {
+    let mut waiting: VecDeque<Queued> = VecDeque::new();
+    let mut in_flight = FuturesUnordered::new();
+    let mut closed_at: Option<Instant> = None;
+    loop {
+        let closing = closed_at.is_some();
+        if closing && (waiting.is_empty() && in_flight.is_empty()) {
+            break;
+        }
+        if closed_at.is_some_and(|at| at.elapsed() >= DRAIN) {
+            warn!(
+                unpublished = waiting.len() + in_flight.len(),
+                "shutting down before every queued event was published"
+            );
+            break;
+        }
+        while may_publish(
+            activity.quiet(),
+            closing,
+            waiting.front().map(|q| q.since),
+            in_flight.len(),
+        ) {
+            let Some(queued) = waiting.pop_front() else {
+                break;
+            };
             let recorder = {
                 let mut current = lock(&current);
                 current.last_event = Instant::now();
                 current.recorder.clone()
             };
-            async move {
-                if let Err(error) = recorder.publish(&event, &reference).await {
-                    warn!(%error, reason = event.reason, "could not record an event");
+            in_flight.push(async move {
+                if let Err(error) = recorder.publish(&queued.event, &queued.reference).await {
+                    warn!(%error, reason = queued.event.reason, "could not record an event");
                 }
-            }
-        })
-        .await;
+            });
+        }
+        tokio::select! {
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            next = queue.next(), if !closing => match next {
+                Some(queued) => waiting.push_back(queued),
+                None => closed_at = Some(Instant::now()),
+            },
+            () = tokio::time::sleep(TICK), if !waiting.is_empty() => {}
+        }
+    }
     refresher.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_wait_while_credentials_are_written_unless_they_waited_long() {
+        let now = Instant::now();
+        assert!(!may_publish(true, false, None, 0), "nothing to publish");
+        assert!(may_publish(true, false, Some(now), 0), "quiet: at once");
+        assert!(may_publish(true, false, Some(now), QUIET_IN_FLIGHT - 1));
+        assert!(!may_publish(true, false, Some(now), QUIET_IN_FLIGHT));
+        assert!(
+            !may_publish(false, false, Some(now), 0),
+            "busy: a fresh event waits"
+        );
+        let aged = now - MAX_WAIT;
+        assert!(
+            may_publish(false, false, Some(aged), 0),
+            "busy: an aged one goes"
+        );
+        assert!(
+            !may_publish(false, false, Some(aged), BUSY_IN_FLIGHT),
+            "one at a time"
+        );
+        assert!(
+            may_publish(false, true, Some(now), 0),
+            "closing: full speed"
+        );
+    }
+
+    #[test]
+    fn quiet_means_no_credential_write_for_a_while() {
+        let activity = Activity::new();
+        assert!(activity.quiet(), "nothing written yet");
+        std::thread::sleep(Duration::from_millis(5));
+        activity.wrote();
+        assert!(!activity.quiet());
+        activity.last_write_ms.store(1, Ordering::Relaxed); // long ago
+        std::thread::sleep(QUIET);
+        assert!(activity.quiet());
+    }
 }

@@ -129,9 +129,11 @@ pub async fn run(
         keys.run(&options, health, shutdown)
     );
     secrets.abort();
-    // Drained: let the queued events out (briefly) before returning.
+    // Drained: let the queued events out (the publisher gives up after
+    // events::DRAIN) before returning.
+    shared.events.close();
     drop(shared);
-    let _ = tokio::time::timeout(Duration::from_secs(5), publisher).await;
+    let _ = tokio::time::timeout(events::DRAIN + Duration::from_secs(1), publisher).await;
 }
 
 /// One kind's controller, before it runs.

@@ -199,6 +199,7 @@ where
         ctx.shared
             .writes
             .secret_written(&seen.namespace, &seen.intent.secret_name, rv.to_string());
+        ctx.shared.events.credential_written();
     }
     if let Some(reason) = applied.plan().rotation {
         ctx.shared.metrics.record_rotation(K::KIND, reason);
@@ -228,10 +229,7 @@ async fn emit<K: CredentialKind>(
     applied: &SecretInPlace,
 ) {
     let plan = applied.plan();
-    ctx.shared
-        .events
-        .emit(object.object_ref(&()), &plan.events)
-        .await;
+    ctx.shared.events.emit(object.object_ref(&()), &plan.events);
     if plan.secret.is_some() || !plan.events.is_empty() {
         info!(
             kind = K::KIND.as_str(),

@@ -305,10 +305,7 @@ pub async fn roll_out<K: CredentialKind>(
         &plan,
         reported.map(|c| (c.reason.as_str(), c.message.as_str())),
     ));
-    ctx.shared
-        .events
-        .emit(object.object_ref(&()), &events)
-        .await;
+    ctx.shared.events.emit(object.object_ref(&()), &events);
     RolloutDone::Planned(plan)
 }
 
