@@ -1,12 +1,12 @@
 //! The admission rules of a GatewayApp.
 
 use super::{
-    CrossRule, FieldRule, Format, KindRules, Scope, Violation, common_field_rules,
-    common_map_rules, derived_name_rule, distinct, distinct_keys_cel, duration_at_least_one_minute,
-    generator_length_rule, rollout_target_names_rule,
+    CrossRule, FieldRule, Format, KindRules, Scope, Violation, basic_auth_keys_rule,
+    common_field_rules, common_map_rules, derived_name_rule, distinct, distinct_keys_cel,
+    duration_at_least_one_minute, generator_length_rule, rollout_target_names_rule,
 };
-use crate::api::names::data_keys;
-use crate::api::{GatewayApp, GatewayAppSpec};
+use crate::api::names::{data_keys, gateway};
+use crate::api::{CommonSpec, GatewayApp, GatewayAppSpec, GatewayLayout};
 use crate::rules;
 
 type S = GatewayAppSpec;
@@ -67,6 +67,11 @@ fn field_rules() -> Vec<FieldRule<S>> {
             },
         },
     ];
+    fields.push(FieldRule {
+        path: &["gateway", "name"],
+        format: Format::SecretNameWithRoom(gateway::PREVIOUS_SUFFIX.len()),
+        get: |s: &S| s.gateway.as_ref().and_then(|g| g.name.as_deref()),
+    });
     fields.extend(common_field_rules(
         &["appSecretFrom", "secretKeyRef", "name"],
         &["appSecretFrom", "secretKeyRef", "key"],
@@ -96,10 +101,19 @@ fn cross_rules() -> Vec<CrossRule<S>> {
         ),
         duration_at_least_one_minute::<S>(),
         rollout_target_names_rule::<S>(),
+        basic_auth_keys_rule::<S>("appKey", "appSecret", |s: &S| {
+            let keys = s.secret.as_ref().and_then(|t| t.keys.as_ref());
+            (
+                keys.and_then(|k| k.app_key.as_deref()),
+                keys.and_then(|k| k.app_secret.as_deref()),
+            )
+        }),
+        gateway_names_rule(),
+        gateway_overlap_rule(),
         CrossRule {
             field: "spec.secret.keys",
-            scope: Scope::Spec(&["secret", "keys"]),
-            field_path: "",
+            scope: Scope::Spec(&["secret"]),
+            field_path: ".keys",
             cel: distinct_keys_cel(&[
                 ("appKey", data_keys::APP_KEY),
                 ("appSecret", data_keys::APP_SECRET),
@@ -113,6 +127,77 @@ fn cross_rules() -> Vec<CrossRule<S>> {
             }),
         },
     ]
+}
+
+/// The effective output Secret name, in CEL at the object root.
+const SECRET_NAME_CEL: &str = "(has(self.spec.secret) && has(self.spec.secret.name) ? self.spec.secret.name : self.metadata.name)";
+
+/// The gateway Secrets' names are Secret names apart from the output
+/// Secret's: an explicit one differs from it, a default one fits.
+fn gateway_names_rule() -> CrossRule<S> {
+    let (suffix, previous) = (gateway::DEFAULT_SUFFIX, gateway::PREVIOUS_SUFFIX);
+    let room = suffix.len() + previous.len();
+    let max = rules::SECRET_NAME_MAX_LEN - room;
+    CrossRule {
+        field: "spec.gateway.name",
+        scope: Scope::Root,
+        field_path: ".spec.gateway.name",
+        cel: format!(
+            "!has(self.spec.gateway) || (has(self.spec.gateway.name) ? (self.spec.gateway.name != {SECRET_NAME_CEL} && self.spec.gateway.name + '{previous}' != {SECRET_NAME_CEL}) : {SECRET_NAME_CEL}.size() <= {max})"
+        ),
+        message: format!(
+            "the gateway Secret (and its '{previous}' twin) must be named apart from the output Secret; by default it is the output Secret's name plus '{suffix}', which needs that name to have at most {max} characters (set gateway.name otherwise)"
+        ),
+        holds: Box::new(move |s: &S, name: &str| {
+            let Some(gateway) = &s.gateway else {
+                return true;
+            };
+            let secret = s.secret_name().unwrap_or(name);
+            match &gateway.name {
+                Some(own) => own != secret && format!("{own}{previous}") != secret,
+                None => secret.len() <= max,
+            }
+        }),
+    }
+}
+
+/// A gateway that keeps one credential per username can keep the previous
+/// credential through an overlap only if it had its own AppKey: keepPrevious
+/// there needs rotation.rotateAppKey (and a generated AppKey).
+fn gateway_overlap_rule() -> CrossRule<S> {
+    let keyed: Vec<String> = GatewayLayout::ALL
+        .into_iter()
+        .filter(|l| l.keyed_by_username())
+        .map(|l| format!("'{}'", l.as_str()))
+        .collect();
+    let keyed_names = GatewayLayout::ALL
+        .into_iter()
+        .filter(|l| l.keyed_by_username())
+        .map(GatewayLayout::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    CrossRule {
+        field: "spec.rotation.keepPrevious",
+        scope: Scope::Spec(&[]),
+        field_path: ".rotation.keepPrevious",
+        cel: format!(
+            "!has(self.gateway) || !(self.gateway.layout in [{}]) || !has(self.rotation) || !has(self.rotation.keepPrevious) || !self.rotation.keepPrevious.matches('[1-9]') || (has(self.rotation.rotateAppKey) && self.rotation.rotateAppKey && !has(self.appKey))",
+            keyed.join(", ")
+        ),
+        message: format!(
+            "with gateway.layout {keyed_names} the gateway keeps one credential per username (the AppKey), so the previous AppSecret stays valid there only under its own AppKey: set rotation.rotateAppKey: true (with a generated AppKey, no spec.appKey), or drop keepPrevious"
+        ),
+        holds: Box::new(|s: &S, _| {
+            let keyed = s
+                .gateway
+                .as_ref()
+                .is_some_and(|g| g.layout.keyed_by_username());
+            let overlap = s
+                .keep_previous()
+                .is_some_and(|k| k.chars().any(|c| ('1'..='9').contains(&c)));
+            !keyed || !overlap || (s.rotate_key() == Some(true) && s.app_key.is_none())
+        }),
+    }
 }
 
 /// Every violation of a GatewayApp.

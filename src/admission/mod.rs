@@ -12,8 +12,8 @@
 
 use std::fmt;
 
-use crate::api::CommonSpec;
-use crate::api::names::data_keys::PREVIOUS_SUFFIX;
+use crate::api::names::data_keys::{self, PREVIOUS_SUFFIX};
+use crate::api::{CommonSpec, SecretType};
 use crate::rules::{self, FormatRule};
 
 mod gateway_app;
@@ -46,6 +46,9 @@ pub enum Format {
     Rule(&'static FormatRule),
     /// A Kubernetes object name (DNS-1123 subdomain).
     SecretName,
+    /// A Secret name that leaves room for a suffix keysmith adds to make a
+    /// second name (`-previous`).
+    SecretNameWithRoom(usize),
     /// A Go duration in [`rules::DURATION_PATTERN`] syntax.
     Duration,
     /// Free text with only a length bound.
@@ -64,6 +67,16 @@ impl Format {
                     Ok(())
                 } else {
                     Err(SECRET_NAME_RULE.to_string())
+                }
+            }
+            Format::SecretNameWithRoom(room) => {
+                let max = rules::SECRET_NAME_MAX_LEN - room;
+                if rules::is_dns_subdomain(value) && value.len() <= max {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{SECRET_NAME_RULE}, and at most {max} characters here (keysmith appends up to {room})"
+                    ))
                 }
             }
             Format::Duration => {
@@ -99,6 +112,11 @@ impl Format {
             Format::SecretName => (
                 None,
                 rules::SECRET_NAME_MAX_LEN,
+                Some(rules::SECRET_NAME_PATTERN.to_string()),
+            ),
+            Format::SecretNameWithRoom(room) => (
+                None,
+                rules::SECRET_NAME_MAX_LEN - room,
                 Some(rules::SECRET_NAME_PATTERN.to_string()),
             ),
             Format::Duration => (
@@ -265,11 +283,6 @@ impl<S> KindRules<S> {
     }
 }
 
-/// CEL: the field if set, else a literal default.
-pub(crate) fn or_default(field: &str, default: &str) -> String {
-    format!("(has(self.{field}) ? self.{field} : '{default}')")
-}
-
 pub(crate) fn duration_at_least_one_minute<S: CommonSpec + 'static>() -> CrossRule<S> {
     CrossRule {
         field: "spec.rotation.interval",
@@ -431,6 +444,40 @@ pub(crate) fn common_field_rules<S: CommonSpec>(
     ]
 }
 
+/// With `secret.type: kubernetes.io/basic-auth` the key goes to `username`
+/// and the secret to `password` (Kubernetes' rule for that type): the two
+/// data keys may not be renamed to anything else.
+pub(crate) fn basic_auth_keys_rule<S: CommonSpec + 'static>(
+    key_field: &'static str,
+    secret_field: &'static str,
+    get: fn(&S) -> (Option<&str>, Option<&str>),
+) -> CrossRule<S> {
+    let (username, password) = (data_keys::USERNAME, data_keys::PASSWORD);
+    let basic_auth = SecretType::BasicAuth.as_str();
+    CrossRule {
+        field: "spec.secret.keys",
+        scope: Scope::Spec(&["secret"]),
+        field_path: ".keys",
+        cel: format!(
+            "!has(self.type) || self.type != '{basic_auth}' || !has(self.keys) || ((!has(self.keys.{key_field}) || self.keys.{key_field} == '{username}') && (!has(self.keys.{secret_field}) || self.keys.{secret_field} == '{password}'))"
+        ),
+        message: format!(
+            "with secret.type {basic_auth} the key is written to {username} and the secret to {password}, as Kubernetes requires: keys.{key_field} and keys.{secret_field} may name only those"
+        ),
+        holds: Box::new(move |spec: &S, _| {
+            let (key, secret) = get(spec);
+            spec.secret_type() != SecretType::BasicAuth
+                || (key.is_none_or(|k| k == username) && secret.is_none_or(|k| k == password))
+        }),
+    }
+}
+
+/// A Secret's type cannot change (the apiserver refuses the write): a new
+/// `secret.type` needs a new `secret.name`. A transition rule, so only the
+/// apiserver checks it (offline there is no earlier version to compare).
+pub const SECRET_TYPE_IMMUTABLE_CEL: &str = "(has(self.type) ? self.type : 'Opaque') == (has(oldSelf.type) ? oldSelf.type : 'Opaque') || (has(self.name) ? self.name : '') != (has(oldSelf.name) ? oldSelf.name : '')";
+pub const SECRET_TYPE_IMMUTABLE_RULE: &str = "cannot change while the Secret keeps its name (a Secret's type is immutable): set a new secret.name with it";
+
 /// `rollout.targets[].name` are object names (DNS subdomains).
 pub(crate) fn rollout_target_names_rule<S: CommonSpec + 'static>() -> CrossRule<S> {
     CrossRule {
@@ -465,13 +512,27 @@ pub(crate) fn distinct_keys_cel(named: &[(&str, &str)]) -> String {
     distinct_keys_cel_with_fixed(named, &[])
 }
 
+/// CEL on `spec.secret`: the effective data key names all differ. The key's
+/// and the secret's defaults follow `secret.type` (`named[0]` is the key
+/// field, `named[1]` the secret field).
 pub(crate) fn distinct_keys_cel_with_fixed(named: &[(&str, &str)], fixed: &[&str]) -> String {
-    let mut names: Vec<String> = named.iter().map(|(f, d)| or_default(f, d)).collect();
-    // The secret key is the second entry in both kinds.
-    names.push(format!(
-        "{} + '{PREVIOUS_SUFFIX}'",
-        or_default(named[1].0, named[1].1)
-    ));
+    let basic = format!(
+        "(has(self.type) && self.type == '{}')",
+        SecretType::BasicAuth.as_str()
+    );
+    let typed_defaults = [data_keys::USERNAME, data_keys::PASSWORD];
+    let mut names: Vec<String> = named
+        .iter()
+        .enumerate()
+        .map(|(i, (field, default))| {
+            let default = match typed_defaults.get(i) {
+                Some(typed) => format!("({basic} ? '{typed}' : '{default}')"),
+                None => format!("'{default}'"),
+            };
+            format!("(has(self.keys) && has(self.keys.{field}) ? self.keys.{field} : {default})")
+        })
+        .collect();
+    names.push(format!("{} + '{PREVIOUS_SUFFIX}'", names[1]));
     names.extend(fixed.iter().map(|f| format!("'{f}'")));
     let mut pairs = Vec::new();
     for i in 0..names.len() {

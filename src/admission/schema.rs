@@ -5,7 +5,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde_json::{Map, Value, json};
 
-use crate::admission::{KindRules, MAX_MAP_ENTRIES, Scope, gateway_app_rules, signature_key_rules};
+use crate::admission::{
+    KindRules, MAX_MAP_ENTRIES, SECRET_TYPE_IMMUTABLE_CEL, SECRET_TYPE_IMMUTABLE_RULE, Scope,
+    gateway_app_rules, signature_key_rules,
+};
 use crate::api::{GatewayApp, SignatureKey};
 use crate::rules;
 
@@ -73,6 +76,14 @@ fn render_rules<S>(root: &mut Value, rules: &KindRules<S>) {
             values.insert("pattern".into(), json!(rules::LABEL_VALUE_PATTERN));
         }
         push_validation(object, rule.keys_cel(), rule.keys_message(), "");
+    }
+    if let Some(node) = node_at(root, &spec_path(&["secret"])) {
+        push_validation(
+            ensure_object(node),
+            SECRET_TYPE_IMMUTABLE_CEL.into(),
+            SECRET_TYPE_IMMUTABLE_RULE.into(),
+            ".type",
+        );
     }
     for rule in &rules.cross {
         let path = match rule.scope {

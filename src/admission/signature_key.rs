@@ -1,9 +1,10 @@
 //! The admission rules of a SignatureKey.
 
 use super::{
-    CrossRule, FieldRule, Format, KindRules, Scope, Violation, common_field_rules,
-    common_map_rules, derived_name_rule, distinct, distinct_keys_cel_with_fixed,
-    duration_at_least_one_minute, generator_length_rule, rollout_target_names_rule,
+    CrossRule, FieldRule, Format, KindRules, Scope, Violation, basic_auth_keys_rule,
+    common_field_rules, common_map_rules, derived_name_rule, distinct,
+    distinct_keys_cel_with_fixed, duration_at_least_one_minute, generator_length_rule,
+    rollout_target_names_rule,
 };
 use crate::api::names::data_keys;
 use crate::api::{SignAlgorithm, SignType, SignatureKey, SignatureKeySpec};
@@ -58,6 +59,7 @@ pub fn signature_key_rules() -> KindRules<S> {
     cross.push(duration_at_least_one_minute::<S>());
     cross.push(rollout_target_names_rule::<S>());
     cross.push(distinct_keys_rule());
+    cross.push(basic_auth_rule());
     KindRules {
         fields: field_rules(),
         cross,
@@ -179,11 +181,21 @@ fn generator_rules() -> Vec<CrossRule<S>> {
     ]
 }
 
+fn basic_auth_rule() -> CrossRule<S> {
+    basic_auth_keys_rule::<S>("signKey", "signSecret", |s: &S| {
+        let keys = s.secret.as_ref().and_then(|t| t.keys.as_ref());
+        (
+            keys.and_then(|k| k.sign_key.as_deref()),
+            keys.and_then(|k| k.sign_secret.as_deref()),
+        )
+    })
+}
+
 fn distinct_keys_rule() -> CrossRule<S> {
     CrossRule {
             field: "spec.secret.keys",
-            scope: Scope::Spec(&["secret", "keys"]),
-            field_path: "",
+            scope: Scope::Spec(&["secret"]),
+            field_path: ".keys",
             cel: distinct_keys_cel_with_fixed(
                 &[("signKey", data_keys::SIGN_KEY), ("signSecret", data_keys::SIGN_SECRET)],
                 &[data_keys::SIGN_TYPE, data_keys::SIGN_ALGORITHM],

@@ -95,6 +95,83 @@ pub struct GatewayAppSpec {
     /// Workloads to restart when the issued credentials change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Box<Rollout>>,
+    /// A Secret shaped for an API gateway, written beside the output Secret
+    /// and kept in step with it (docs/gateways.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Box<GatewaySecret>>,
+}
+
+/// The gateway Secret: what one gateway reads, and nothing else.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySecret {
+    /// The gateway's shape (docs/gateways.md shows each with the gateway's own objects).
+    pub layout: GatewayLayout,
+    /// Name of the gateway Secret. Default: the output Secret's name plus
+    /// `-gateway`. With rotation.keepPrevious, gateways that read one
+    /// credential per Secret get the previous one in `<name>-previous`,
+    /// which exists only during the overlap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Ready-made gateway Secret layouts (SPEC §9.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum GatewayLayout {
+    /// Kong key-auth credential: label `konghq.com/credential: key-auth`,
+    /// `key` = the AppSecret.
+    #[default]
+    KongKeyAuth,
+    /// Kong basic-auth credential: `username` = AppKey, `password` = AppSecret.
+    KongBasicAuth,
+    /// Kong hmac-auth credential: `username` = AppKey, `secret` = AppSecret.
+    KongHmacAuth,
+    /// Apache APISIX consumer key-auth: `key` = the AppSecret.
+    ApisixKeyAuth,
+    /// Apache APISIX consumer hmac-auth: `key_id` = AppKey, `secret_key` = AppSecret.
+    ApisixHmacAuth,
+    /// Envoy Gateway API keys (SecurityPolicy apiKeyAuth): one entry per
+    /// client, `<AppKey>` = AppSecret.
+    EnvoyGatewayApiKey,
+    /// Traefik BasicAuth middleware: a single `users` entry of htpasswd lines,
+    /// `<AppKey>:{SHA}<hash of the AppSecret>`.
+    TraefikBasicAuth,
+}
+
+impl GatewayLayout {
+    pub const ALL: [GatewayLayout; 7] = [
+        GatewayLayout::KongKeyAuth,
+        GatewayLayout::KongBasicAuth,
+        GatewayLayout::KongHmacAuth,
+        GatewayLayout::ApisixKeyAuth,
+        GatewayLayout::ApisixHmacAuth,
+        GatewayLayout::EnvoyGatewayApiKey,
+        GatewayLayout::TraefikBasicAuth,
+    ];
+
+    /// The wire spelling (as serde writes it; a unit test holds them equal).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GatewayLayout::KongKeyAuth => "KongKeyAuth",
+            GatewayLayout::KongBasicAuth => "KongBasicAuth",
+            GatewayLayout::KongHmacAuth => "KongHmacAuth",
+            GatewayLayout::ApisixKeyAuth => "ApisixKeyAuth",
+            GatewayLayout::ApisixHmacAuth => "ApisixHmacAuth",
+            GatewayLayout::EnvoyGatewayApiKey => "EnvoyGatewayApiKey",
+            GatewayLayout::TraefikBasicAuth => "TraefikBasicAuth",
+        }
+    }
+
+    /// The gateway keeps one credential per username (the AppKey): a
+    /// previous credential stays valid there only under a key of its own.
+    pub const fn keyed_by_username(self) -> bool {
+        !matches!(
+            self,
+            GatewayLayout::KongKeyAuth
+                | GatewayLayout::ApisixKeyAuth
+                | GatewayLayout::EnvoyGatewayApiKey
+        )
+    }
 }
 
 /// Who created the app (the seeds' `creator`).
@@ -144,6 +221,12 @@ pub struct AppSecretTemplate {
     /// Secret name. Default: metadata.name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The Secret's type: Opaque (default) or kubernetes.io/basic-auth
+    /// (username = the key, password = the secret; the data keys of those two
+    /// cannot be renamed). Immutable, as a Secret's type is: changing it
+    /// needs a new secret name.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<super::SecretType>,
     /// Names of the data keys (e.g. Kong's key-auth wants `key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<AppSecretKeys>,

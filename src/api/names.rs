@@ -75,8 +75,15 @@ pub mod annotations {
     pub const PREVIOUS_EXPIRES_AT: &str = "keysmith.dev/previous-expires-at";
     pub const OBSERVED_RESET_REQUEST: &str = "keysmith.dev/observed-reset-request";
     pub const OBSERVED_RESET_ANNOTATION: &str = "keysmith.dev/observed-reset-annotation";
+    /// On a gateway Secret `<name>-previous` outside an overlap: it holds a
+    /// random credential nobody is given (docs/gateways.md).
+    pub const PLACEHOLDER: &str = "keysmith.dev/placeholder";
+    pub const PLACEHOLDER_VALUE: &str = "true";
+    /// The key the kept previous secret belongs to; written only for a
+    /// resource with a gateway Secret (it names the previous entry there).
+    pub const PREVIOUS_KEY: &str = "keysmith.dev/previous-key";
     /// The whole rotation record (a stale entry is removed when a write drops it).
-    pub const RECORD: [&str; 7] = [
+    pub const RECORD: [&str; 8] = [
         REVISION,
         ROTATED_AT,
         ROTATION_REASON,
@@ -84,6 +91,7 @@ pub mod annotations {
         PREVIOUS_EXPIRES_AT,
         OBSERVED_RESET_REQUEST,
         OBSERVED_RESET_ANNOTATION,
+        PREVIOUS_KEY,
     ];
     /// Written by `kubectl apply` (client-side); keysmith never reads it.
     pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -101,6 +109,34 @@ pub mod data_keys {
     pub const SIGN_ALGORITHM: &str = "sign_algorithm";
     /// The kept previous secret: the secret's data key plus this suffix.
     pub const PREVIOUS_SUFFIX: &str = "_previous";
+    /// The fixed data keys of a `kubernetes.io/basic-auth` Secret.
+    pub const USERNAME: &str = "username";
+    pub const PASSWORD: &str = "password";
+}
+
+/// The names gateways read in the gateway Secrets of `spec.gateway`.
+pub mod gateway {
+    /// Kong's label marking a credential Secret, and its values.
+    pub const KONG_CREDENTIAL: &str = "konghq.com/credential";
+    pub const KONG_KEY_AUTH: &str = "key-auth";
+    pub const KONG_BASIC_AUTH: &str = "basic-auth";
+    pub const KONG_HMAC_AUTH: &str = "hmac-auth";
+    /// Data keys.
+    pub const KEY: &str = "key";
+    pub const USERNAME: &str = "username";
+    pub const PASSWORD: &str = "password";
+    pub const SECRET: &str = "secret";
+    pub const KEY_ID: &str = "key_id";
+    pub const SECRET_KEY: &str = "secret_key";
+    pub const USERS: &str = "users";
+    /// Default gateway Secret name: the output Secret's plus this.
+    pub const DEFAULT_SUFFIX: &str = "-gateway";
+    /// The second gateway Secret, holding the previous credential during
+    /// the overlap: the gateway Secret's name plus this.
+    pub const PREVIOUS_SUFFIX: &str = "-previous";
+    /// Envoy Gateway's client ID of the previous entry when the AppKey did
+    /// not change: the AppKey plus this.
+    pub const PREVIOUS_CLIENT_SUFFIX: &str = ".previous";
 }
 
 /// keysmith's kinds, for metric labels and the command line. Behaviour is
@@ -276,6 +312,17 @@ mod tests {
             let serde = serde_json::to_value(reason).unwrap();
             assert_eq!(serde, serde_json::Value::from(reason.as_str()));
             assert_eq!(RotationReason::parse(reason.as_str()), Some(reason));
+        }
+        for layout in crate::api::GatewayLayout::ALL {
+            let serde = serde_json::to_value(layout).unwrap();
+            assert_eq!(serde, serde_json::Value::from(layout.as_str()));
+        }
+        for secret_type in [
+            crate::api::SecretType::Opaque,
+            crate::api::SecretType::BasicAuth,
+        ] {
+            let serde = serde_json::to_value(secret_type).unwrap();
+            assert_eq!(serde, serde_json::Value::from(secret_type.as_str()));
         }
     }
 

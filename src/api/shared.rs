@@ -52,6 +52,29 @@ pub enum DeletionPolicy {
     Retain,
 }
 
+/// The output Secret's `type` (immutable in Kubernetes: changing it needs a
+/// new Secret name).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SecretType {
+    /// A generic Secret with keysmith's data keys.
+    #[default]
+    Opaque,
+    /// `username` holds the key and `password` the secret, as Kubernetes
+    /// requires of this type (the data keys cannot be renamed).
+    #[serde(rename = "kubernetes.io/basic-auth")]
+    BasicAuth,
+}
+
+impl SecretType {
+    /// The wire spelling (as serde writes it; a unit test holds them equal).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SecretType::Opaque => "Opaque",
+            SecretType::BasicAuth => "kubernetes.io/basic-auth",
+        }
+    }
+}
+
 /// Why the issued credentials last changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum RotationReason {
@@ -263,6 +286,8 @@ pub trait CommonSpec {
     fn secret_name(&self) -> Option<&str>;
     fn secret_labels(&self) -> Option<&StringMap>;
     fn secret_annotations(&self) -> Option<&StringMap>;
+    /// The output Secret's type (default Opaque).
+    fn secret_type(&self) -> SecretType;
     fn deletion_policy(&self) -> Option<DeletionPolicy>;
     fn rollout(&self) -> Option<&Rollout>;
 }
@@ -299,6 +324,12 @@ macro_rules! common_spec {
             }
             fn secret_annotations(&self) -> Option<&$crate::api::StringMap> {
                 self.secret.as_ref().and_then(|t| t.annotations.as_ref())
+            }
+            fn secret_type(&self) -> $crate::api::SecretType {
+                self.secret
+                    .as_ref()
+                    .and_then(|t| t.type_)
+                    .unwrap_or_default()
             }
             fn deletion_policy(&self) -> Option<$crate::api::DeletionPolicy> {
                 self.secret.as_ref().and_then(|t| t.deletion_policy)

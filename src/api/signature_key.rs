@@ -139,6 +139,12 @@ pub struct SignKeySecretTemplate {
     /// Secret name. Default: metadata.name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The Secret's type: Opaque (default) or kubernetes.io/basic-auth
+    /// (username = the key, password = the secret; the data keys of those two
+    /// cannot be renamed). Immutable, as a Secret's type is: changing it
+    /// needs a new secret name.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<super::SecretType>,
     /// Names of the data keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<SignKeySecretKeys>,

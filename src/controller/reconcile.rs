@@ -1,13 +1,18 @@
 //! One reconcile, as named steps:
 //!
 //! ```text
-//! observe ──▶ plan ──▶ apply_secret ──▶ roll_out ──▶ apply_status ──▶ emit
-//! (reads)     (pure)   (SecretInPlace)   (workloads)  (takes both)    (events, log)
+//! observe ──▶ plan ──▶ apply_gateway ──▶ apply_secret ──▶ roll_out ──▶ apply_status ──▶ emit
+//! (reads)     (pure)   (gateway copies)  (SecretInPlace)   (workloads)  (takes both)    (events, log)
 //! ```
+//!
+//! The gateway Secrets go first: a gateway accepts a new credential before
+//! any client can read it from the output Secret (a pass that fails in
+//! between is repaired by the next, which re-plans from the output Secret).
 //!
 //! Each step has its own error type (`super::error`); the driver wraps them
 //! and `error_policy` decides the retry from whether the error is permanent.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,6 +39,8 @@ struct Observation {
     /// The output Secret existed when read (a write may then take over fields).
     secret_found: bool,
     secret: Option<ObservedSecret>,
+    /// The gateway Secrets found (`spec.gateway`), by name.
+    gateway: BTreeMap<String, ObservedSecret>,
     source: Option<SourceValue>,
     previous: PreviousStatus,
     key_held_by: Option<String>,
@@ -70,6 +77,7 @@ where
     let object = ctx.newest(&object);
     let seen = observe(&object, ctx).await?;
     let plan = plan(&seen)?;
+    apply_gateway(&object, ctx, &seen, &plan).await?;
     let applied = apply_secret(&object, ctx, &seen, plan).await?;
     let rollout = rollout::roll_out(&*object, ctx, &seen.namespace, &applied, seen.now).await;
     status::apply_status(ctx, &object, &seen.intent, &applied, &rollout, seen.now).await?;
@@ -90,10 +98,28 @@ where
     writes.forget_secret(&namespace, &intent.secret_name);
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &namespace);
     let previous = object.previous_status();
-    let secret = match read_from(&**object, ctx, &previous, &namespace, &intent) {
+    let from = read_from(&**object, ctx, &previous, &namespace, &intent);
+    let secret = match from {
         None => None,
         Some(from) => secrets::fetch_secret(&api, &namespace, &intent.secret_name, from).await?,
     };
+    let mut gateway = BTreeMap::new();
+    for name in intent.gateway.iter().flat_map(engine::gateway::names) {
+        writes.forget_secret(&namespace, &name);
+        // Before the first issue, read only what the Secret watch has seen.
+        let absent = || super::lock(&ctx.shared.secret_names).surely_absent(&namespace, &name);
+        let from = from.or_else(|| (!absent()).then_some(ReadFrom::WatchCache));
+        let found = match from {
+            None => None,
+            Some(from) => secrets::fetch_secret(&api, &namespace, &name, from).await?,
+        };
+        if let Some(found) = found {
+            gateway.insert(
+                name,
+                secrets::observe_secret(&found, &**object, &intent, &previous),
+            );
+        }
+    }
     let source = match &intent.secret_from {
         None => None,
         Some((name, key)) => Some(secrets::fetch_source(&api, &namespace, name, key).await?),
@@ -104,6 +130,7 @@ where
             .as_ref()
             .map(|s| secrets::observe_secret(s, &**object, &intent, &previous)),
         key_held_by: ctx.key_held_by(object, &intent),
+        gateway,
         now: engine::truncate_to_second(Timestamp::now()),
         namespace,
         intent,
@@ -141,6 +168,7 @@ fn plan(seen: &Observation) -> Result<Plan> {
         source: seen.source.clone(),
         status: &seen.previous,
         key_held_by: seen.key_held_by.clone(),
+        gateway: seen.gateway.clone(),
     };
     Ok(engine::plan(
         &seen.intent,
@@ -150,7 +178,7 @@ fn plan(seen: &Observation) -> Result<Plan> {
     )?)
 }
 
-/// Step 3: the Secret, before anything else. A write the apiserver refuses
+/// Step 3b: the output Secret, before the status. A write the apiserver refuses
 /// for good (invalid, forbidden) becomes Ready=False with its message and a
 /// Warning event, and the next try waits for a change or a long backoff
 /// instead of a retry every few seconds.
@@ -207,10 +235,51 @@ where
     Ok(applied)
 }
 
+/// Step 3a: the gateway Secrets, before the output Secret: the new
+/// credential is valid at the gateway before a client can learn it.
+async fn apply_gateway<K>(
+    object: &Arc<K>,
+    ctx: &KindContext<K>,
+    seen: &Observation,
+    plan: &Plan,
+) -> Result<()>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let writes = &plan.gateway;
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
+    for write in &writes.apply {
+        let desired = &write.secret;
+        let found = seen.gateway.contains_key(&desired.name);
+        let rv = secrets::apply_desired(&api, &**object, &seen.namespace, desired, found).await?;
+        let rv = match write.remove_keys.is_empty() {
+            true => rv,
+            false => {
+                secrets::remove_data_keys(&api, &seen.namespace, &desired.name, &write.remove_keys)
+                    .await?
+            }
+        };
+        if let Some(rv) = rv {
+            ctx.shared
+                .writes
+                .secret_written(&seen.namespace, &desired.name, rv);
+        }
+    }
+    Ok(())
+}
+
 /// The values a planned Secret carries, raw and as the wire shows them
 /// (base64): none may reach a message.
 fn secret_values(plan: &Plan) -> Vec<String> {
-    let data = plan.secret.iter().flat_map(|s| s.data.values());
+    let gateway = plan.gateway.apply.iter().map(|write| &write.secret);
+    let data = plan
+        .secret
+        .iter()
+        .chain(gateway)
+        .flat_map(|s| s.data.values());
     data.flat_map(|value| {
         let wire = serde_json::to_value(k8s_openapi::ByteString(value.as_bytes().to_vec()))
             .ok()

@@ -254,7 +254,7 @@ fn failure_event(plan: &RolloutPlan, reported: Option<(&str, &str)>) -> Option<P
     })
 }
 
-/// Step 3b: the rollout, once the Secret is in place.
+/// Step 3c: the rollout, once the Secret is in place.
 pub async fn roll_out<K: CredentialKind>(
     object: &K,
     ctx: &KindContext<K>,

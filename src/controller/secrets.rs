@@ -256,7 +256,8 @@ fn secret_object<K: CredentialKind>(owner: &K, namespace: &str, desired: &Desire
             owner_references: desired.owned.then(|| vec![owner_reference(owner)]),
             ..Default::default()
         },
-        type_: Some("Opaque".into()),
+        // Always sent, as earlier releases sent `Opaque`: the field stays ours.
+        type_: Some(desired.type_.as_str().into()),
         data: Some(
             desired
                 .data
@@ -285,26 +286,59 @@ pub async fn apply_secret<K: CredentialKind>(
             written: None,
         });
     };
+    match apply_desired(api, owner, namespace, desired, take_over).await {
+        Ok(written) => Ok(SecretInPlace { written, plan }),
+        Err(error) => Err(Box::new(NotApplied { error, plan })),
+    }
+}
+
+/// Applies one Secret keysmith wants; returns the written resourceVersion.
+/// `take_over` as for [`apply_secret`].
+pub async fn apply_desired<K: CredentialKind>(
+    api: &Api<Secret>,
+    owner: &K,
+    namespace: &str,
+    desired: &DesiredSecret,
+    take_over: bool,
+) -> Result<Option<String>, ApplySecretError> {
     let secret = secret_object(owner, namespace, desired);
     let mut params = PatchParams::apply(FIELD_MANAGER);
     params.force = take_over;
-    match api
-        .patch(&desired.name, &params, &Patch::Apply(&secret))
+    api.patch(&desired.name, &params, &Patch::Apply(&secret))
         .await
-    {
-        Ok(written) => Ok(SecretInPlace {
-            written: written.metadata.resource_version,
-            plan,
-        }),
-        Err(source) => Err(Box::new(NotApplied {
-            error: ApplySecretError {
-                namespace: namespace.into(),
-                name: desired.name.clone(),
-                source,
-            },
-            plan,
-        })),
-    }
+        .map(|written| written.metadata.resource_version)
+        .map_err(|source| ApplySecretError {
+            namespace: namespace.into(),
+            name: desired.name.clone(),
+            source,
+        })
+}
+
+/// Removes data entries from a Secret (entries someone else added to one
+/// keysmith derives entirely); returns the written resourceVersion.
+pub async fn remove_data_keys(
+    api: &Api<Secret>,
+    namespace: &str,
+    name: &str,
+    keys: &[String],
+) -> Result<Option<String>, ApplySecretError> {
+    let nulls: serde_json::Map<String, serde_json::Value> = keys
+        .iter()
+        .map(|k| (k.clone(), serde_json::Value::Null))
+        .collect();
+    let patch = serde_json::json!({ "data": nulls });
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api.patch(name, &params, &Patch::Merge(&patch))
+        .await
+        .map(|written| written.metadata.resource_version)
+        .map_err(|source| ApplySecretError {
+            namespace: namespace.into(),
+            name: name.into(),
+            source,
+        })
 }
 
 /// A failed Secret apply, with the plan it carried (so that a refusal can

@@ -9,8 +9,8 @@ use rand::SeedableRng;
 use super::inputs::{Intent, KeyGenerator, ObservedSecret, PreviousStatus, SourceValue};
 use super::snapshot::Snapshot;
 use super::{Observed, Plan};
-use crate::api::RotationReason;
 use crate::api::names::annotations;
+use crate::api::{RotationReason, SecretType};
 use crate::rules;
 
 pub fn rng() -> rand::rngs::StdRng {
@@ -43,6 +43,8 @@ pub fn intent() -> Intent {
         previous_data_key: "app_secret_previous".into(),
         fixed_data: BTreeMap::from([("app_id".to_string(), "uid-1".to_string())]),
         secret_name: "orders".into(),
+        secret_type: SecretType::Opaque,
+        gateway: None,
         labels: BTreeMap::from([(
             "app.kubernetes.io/managed-by".to_string(),
             "keysmith".to_string(),
@@ -84,6 +86,7 @@ pub struct World {
     pub source: Option<SourceValue>,
     pub status: PreviousStatus,
     pub key_held_by: Option<String>,
+    pub gateway: BTreeMap<String, ObservedSecret>,
     pub now: Timestamp,
 }
 
@@ -96,6 +99,7 @@ impl World {
             source: None,
             status: PreviousStatus::default(),
             key_held_by: None,
+            gateway: BTreeMap::new(),
             now: t(10),
         }
     }
@@ -114,6 +118,7 @@ impl World {
             source: self.source.clone(),
             status: &self.status,
             key_held_by: self.key_held_by.clone(),
+            gateway: self.gateway.clone(),
         }
     }
 

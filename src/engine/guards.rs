@@ -18,9 +18,10 @@ type Guard = fn(&Snapshot) -> Option<Blocked>;
 
 /// In order: whose key, whose Secret, a source that opted in and is usable,
 /// usable Secret data.
-pub const GUARDS: [(&str, Guard); 5] = [
+pub const GUARDS: [(&str, Guard); 6] = [
     ("key is unique", check_key_unique),
     ("Secret is ours", check_secret_is_ours),
+    ("gateway Secrets are ours", check_gateway_secrets_are_ours),
     ("source opted in", check_source_allowed),
     ("source is valid", check_source_valid),
     ("Secret data is usable", check_secret_data),
@@ -50,6 +51,19 @@ pub fn check_secret_is_ours(s: &Snapshot) -> Option<Blocked> {
         message: format!(
             "Secret {} exists and was not created by keysmith for this resource; it is left untouched (delete it, or set spec.secret.name to another name; if keysmith wrote it for an earlier resource of this name, annotate this one {ADOPT_SECRET}=true to take it over)",
             s.intent.secret_name
+        ),
+    })
+}
+
+/// A Secret of a gateway Secret's name that keysmith did not create for
+/// this resource: nothing is written, so a gateway never reads a credential
+/// keysmith did not issue, and nobody's Secret is overwritten.
+pub fn check_gateway_secrets_are_ours(s: &Snapshot) -> Option<Blocked> {
+    let (name, _) = s.gateway.iter().find(|(_, found)| !found.ours)?;
+    Some(Blocked {
+        reason: Reason::SecretConflict,
+        message: format!(
+            "Secret {name} (a gateway Secret of spec.gateway) exists and was not created by keysmith for this resource; it is left untouched (delete it, or set spec.gateway.name to another name)"
         ),
     })
 }

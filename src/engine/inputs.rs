@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{Reason, RotationReason};
+use crate::api::{GatewayLayout, Reason, RotationReason, SecretType};
 use crate::rules::FormatRule;
 
 /// How a key is generated when none is given.
@@ -46,11 +46,22 @@ pub struct Intent {
     /// Other data keysmith writes as given (app_id, sign_type, sign_algorithm).
     pub fixed_data: BTreeMap<String, String>,
     pub secret_name: String,
+    pub secret_type: SecretType,
+    /// The gateway Secret to keep in step (`spec.gateway`).
+    pub gateway: Option<GatewayIntent>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub owned: bool,
     /// The resource's own attributes (names, types): a change moves updateTime.
     pub attributes: BTreeMap<String, String>,
+}
+
+/// A gateway Secret: its layout and name (the previous credential's
+/// companion, where the layout has one, is this name plus `-previous`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayIntent {
+    pub layout: GatewayLayout,
+    pub name: String,
 }
 
 /// The output Secret as found. (Debug shows data keys, never values.)
@@ -103,6 +114,8 @@ pub struct Observed<'a> {
     pub status: &'a PreviousStatus,
     /// Another, older resource holds the key this one wants (`Kind namespace/name`).
     pub key_held_by: Option<String>,
+    /// The gateway Secrets found, by name (read only with `spec.gateway`).
+    pub gateway: BTreeMap<String, ObservedSecret>,
 }
 
 impl std::fmt::Debug for ObservedSecret {

@@ -20,6 +20,7 @@
 //! first, so if keysmith dies before the status write, the next pass rebuilds
 //! the status from the Secret instead of rotating again.
 
+pub mod gateway;
 pub mod generate;
 pub mod guards;
 mod inputs;
@@ -32,8 +33,11 @@ pub mod triggers;
 use k8s_openapi::jiff::Timestamp;
 use rand::TryCryptoRng;
 
+pub use gateway::{GatewayWrite, GatewayWrites};
 pub use generate::GenerateError;
-pub use inputs::{Intent, KeyGenerator, Observed, ObservedSecret, PreviousStatus, SourceValue};
+pub use inputs::{
+    GatewayIntent, Intent, KeyGenerator, Observed, ObservedSecret, PreviousStatus, SourceValue,
+};
 pub use render::{DesiredSecret, Plan, PlannedEvent, Readiness, Severity, State};
 pub use snapshot::{Snapshot, truncate_to_second};
 
@@ -57,7 +61,9 @@ pub fn plan<R: TryCryptoRng>(
     let renewal = triggers::evaluate(&snapshot);
     let (key, secret) = outcome::issue_values(intent, &renewal, rng)?;
     let outcome = outcome::decide(&snapshot, renewal.reason, key, secret);
-    Ok(render::render_plan(&snapshot, &outcome))
+    let mut plan = render::render_plan(&snapshot, &outcome);
+    plan.gateway = gateway::writes(&snapshot, &outcome, rng)?;
+    Ok(plan)
 }
 
 /// The plan after the apiserver refused this pass's Secret write for good

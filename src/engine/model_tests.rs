@@ -108,6 +108,7 @@ impl Model {
             source: self.source.clone(),
             status: &self.status,
             key_held_by: None,
+            gateway: Default::default(),
         };
         plan(&self.intent, &observed, t(self.now), &mut self.rng).expect("a plan")
     }

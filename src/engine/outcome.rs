@@ -23,6 +23,9 @@ pub struct Outcome {
     pub secret: Option<String>,
     /// The kept previous secret and when it goes.
     pub previous: Option<(String, Timestamp)>,
+    /// The key the kept previous secret was issued with (for gateway
+    /// Secrets, whose entries are per key); `None` when not known.
+    pub previous_key: Option<String>,
     pub revision: i64,
     pub rotated_at: Timestamp,
     pub rotation_reason: Option<RotationReason>,
@@ -79,8 +82,12 @@ pub fn decide(
         None => s.record.rotated_at.unwrap_or(s.now),
     };
     let edited = s.issued.as_ref().is_some_and(|i| i.edited());
+    let previous = plan_previous(s, new_secret.is_some());
     Outcome {
-        previous: plan_previous(s, new_secret.is_some()),
+        previous_key: previous
+            .as_ref()
+            .and_then(|_| previous_key(s, new_secret.is_some())),
+        previous,
         key: new_key.or_else(|| s.current_key().cloned()),
         secret: new_secret.or_else(|| s.current_secret().cloned()),
         revision: match rotation {
@@ -118,6 +125,16 @@ fn plan_previous(s: &Snapshot, secret_replaced: bool) -> Option<(String, Timesta
     let value = s.issued.as_ref()?.previous.clone()?;
     let expiry = s.record.previous_expires_at?;
     (s.now < expiry).then_some((value, expiry))
+}
+
+/// The key of the kept previous secret: the key in use before this pass
+/// when the secret is replaced now, else the one recorded with it.
+fn previous_key(s: &Snapshot, secret_replaced: bool) -> Option<String> {
+    if secret_replaced {
+        s.current_key().cloned()
+    } else {
+        s.record.previous_key.clone()
+    }
 }
 
 /// A reset value counts as carried out when it triggered this pass, and any

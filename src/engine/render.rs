@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::gateway::GatewayWrites;
 use super::guards::Blocked;
 use super::inputs::{Intent, ObservedSecret, PreviousStatus};
 use super::outcome::{self, Outcome};
 use super::snapshot::{Snapshot, format_time};
 use crate::api::names::annotations;
-use crate::api::{Reason, RotationReason};
+use crate::api::{Reason, RotationReason, SecretType};
 
 /// Event types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,7 @@ pub struct Readiness {
 #[derive(Clone, PartialEq, Eq)]
 pub struct DesiredSecret {
     pub name: String,
+    pub type_: SecretType,
     pub data: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
@@ -52,6 +54,7 @@ impl std::fmt::Debug for DesiredSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DesiredSecret")
             .field("name", &self.name)
+            .field("type", &self.type_)
             .field("data_keys", &self.data.keys().collect::<Vec<_>>())
             .field("labels", &self.labels)
             .field("annotations", &self.annotations)
@@ -80,6 +83,8 @@ pub struct State {
 pub struct Plan {
     /// Apply this Secret (server-side apply) before anything else.
     pub secret: Option<DesiredSecret>,
+    /// Then bring the gateway Secrets in step with it.
+    pub gateway: GatewayWrites,
     /// The state to report; `None` leaves the status's credential fields as they are.
     pub state: Option<State>,
     pub readiness: Readiness,
@@ -103,6 +108,7 @@ pub fn render_blocked(blocked: Blocked, previous: &PreviousStatus) -> Plan {
     };
     Plan {
         secret: None,
+        gateway: GatewayWrites::default(),
         state: None,
         readiness: Readiness {
             ready: false,
@@ -122,6 +128,7 @@ pub fn render_plan(s: &Snapshot, outcome: &Outcome) -> Plan {
         || s.secret
             .is_none_or(|observed| !matches_desired(observed, &desired, intent));
     Plan {
+        gateway: GatewayWrites::default(),
         secret: write.then_some(desired),
         state: Some(state(outcome)),
         readiness: Readiness {
@@ -167,9 +174,10 @@ pub fn desired_secret(intent: &Intent, outcome: &Outcome) -> DesiredSecret {
         data.insert(intent.previous_data_key.clone(), value.clone());
     }
     let mut annotations = intent.annotations.clone();
-    annotations.extend(record_annotations(outcome));
+    annotations.extend(record_annotations(intent, outcome));
     DesiredSecret {
         name: intent.secret_name.clone(),
+        type_: intent.secret_type,
         data,
         labels: intent.labels.clone(),
         annotations,
@@ -177,8 +185,10 @@ pub fn desired_secret(intent: &Intent, outcome: &Outcome) -> DesiredSecret {
     }
 }
 
-/// The rotation record, as the Secret's annotations.
-fn record_annotations(outcome: &Outcome) -> Vec<(String, String)> {
+/// The rotation record, as the Secret's annotations. The previous key is
+/// recorded only where a gateway Secret needs it (older Secrets stay as
+/// they were: SPEC §5, Upgrades).
+fn record_annotations(intent: &Intent, outcome: &Outcome) -> Vec<(String, String)> {
     let entries = [
         (annotations::REVISION, Some(outcome.revision.to_string())),
         (
@@ -201,6 +211,14 @@ fn record_annotations(outcome: &Outcome) -> Vec<(String, String)> {
         (
             annotations::OBSERVED_RESET_ANNOTATION,
             outcome.observed_reset_annotation.clone(),
+        ),
+        (
+            annotations::PREVIOUS_KEY,
+            intent
+                .gateway
+                .as_ref()
+                .and(outcome.previous.as_ref())
+                .and(outcome.previous_key.clone()),
         ),
     ];
     entries

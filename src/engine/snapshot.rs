@@ -21,6 +21,8 @@ pub struct Snapshot<'a> {
     pub key_held_by: Option<&'a str>,
     pub secret: Option<&'a ObservedSecret>,
     pub source: Option<&'a SourceValue>,
+    /// The gateway Secrets found, by name.
+    pub gateway: &'a BTreeMap<String, ObservedSecret>,
     /// The credential in the Secret; `None` when there is no Secret.
     pub issued: Option<Issued>,
     /// The rotation record: the Secret's annotations, else the status.
@@ -81,6 +83,8 @@ pub struct Record {
     pub previous_expires_at: Option<Timestamp>,
     pub observed_reset_request: Option<String>,
     pub observed_reset_annotation: Option<String>,
+    /// Only ever from the Secret, like the previous value it belongs to.
+    pub previous_key: Option<String>,
 }
 
 impl Record {
@@ -103,6 +107,7 @@ impl Record {
             observed_reset_annotation: annotations
                 .get(annotations::OBSERVED_RESET_ANNOTATION)
                 .cloned(),
+            previous_key: annotations.get(annotations::PREVIOUS_KEY).cloned(),
         }
     }
 
@@ -129,6 +134,7 @@ impl Record {
                 previous_expires_at: None,
                 observed_reset_request: status.observed_reset_request.clone(),
                 observed_reset_annotation: status.observed_reset_annotation.clone(),
+                previous_key: None,
             },
         }
     }
@@ -143,6 +149,7 @@ impl<'a> Snapshot<'a> {
             key_held_by: observed.key_held_by.as_deref(),
             secret: observed.secret,
             source: observed.source.as_ref(),
+            gateway: &observed.gateway,
             issued: observed.secret.map(|secret| issued_in(secret, intent)),
             record: Record::carried(observed.secret, observed.status),
         }

@@ -49,6 +49,7 @@ impl World {
             source: self.source.clone(),
             status: &self.status,
             key_held_by: None,
+            gateway: Default::default(),
         };
         let plan = plan(intent, &observed, now, &mut self.rng).unwrap();
         if let Some(secret) = &plan.secret {
@@ -322,6 +323,7 @@ fn conflicts_block_every_write() {
         source: None,
         status: &status,
         key_held_by: None,
+        gateway: Default::default(),
     };
     let plan = plan(&intent(), &observed, t(0), &mut world.rng).unwrap();
     assert_eq!(plan.readiness.reason.as_str(), "SecretConflict");
@@ -333,6 +335,7 @@ fn conflicts_block_every_write() {
         source: None,
         status: &status,
         key_held_by: Some("shop/older".into()),
+        gateway: Default::default(),
     };
     let plan = super::plan(&intent(), &observed, t(0), &mut world.rng).unwrap();
     assert_eq!(plan.readiness.reason.as_str(), "AppKeyConflict");
@@ -464,6 +467,7 @@ fn sign_keys_that_no_longer_fit_their_type_are_reissued() {
 fn debug_output_never_shows_a_credential_value() {
     let secret = DesiredSecret {
         name: "out".into(),
+        type_: crate::api::SecretType::Opaque,
         data: BTreeMap::from([("app_secret".into(), "Hunter2-Value".into())]),
         labels: BTreeMap::new(),
         annotations: BTreeMap::new(),

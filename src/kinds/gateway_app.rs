@@ -81,6 +81,7 @@ impl CredentialKind for GatewayApp {
                 previous_data_key: keys.app_secret_previous,
                 fixed_data: BTreeMap::from([(keys.app_id, self.uid().unwrap_or_default())]),
                 attributes: self.attributes(),
+                gateway: spec.gateway.as_ref().map(|g| (g.layout, g.name.clone())),
             },
         )
     }

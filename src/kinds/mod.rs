@@ -13,9 +13,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::RotationReason;
-use crate::api::names::{annotations, labels};
-use crate::api::{CommonSpec, DeletionPolicy, Kind, RotationStatus};
-use crate::engine::{Intent, KeyGenerator, Plan, PreviousStatus};
+use crate::api::names::{annotations, gateway as gateway_names, labels};
+use crate::api::{CommonSpec, DeletionPolicy, GatewayLayout, Kind, RotationStatus};
+use crate::engine::{GatewayIntent, Intent, KeyGenerator, Plan, PreviousStatus};
 use crate::rules::{self, FormatRule};
 
 mod gateway_app;
@@ -113,6 +113,8 @@ pub(crate) struct KindParts {
     pub previous_data_key: String,
     pub fixed_data: BTreeMap<String, String>,
     pub attributes: BTreeMap<String, String>,
+    /// `spec.gateway`: the layout, and the name if given.
+    pub gateway: Option<(GatewayLayout, Option<String>)>,
 }
 
 /// The rest of an [`Intent`] comes from the fields both specs share.
@@ -123,6 +125,14 @@ pub(crate) fn intent_from<K: CredentialKind, S: CommonSpec>(
 ) -> Intent {
     let generator = spec.generator();
     let parse = |d: Option<&str>| d.and_then(rules::parse_duration);
+    let secret_name = spec
+        .secret_name()
+        .map(String::from)
+        .unwrap_or_else(|| object.name_any());
+    let gateway = parts.gateway.map(|(layout, name)| GatewayIntent {
+        layout,
+        name: name.unwrap_or_else(|| format!("{secret_name}{}", gateway_names::DEFAULT_SUFFIX)),
+    });
     Intent {
         generator_length: generator_length(generator.and_then(|g| g.length), parts.secret_rule),
         symbols: generator.and_then(|g| g.symbols).unwrap_or(false),
@@ -137,10 +147,9 @@ pub(crate) fn intent_from<K: CredentialKind, S: CommonSpec>(
             .annotations()
             .get(annotations::RESET_REQUEST)
             .cloned(),
-        secret_name: spec
-            .secret_name()
-            .map(String::from)
-            .unwrap_or_else(|| object.name_any()),
+        secret_name,
+        secret_type: spec.secret_type(),
+        gateway,
         labels: secret_labels(spec.secret_labels(), K::OWNER_LABEL, &object.name_any()),
         annotations: secret_annotations(
             spec.secret_annotations(),

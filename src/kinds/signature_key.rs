@@ -114,6 +114,7 @@ impl CredentialKind for SignatureKey {
                 previous_data_key: keys.sign_secret_previous,
                 fixed_data,
                 attributes: self.attributes(),
+                gateway: None,
             },
         )
     }

@@ -62,6 +62,10 @@ pub fn invalid() -> Vec<Fixture> {
     fixtures
 }
 
+/// `examples/` and `examples/gateways/` (whose files also hold the
+/// gateways' own objects: only keysmith's kinds are checked).
 pub fn examples() -> Vec<Fixture> {
-    load("examples")
+    let mut all = load("examples");
+    all.extend(load("examples/gateways"));
+    all
 }

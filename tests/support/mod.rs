@@ -1,6 +1,6 @@
 //! What the black-box tests share: a real control plane per test binary,
-//! the operator as a child process, manifest fixtures, the leak scan and
-//! the fault helpers. Each test binary uses part of it (hence `dead_code`).
+//! the operator as a child process, manifest fixtures, the leak scan, the
+//! fault helpers and a real Traefik gateway. Each test binary uses part of it (hence `dead_code`).
 #![allow(dead_code)]
 
 pub mod control_plane;
@@ -9,3 +9,4 @@ pub mod fixtures;
 pub mod leak;
 pub mod operator;
 pub mod policy;
+pub mod traefik;

@@ -1,0 +1,674 @@
+//! The gateway Secret of `spec.gateway` (SPEC §9.2): exactly what one
+//! gateway reads, rendered from the credential this pass settles on, and
+//! the writes that bring the cluster in step with it.
+//!
+//! The output Secret stays the source of truth (clients mount it, the
+//! engine reads the credential back from it); a gateway Secret is derived,
+//! so it is rewritten whenever it differs (entries someone else added are
+//! removed: a gateway may take every entry as a credential) and never read
+//! back.
+//!
+//! Overlap (`keepPrevious`): where the gateway reads several entries from
+//! one Secret (Envoy Gateway's client map, Traefik's htpasswd `users`) the
+//! previous credential is a second entry. Where it reads one credential per
+//! Secret (Kong, APISIX) it goes into a second Secret, `<name>-previous`.
+//! That Secret always exists, because the gateways' consumer objects refuse
+//! or mishandle a reference to a missing Secret (Kong's admission webhook
+//! refuses the consumer; APISIX's controller keeps the stale consumer):
+//! outside an overlap it holds a placeholder, a fresh random credential
+//! nobody is given, marked `keysmith.dev/placeholder: "true"`; at the expiry
+//! a new placeholder replaces the previous credential, which revokes it.
+//! Gateways that index credentials by username (Kong basic/hmac-auth,
+//! APISIX hmac-auth, Traefik) keep one entry per username, so the previous
+//! credential stays valid there only when it had its own AppKey
+//! (`rotateAppKey`; admission asks for it).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use rand::TryCryptoRng;
+use sha1::{Digest, Sha1};
+
+use super::generate::{self, GenerateError};
+use super::inputs::{GatewayIntent, Intent, ObservedSecret};
+use super::outcome::Outcome;
+use super::render::DesiredSecret;
+use super::snapshot::Snapshot;
+use crate::api::names::{annotations, gateway as names};
+use crate::api::{GatewayLayout, SecretType};
+
+/// One gateway Secret to write. (Debug shows names, never values.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayWrite {
+    /// Applied by server-side apply.
+    pub secret: DesiredSecret,
+    /// Data entries found that the Secret must not have (someone else's
+    /// additions): removed after the apply.
+    pub remove_keys: Vec<String>,
+}
+
+/// What to do to the gateway Secrets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GatewayWrites {
+    /// Missing, or not as wanted.
+    pub apply: Vec<GatewayWrite>,
+}
+
+impl GatewayWrites {
+    pub fn is_empty(&self) -> bool {
+        self.apply.is_empty()
+    }
+}
+
+/// How a layout holds the previous credential during the overlap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Overlap {
+    /// A second Secret, `<name>-previous`.
+    SecondSecret,
+    /// A second entry in the same Secret.
+    SecondEntry,
+}
+
+fn overlap(layout: GatewayLayout) -> Overlap {
+    match layout {
+        GatewayLayout::EnvoyGatewayApiKey | GatewayLayout::TraefikBasicAuth => Overlap::SecondEntry,
+        _ => Overlap::SecondSecret,
+    }
+}
+
+/// The second Secret of a [`Overlap::SecondSecret`] layout.
+pub fn previous_name(name: &str) -> String {
+    format!("{name}{}", names::PREVIOUS_SUFFIX)
+}
+
+/// Every gateway Secret name a resource has: read each pass.
+pub fn names(gateway: &GatewayIntent) -> Vec<String> {
+    match overlap(gateway.layout) {
+        Overlap::SecondSecret => vec![gateway.name.clone(), previous_name(&gateway.name)],
+        Overlap::SecondEntry => vec![gateway.name.clone()],
+    }
+}
+
+/// One credential: `(key, secret)`.
+type Credential<'a> = (&'a str, &'a str);
+
+/// The labels a layout puts on its Secrets.
+fn layout_labels(layout: GatewayLayout) -> Option<(&'static str, &'static str)> {
+    let kong = |value| Some((names::KONG_CREDENTIAL, value));
+    match layout {
+        GatewayLayout::KongKeyAuth => kong(names::KONG_KEY_AUTH),
+        GatewayLayout::KongBasicAuth => kong(names::KONG_BASIC_AUTH),
+        GatewayLayout::KongHmacAuth => kong(names::KONG_HMAC_AUTH),
+        _ => None,
+    }
+}
+
+/// A one-credential layout's data.
+fn single(layout: GatewayLayout, (key, secret): Credential) -> BTreeMap<String, String> {
+    let pairs: &[(&str, &str)] = match layout {
+        GatewayLayout::KongKeyAuth | GatewayLayout::ApisixKeyAuth => &[(names::KEY, secret)],
+        GatewayLayout::KongBasicAuth => &[(names::USERNAME, key), (names::PASSWORD, secret)],
+        GatewayLayout::KongHmacAuth => &[(names::USERNAME, key), (names::SECRET, secret)],
+        GatewayLayout::ApisixHmacAuth => &[(names::KEY_ID, key), (names::SECRET_KEY, secret)],
+        GatewayLayout::EnvoyGatewayApiKey | GatewayLayout::TraefikBasicAuth => &[],
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A several-credential layout's data: current first.
+fn several(
+    layout: GatewayLayout,
+    current: Credential,
+    previous: Option<Credential>,
+) -> BTreeMap<String, String> {
+    let all = std::iter::once(current).chain(previous);
+    match layout {
+        GatewayLayout::TraefikBasicAuth => {
+            let lines: Vec<String> = all
+                .map(|(key, secret)| htpasswd_line(key, secret))
+                .collect();
+            BTreeMap::from([(names::USERS.to_string(), lines.join("\n"))])
+        }
+        _ => all
+            .map(|(client, secret)| (client.to_string(), secret.to_string()))
+            .collect(),
+    }
+}
+
+/// `<user>:{SHA}<base64 of SHA-1>`: the htpasswd form Traefik itself builds
+/// from a basic-auth Secret. Deterministic, so an unchanged credential never
+/// causes a write; no weaker than the plaintext stored beside it.
+pub fn htpasswd_line(user: &str, secret: &str) -> String {
+    let digest = Sha1::digest(secret.as_bytes());
+    format!(
+        "{user}:{{SHA}}{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// The previous credential as the layout can hold it: a key of its own
+/// where the gateway indexes by username; for Envoy Gateway's client map
+/// any distinct client ID does.
+fn previous_credential<'a>(
+    layout: GatewayLayout,
+    current_key: &'a str,
+    previous: Option<(&'a str, Option<&'a str>)>,
+    envoy_client: &'a str,
+) -> Option<Credential<'a>> {
+    let (secret, key) = previous?;
+    let own_key = key.filter(|k| *k != current_key);
+    match (layout, own_key) {
+        (_, Some(key)) => Some((key, secret)),
+        (GatewayLayout::EnvoyGatewayApiKey, None) => Some((envoy_client, secret)),
+        (layout, None) if !layout.keyed_by_username() => Some((current_key, secret)),
+        _ => None,
+    }
+}
+
+/// What the second Secret of a [`Overlap::SecondSecret`] layout should hold.
+enum Second<'a> {
+    Previous(Credential<'a>),
+    /// A placeholder: the one found if it is one, else a fresh one.
+    Placeholder,
+}
+
+/// The gateway Secrets wanted now (none before the first issue). A
+/// placeholder is taken over from `found` or made from `rng`.
+fn desired<R: TryCryptoRng>(
+    s: &Snapshot,
+    outcome: &Outcome,
+    rng: &mut R,
+) -> Result<Vec<DesiredSecret>, GenerateError> {
+    let intent = s.intent;
+    let (Some(gateway), Some(key), Some(secret)) = (&intent.gateway, &outcome.key, &outcome.secret)
+    else {
+        return Ok(vec![]);
+    };
+    let layout = gateway.layout;
+    let envoy_client = format!("{key}{}", names::PREVIOUS_CLIENT_SUFFIX);
+    let previous = outcome
+        .previous
+        .as_ref()
+        .map(|(value, _)| (value.as_str(), outcome.previous_key.as_deref()));
+    let previous = previous_credential(layout, key, previous, &envoy_client);
+    let current = (key.as_str(), secret.as_str());
+    let main = |data| secret_of(intent, &gateway.name, data, false);
+    Ok(match overlap(layout) {
+        Overlap::SecondEntry => vec![main(several(layout, current, previous))],
+        Overlap::SecondSecret => {
+            let second_name = previous_name(&gateway.name);
+            let second = match previous {
+                Some(credential) => Second::Previous(credential),
+                None => Second::Placeholder,
+            };
+            let second = match second {
+                Second::Previous(credential) => {
+                    secret_of(intent, &second_name, single(layout, credential), false)
+                }
+                Second::Placeholder => match s.gateway.get(&second_name) {
+                    Some(found) if is_placeholder(found) => secret_of(
+                        intent,
+                        &second_name,
+                        found
+                            .data
+                            .iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                            .collect(),
+                        true,
+                    ),
+                    _ => {
+                        let (key, value) = placeholder(intent, rng)?;
+                        secret_of(intent, &second_name, single(layout, (&key, &value)), true)
+                    }
+                },
+            };
+            vec![main(single(layout, current)), second]
+        }
+    })
+}
+
+fn is_placeholder(found: &ObservedSecret) -> bool {
+    found.ours
+        && found
+            .annotations
+            .get(annotations::PLACEHOLDER)
+            .map(String::as_str)
+            == Some(annotations::PLACEHOLDER_VALUE)
+}
+
+/// A credential nobody is given: a fresh random key, and a secret of the
+/// rule's longest length (whatever `generator` says, well over 128 bits).
+fn placeholder<R: TryCryptoRng>(
+    intent: &Intent,
+    rng: &mut R,
+) -> Result<(String, String), GenerateError> {
+    let key = generate::app_key(rng)?;
+    let rule = intent.secret_rule;
+    let secret = generate::value(rng, rule, rule.max_len, false)?;
+    Ok((key, secret))
+}
+
+fn secret_of(
+    intent: &Intent,
+    name: &str,
+    data: BTreeMap<String, String>,
+    placeholder: bool,
+) -> DesiredSecret {
+    let mut labels = intent.labels.clone();
+    let layout = intent.gateway.as_ref().map(|g| g.layout);
+    labels.extend(
+        layout
+            .and_then(layout_labels)
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let mut annotations = intent.annotations.clone();
+    if placeholder {
+        annotations.insert(
+            annotations::PLACEHOLDER.to_string(),
+            annotations::PLACEHOLDER_VALUE.to_string(),
+        );
+    }
+    DesiredSecret {
+        name: name.to_string(),
+        type_: SecretType::Opaque,
+        data,
+        labels,
+        annotations,
+        owned: intent.owned,
+    }
+}
+
+/// The writes that bring the gateway Secrets in step with `outcome`.
+pub fn writes<R: TryCryptoRng>(
+    s: &Snapshot,
+    outcome: &Outcome,
+    rng: &mut R,
+) -> Result<GatewayWrites, GenerateError> {
+    let apply = desired(s, outcome, rng)?
+        .into_iter()
+        .filter_map(|secret| {
+            let found = s.gateway.get(&secret.name);
+            if found.is_some_and(|found| in_step(found, &secret)) {
+                return None;
+            }
+            let remove_keys = found
+                .map(|found| {
+                    found
+                        .data
+                        .keys()
+                        .filter(|k| !secret.data.contains_key(*k))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(GatewayWrite {
+                secret,
+                remove_keys,
+            })
+        })
+        .collect();
+    Ok(GatewayWrites { apply })
+}
+
+/// A gateway Secret holds exactly the wanted data (a gateway may read every
+/// entry: Traefik wants a single one, Envoy Gateway takes each as a key),
+/// and a placeholder is marked as one and a credential is not.
+fn in_step(found: &ObservedSecret, desired: &DesiredSecret) -> bool {
+    let data_equal = found.data.len() == desired.data.len()
+        && desired
+            .data
+            .iter()
+            .all(|(k, v)| found.data.get(k).and_then(|o| o.as_ref()) == Some(v));
+    let labelled = desired
+        .labels
+        .iter()
+        .all(|(k, v)| found.labels.get(k) == Some(v));
+    let annotated = desired
+        .annotations
+        .iter()
+        .all(|(k, v)| found.annotations.get(k) == Some(v));
+    let marked = desired.annotations.contains_key(annotations::PLACEHOLDER)
+        == found.annotations.contains_key(annotations::PLACEHOLDER);
+    data_equal && labelled && annotated && marked && found.owner_referenced == desired.owned
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::api::Reason;
+    use crate::api::names::annotations;
+    use crate::engine::fixtures::{KEY, SECRET, World, rng, status_after, t};
+    use crate::engine::{Plan, plan};
+
+    fn written(desired: &DesiredSecret) -> ObservedSecret {
+        ObservedSecret {
+            ours: true,
+            data: desired
+                .data
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
+            labels: desired.labels.clone(),
+            annotations: desired.annotations.clone(),
+            owner_referenced: desired.owned,
+            edited_keys: BTreeSet::new(),
+        }
+    }
+
+    fn world(layout: GatewayLayout) -> World {
+        let mut world = World::issued();
+        world.intent.gateway = Some(GatewayIntent {
+            layout,
+            name: "orders-gateway".into(),
+        });
+        world
+    }
+
+    /// One pass, keeping what it writes (Secret, gateway Secrets, status).
+    fn pass(world: &mut World, seed: &mut rand::rngs::StdRng) -> Plan {
+        let plan = plan(&world.intent, &world.observed(), world.now, seed).unwrap();
+        if let Some(secret) = &plan.secret {
+            world.secret = Some(written(secret));
+        }
+        for write in &plan.gateway.apply {
+            world
+                .gateway
+                .insert(write.secret.name.clone(), written(&write.secret));
+        }
+        world.status = status_after(&plan, &world.intent, &world.status);
+        plan
+    }
+
+    fn data(world: &World, name: &str) -> BTreeMap<String, String> {
+        world.gateway[name]
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().unwrap()))
+            .collect()
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn each_layout_holds_what_its_gateway_reads_and_nothing_else() {
+        let sha = format!("{KEY}:{{SHA}}Lp+/9zJVPU62UCup5svoSlMUcgg=");
+        type Case<'a> = (GatewayLayout, Vec<(&'a str, &'a str)>, Option<&'a str>);
+        let cases: [Case; 7] = [
+            (
+                GatewayLayout::KongKeyAuth,
+                vec![("key", SECRET)],
+                Some("key-auth"),
+            ),
+            (
+                GatewayLayout::KongBasicAuth,
+                vec![("username", KEY), ("password", SECRET)],
+                Some("basic-auth"),
+            ),
+            (
+                GatewayLayout::KongHmacAuth,
+                vec![("username", KEY), ("secret", SECRET)],
+                Some("hmac-auth"),
+            ),
+            (GatewayLayout::ApisixKeyAuth, vec![("key", SECRET)], None),
+            (
+                GatewayLayout::ApisixHmacAuth,
+                vec![("key_id", KEY), ("secret_key", SECRET)],
+                None,
+            ),
+            (GatewayLayout::EnvoyGatewayApiKey, vec![(KEY, SECRET)], None),
+            (GatewayLayout::TraefikBasicAuth, vec![("users", &sha)], None),
+        ];
+        for (layout, want, kong) in cases {
+            let mut world = world(layout);
+            let plan = pass(&mut world, &mut rng());
+            assert_eq!(
+                plan.secret, None,
+                "{layout:?}: the output Secret is as it was"
+            );
+            assert_eq!(data(&world, "orders-gateway"), map(&want), "{layout:?}");
+            let previous = world.gateway.get("orders-gateway-previous");
+            match layout {
+                GatewayLayout::EnvoyGatewayApiKey | GatewayLayout::TraefikBasicAuth => {
+                    assert_eq!(plan.gateway.apply.len(), 1, "{layout:?}");
+                    assert!(
+                        previous.is_none(),
+                        "{layout:?}: a second entry, not a Secret"
+                    );
+                }
+                _ => {
+                    assert_eq!(plan.gateway.apply.len(), 2, "{layout:?}");
+                    assert_placeholder(previous.unwrap(), &want, layout);
+                }
+            }
+            let labels = &world.gateway["orders-gateway"].labels;
+            assert_eq!(labels.get(names::KONG_CREDENTIAL).map(String::as_str), kong);
+            assert_eq!(
+                labels
+                    .get("app.kubernetes.io/managed-by")
+                    .map(String::as_str),
+                Some("keysmith"),
+                "{layout:?}: recognised as keysmith's"
+            );
+            assert!(
+                pass(&mut world, &mut rng()).gateway.is_empty(),
+                "{layout:?}: idle"
+            );
+        }
+    }
+
+    /// A placeholder: marked, shaped like the layout's credential, holding
+    /// nothing issued.
+    fn assert_placeholder(found: &ObservedSecret, shape: &[(&str, &str)], layout: GatewayLayout) {
+        assert_eq!(
+            found
+                .annotations
+                .get(annotations::PLACEHOLDER)
+                .map(String::as_str),
+            Some("true"),
+            "{layout:?}"
+        );
+        let keys: Vec<&String> = found.data.keys().collect();
+        let mut want: Vec<&str> = shape.iter().map(|(k, _)| *k).collect();
+        want.sort();
+        assert_eq!(keys, want, "{layout:?}: the layout's shape");
+        for value in found.data.values().flatten() {
+            assert!(
+                value != KEY && value != SECRET,
+                "{layout:?}: nothing issued"
+            );
+            assert!(value.len() >= 22, "{layout:?}: random");
+        }
+    }
+
+    #[test]
+    fn the_htpasswd_line_is_the_one_traefik_builds_itself() {
+        // printf %s SecretInUse0123456789abcdefgh | openssl sha1 -binary | base64
+        assert_eq!(
+            htpasswd_line("u", SECRET),
+            "u:{SHA}Lp+/9zJVPU62UCup5svoSlMUcgg="
+        );
+    }
+
+    /// A reset at t(20) with keepPrevious 60 s; `rotate_key` as given.
+    fn reset(layout: GatewayLayout, rotate_key: bool) -> (World, rand::rngs::StdRng) {
+        let mut seed = rng();
+        let mut world = world(layout);
+        world.intent.keep_previous = Some(Duration::from_secs(60));
+        world.intent.rotate_key = rotate_key;
+        pass(&mut world, &mut seed);
+        world.now = t(20);
+        world.intent.reset_request = Some("r1".into());
+        pass(&mut world, &mut seed);
+        (world, seed)
+    }
+
+    fn current(world: &World) -> (String, String) {
+        let secret = world.secret.as_ref().unwrap();
+        let value = |k: &str| secret.data[k].clone().unwrap();
+        (value("app_key"), value("app_secret"))
+    }
+
+    #[test]
+    fn a_second_secret_holds_the_previous_credential_until_it_expires() {
+        let (mut world, mut seed) = reset(GatewayLayout::KongKeyAuth, false);
+        let (_, new_secret) = current(&world);
+        assert_ne!(new_secret, SECRET);
+        assert_eq!(data(&world, "orders-gateway"), map(&[("key", &new_secret)]));
+        assert_eq!(
+            data(&world, "orders-gateway-previous"),
+            map(&[("key", SECRET)])
+        );
+        assert_eq!(
+            world.gateway["orders-gateway-previous"].labels[names::KONG_CREDENTIAL],
+            "key-auth"
+        );
+        world.now = t(79);
+        assert!(
+            pass(&mut world, &mut seed).gateway.is_empty(),
+            "still inside the overlap"
+        );
+        world.now = t(80);
+        let plan = pass(&mut world, &mut seed);
+        assert_eq!(plan.gateway.apply.len(), 1);
+        assert_eq!(plan.gateway.apply[0].secret.name, "orders-gateway-previous");
+        assert_placeholder(
+            &world.gateway["orders-gateway-previous"],
+            &[("key", "")],
+            GatewayLayout::KongKeyAuth,
+        );
+        assert!(
+            pass(&mut world, &mut seed).gateway.is_empty(),
+            "the placeholder stays as it is"
+        );
+    }
+
+    #[test]
+    fn a_second_entry_holds_the_previous_credential_until_it_expires() {
+        let (mut world, mut seed) = reset(GatewayLayout::EnvoyGatewayApiKey, false);
+        let (key, new_secret) = current(&world);
+        assert_eq!(key, KEY);
+        let previous_client = format!("{KEY}.previous");
+        assert_eq!(
+            data(&world, "orders-gateway"),
+            map(&[(KEY, &new_secret), (&previous_client, SECRET)])
+        );
+        world.now = t(80);
+        let plan = pass(&mut world, &mut seed);
+        assert_eq!(plan.gateway.apply.len(), 1);
+        assert_eq!(data(&world, "orders-gateway"), map(&[(KEY, &new_secret)]));
+    }
+
+    #[test]
+    fn gateways_keyed_by_username_keep_the_previous_only_under_its_own_key() {
+        for layout in [
+            GatewayLayout::TraefikBasicAuth,
+            GatewayLayout::KongBasicAuth,
+            GatewayLayout::KongHmacAuth,
+            GatewayLayout::ApisixHmacAuth,
+        ] {
+            let (world, _) = reset(layout, false);
+            let everything: Vec<String> = world
+                .gateway
+                .values()
+                .flat_map(|s| s.data.values().flatten().cloned())
+                .collect();
+            assert!(
+                everything
+                    .iter()
+                    .all(|v| !v.contains(SECRET) && !v.contains(&htpasswd_line(KEY, SECRET))),
+                "{layout:?}: one entry per username, so none for the previous secret"
+            );
+            let (mut world, mut seed) = reset(layout, true);
+            let (key, secret) = current(&world);
+            assert_ne!(key, KEY, "{layout:?}: the key rotated with the secret");
+            let record = &world.secret.as_ref().unwrap().annotations;
+            assert_eq!(record[annotations::PREVIOUS_KEY], KEY);
+            match layout {
+                GatewayLayout::TraefikBasicAuth => assert_eq!(
+                    data(&world, "orders-gateway")["users"],
+                    format!(
+                        "{}\n{}",
+                        htpasswd_line(&key, &secret),
+                        htpasswd_line(KEY, SECRET)
+                    )
+                ),
+                _ => {
+                    let previous = data(&world, "orders-gateway-previous");
+                    assert!(previous.values().any(|v| v == KEY), "{layout:?}");
+                    assert!(previous.values().any(|v| v == SECRET), "{layout:?}");
+                }
+            }
+            world.now = t(80);
+            pass(&mut world, &mut seed);
+            let left: Vec<String> = world
+                .gateway
+                .values()
+                .flat_map(|s| s.data.values().flatten().cloned())
+                .collect();
+            assert!(
+                left.iter().all(|v| !v.contains(KEY) && !v.contains(SECRET)),
+                "{layout:?}: the previous credential is gone at expiry"
+            );
+        }
+    }
+
+    #[test]
+    fn a_gateway_secret_someone_else_made_blocks_and_is_left_alone() {
+        let mut world = world(GatewayLayout::KongKeyAuth);
+        world.gateway.insert(
+            "orders-gateway".into(),
+            ObservedSecret {
+                ours: false,
+                ..Default::default()
+            },
+        );
+        let plan = plan(&world.intent, &world.observed(), world.now, &mut rng()).unwrap();
+        assert_eq!(plan.readiness.reason, Reason::SecretConflict);
+        assert!(plan.readiness.message.contains("orders-gateway"));
+        assert!(plan.gateway.is_empty() && plan.secret.is_none());
+    }
+
+    #[test]
+    fn a_changed_gateway_secret_is_put_back() {
+        let mut world = world(GatewayLayout::ApisixKeyAuth);
+        pass(&mut world, &mut rng());
+        let found = world.gateway.get_mut("orders-gateway").unwrap();
+        found.data.insert("key".into(), Some("edited".into()));
+        found.data.insert("extra".into(), Some("someone's".into()));
+        let plan = pass(&mut world, &mut rng());
+        assert_eq!(plan.gateway.apply.len(), 1);
+        assert_eq!(plan.gateway.apply[0].remove_keys, ["extra"]);
+        assert_eq!(data(&world, "orders-gateway"), map(&[("key", SECRET)]));
+        world.gateway.remove("orders-gateway");
+        assert_eq!(
+            pass(&mut world, &mut rng()).gateway.apply.len(),
+            1,
+            "recreated"
+        );
+    }
+
+    #[test]
+    fn without_a_gateway_the_record_is_as_before() {
+        let mut world = World::issued();
+        world.intent.keep_previous = Some(Duration::from_secs(60));
+        world.intent.rotate_key = true;
+        world.now = t(20);
+        world.intent.reset_request = Some("r1".into());
+        let plan = pass(&mut world, &mut rng());
+        let secret = plan.secret.unwrap();
+        assert!(secret.data.contains_key("app_secret_previous"));
+        assert!(!secret.annotations.contains_key(annotations::PREVIOUS_KEY));
+        assert!(plan.gateway.is_empty());
+    }
+}
