@@ -272,6 +272,34 @@ async fn wait_all_ready(
     Ok(ready)
 }
 
+/// Waits until `expected` `Issued` events exist in `ns`; returns how many
+/// there are (more would be a duplicate).
+async fn wait_events(
+    client: &Client,
+    ns: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Result<usize, BoxError> {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found = events
+            .list_metadata(&kube::api::ListParams::default().fields("reason=Issued"))
+            .await?
+            .items
+            .len();
+        if found >= expected {
+            return Ok(found);
+        }
+        if Instant::now() > deadline {
+            return Err(
+                format!("only {found} of {expected} Issued events after {timeout:?}").into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Mutating requests the apiserver has served, by resource.
 async fn mutating_requests(client: &Client) -> Result<BTreeMap<String, f64>, BoxError> {
     let request = http::Request::get("/metrics").body(Vec::new())?;
@@ -538,7 +566,18 @@ async fn main() -> Result<(), BoxError> {
     let seconds = started.elapsed().as_secs_f64();
     let keysmith_cpu = CpuSeconds::sample(Some(operator.child.id())).since(cpu_before);
     eprintln!("keysmith phase CPU s: {keysmith_cpu}");
-    tokio::time::sleep(Duration::from_secs(2)).await; // let trailing events land
+    // Events wait behind the credential writes (SPEC §8): all of them are
+    // due within 60 s of the burst's end.
+    let cpu_before = CpuSeconds::sample(None);
+    let ready_at = Instant::now();
+    let issued_events =
+        wait_events(&client, &ks_ns, n, Duration::from_secs(120 + n as u64 / 50)).await?;
+    let event_delay = ready_at.elapsed().as_secs_f64();
+    let event_cpu = CpuSeconds::sample(Some(operator.child.id())).since(cpu_before);
+    eprintln!(
+        "events: {issued_events} Issued events {event_delay:.1}s after all Ready; CPU s: {event_cpu}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let after = mutating_requests(&client).await?;
     let writes = delta(
         &after,
@@ -707,6 +746,12 @@ async fn main() -> Result<(), BoxError> {
     );
     println!(
         "  {:<44} {:>12}",
+        "Issued events, all published after all Ready",
+        format!("{issued_events} in {event_delay:.1} s")
+    );
+    println!("  CPU seconds, event tail:     {event_cpu}");
+    println!(
+        "  {:<44} {:>12}",
         "idle writes (quiet period with a restart)",
         format!("{idle_writes}")
     );
@@ -773,6 +818,8 @@ async fn main() -> Result<(), BoxError> {
             "p50_ms": round(p50),
             "p99_ms": round(p99),
             "rss_mib": round(rss_mib),
+            "events": issued_events,
+            "event_delay_s": round(event_delay),
         })
     );
     Ok(())
