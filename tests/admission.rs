@@ -196,3 +196,65 @@ async fn apiserver_messages_read_as_plain_words() {
         Verdict::Accepted => panic!("aes without signAlgorithm was accepted"),
     }
 }
+
+/// A Secret's type is immutable, so `spec.secret.type` may change only with
+/// the effective Secret name (a transition rule: only an update shows it).
+#[tokio::test]
+async fn the_secret_type_changes_only_with_the_secret_name() {
+    if control_plane::skipped() {
+        return;
+    }
+    let client = control_plane::client().await;
+    let ns = control_plane::namespace(&client, "admission-type").await;
+    let gvk = GroupVersionKind::gvk("keysmith.dev", "v1alpha1", "GatewayApp");
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "gatewayapps"),
+    );
+    let apply = |spec: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let document = serde_json::json!({
+                "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+                "metadata": {"name": "typed"}, "spec": spec
+            });
+            let object: DynamicObject = serde_json::from_value(document).unwrap();
+            let params = PatchParams::apply("keysmith-admission-test").force();
+            match api.patch("typed", &params, &Patch::Apply(&object)).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(status)) => Err(status.message),
+                Err(other) => panic!("apply failed outside admission: {other}"),
+            }
+        }
+    };
+    let refused = |result: Result<(), String>, what: &str| match result {
+        Err(message) => assert!(
+            message.contains("spec.secret.type") && message.contains("immutable"),
+            "{what}: {message}"
+        ),
+        Ok(()) => panic!("{what} was accepted"),
+    };
+    apply(serde_json::json!({})).await.expect("created");
+    refused(
+        apply(serde_json::json!({"secret": {"type": "kubernetes.io/basic-auth"}})).await,
+        "adding spec.secret with a new type",
+    );
+    refused(
+        apply(serde_json::json!({"secret": {"name": "typed", "type": "kubernetes.io/basic-auth"}}))
+            .await,
+        "a new type under the same (now explicit) name",
+    );
+    apply(serde_json::json!({"secret": {"type": "Opaque"}}))
+        .await
+        .expect("the same type, spelled out");
+    apply(
+        serde_json::json!({"secret": {"name": "typed-basic", "type": "kubernetes.io/basic-auth"}}),
+    )
+    .await
+    .expect("a new type with a new name");
+    refused(
+        apply(serde_json::json!({"secret": {"name": "typed-basic"}})).await,
+        "dropping the type, same name",
+    );
+}

@@ -304,9 +304,10 @@ fn as_pair(credential: &(String, String)) -> Option<(&str, &str)> {
 
 /// A client that switches to the new credential does so when its pod
 /// restarts (spec.rollout), which takes longer than this; Traefik applies a
-/// Secret change in 0.1–0.3 s (measured), so a client switching the very
-/// instant the Secret changes could meet one 401 before the reload.
-const SWITCH_AFTER: Duration = Duration::from_secs(1);
+/// Secret change in 0.1–0.3 s (measured on an idle machine), so a client
+/// switching the very instant the Secret changes could meet a 401 before
+/// the reload.
+const SWITCH_AFTER: Duration = Duration::from_secs(2);
 
 #[tokio::test]
 async fn keysmith_credentials_pass_traefik_and_the_previous_stays_valid_through_the_overlap() {
@@ -381,7 +382,10 @@ async fn keysmith_credentials_pass_traefik_and_the_previous_stays_valid_through_
             switching = second.clone();
             switched = true;
         }
-        if switched && new_accepted_after.is_none() {
+        if switch_at.is_some()
+            && new_accepted_after.is_none()
+            && gateway.get("/shop", as_pair(&second)) == Some(NOOP_STATUS)
+        {
             new_accepted_after = Some(reset_at.elapsed());
         }
         if gateway.get("/shop", as_pair(&switching)) != Some(NOOP_STATUS) {
@@ -418,8 +422,13 @@ async fn keysmith_credentials_pass_traefik_and_the_previous_stays_valid_through_
     eprintln!(
         "overlap at Traefik: previous accepted {old_accepted} times, refused early {old_refused_early}, \
          refused {:?} after the reset (expiry {expiry}); switching client failures {switching_failures}; \
-         switched {:?} after the reset",
+         new credential accepted {:?} after the reset",
         old_refused_after_expiry, new_accepted_after
+    );
+    let new_accepted_after = new_accepted_after.expect("the new credential was accepted");
+    assert!(
+        new_accepted_after < Duration::from_secs(5),
+        "the reset reached the gateway only after {new_accepted_after:?}"
     );
     assert_eq!(
         old_refused_early, 0,
@@ -612,8 +621,18 @@ async fn the_second_gateway_secret_holds_the_previous_credential_exactly_through
     // Idle, across an operator restart: no write to any of the three Secrets.
     let names = ["kong", "kong-gateway", "kong-gateway-previous"];
     let before = env.versions(&names).await;
+    let reconciles = |logs: String| logs.matches("reconciling object").count();
+    let seen = reconciles(env.operator.logs());
     env.operator.restart();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while reconciles(env.operator.logs()) <= seen {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restarted operator never reconciled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         before,
         env.versions(&names).await,
@@ -646,4 +665,53 @@ async fn a_gateway_secret_keysmith_did_not_make_is_left_alone() {
         BTreeMap::from([("key".to_string(), "theirs".to_string())])
     );
     assert!(env.data("taken").await.is_none(), "nothing issued");
+}
+
+#[tokio::test]
+async fn a_gateway_secret_the_apiserver_refuses_is_reported_and_nothing_else_is_written() {
+    needs_control_plane!();
+    let env = Env::new("gateway-refused").await;
+    support::policy::refuse_labelled_secrets(&env.client, &env.ns).await;
+    env.create_app(
+        "refused",
+        json!({
+            "gateway": {"layout": "EnvoyGatewayApiKey"},
+            "secret": {"labels": {support::policy::REFUSE_LABEL: "yes"}}
+        }),
+    )
+    .await;
+    let app = env
+        .wait_app("refused", "SecretRefused", |app| {
+            ready_reason(app).is_some_and(|(reason, _)| reason == "SecretRefused")
+        })
+        .await;
+    let (_, message) = ready_reason(&app).unwrap();
+    assert!(
+        message.contains("refused-gateway"),
+        "names the gateway Secret: {message}"
+    );
+    assert!(message.contains("refused by policy"), "{message}");
+    assert!(env.data("refused-gateway").await.is_none());
+    assert!(
+        env.data("refused").await.is_none(),
+        "the output Secret is not written when its gateway Secret cannot be"
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(env.client.clone(), &env.ns);
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let list = events.list(&Default::default()).await.unwrap();
+        if list
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("SecretRefused"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no SecretRefused event"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

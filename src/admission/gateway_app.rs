@@ -163,7 +163,8 @@ fn gateway_names_rule() -> CrossRule<S> {
 
 /// A gateway that keeps one credential per username can keep the previous
 /// credential through an overlap only if it had its own AppKey: keepPrevious
-/// there needs rotation.rotateAppKey (and a generated AppKey).
+/// there needs rotation.rotateAppKey, a generated AppKey, and a generated
+/// AppSecret (a changed `appSecretFrom` value renews the secret alone).
 fn gateway_overlap_rule() -> CrossRule<S> {
     let keyed: Vec<String> = GatewayLayout::ALL
         .into_iter()
@@ -181,11 +182,11 @@ fn gateway_overlap_rule() -> CrossRule<S> {
         scope: Scope::Spec(&[]),
         field_path: ".rotation.keepPrevious",
         cel: format!(
-            "!has(self.gateway) || !(self.gateway.layout in [{}]) || !has(self.rotation) || !has(self.rotation.keepPrevious) || !self.rotation.keepPrevious.matches('[1-9]') || (has(self.rotation.rotateAppKey) && self.rotation.rotateAppKey && !has(self.appKey))",
+            "!has(self.gateway) || !(self.gateway.layout in [{}]) || !has(self.rotation) || !has(self.rotation.keepPrevious) || !self.rotation.keepPrevious.matches('[1-9]') || (has(self.rotation.rotateAppKey) && self.rotation.rotateAppKey && !has(self.appKey) && !has(self.appSecretFrom))",
             keyed.join(", ")
         ),
         message: format!(
-            "with gateway.layout {keyed_names} the gateway keeps one credential per username (the AppKey), so the previous AppSecret stays valid there only under its own AppKey: set rotation.rotateAppKey: true (with a generated AppKey, no spec.appKey), or drop keepPrevious"
+            "with gateway.layout {keyed_names} the gateway keeps one credential per username (the AppKey), so the previous AppSecret stays valid there only under its own AppKey: set rotation.rotateAppKey: true with a generated AppKey and AppSecret (no spec.appKey, no spec.appSecretFrom: a changed source value renews only the secret), or drop keepPrevious"
         ),
         holds: Box::new(|s: &S, _| {
             let keyed = s
@@ -195,7 +196,11 @@ fn gateway_overlap_rule() -> CrossRule<S> {
             let overlap = s
                 .keep_previous()
                 .is_some_and(|k| k.chars().any(|c| ('1'..='9').contains(&c)));
-            !keyed || !overlap || (s.rotate_key() == Some(true) && s.app_key.is_none())
+            !keyed
+                || !overlap
+                || (s.rotate_key() == Some(true)
+                    && s.app_key.is_none()
+                    && s.app_secret_from.is_none())
         }),
     }
 }

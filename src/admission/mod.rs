@@ -473,9 +473,11 @@ pub(crate) fn basic_auth_keys_rule<S: CommonSpec + 'static>(
 }
 
 /// A Secret's type cannot change (the apiserver refuses the write): a new
-/// `secret.type` needs a new `secret.name`. A transition rule, so only the
-/// apiserver checks it (offline there is no earlier version to compare).
-pub const SECRET_TYPE_IMMUTABLE_CEL: &str = "(has(self.type) ? self.type : 'Opaque') == (has(oldSelf.type) ? oldSelf.type : 'Opaque') || (has(self.name) ? self.name : '') != (has(oldSelf.name) ? oldSelf.name : '')";
+/// effective `secret.type` (default Opaque) needs a new effective
+/// `secret.name` (default `metadata.name`). A transition rule at the root,
+/// so it also sees `spec.secret` appear or go; only the apiserver checks it
+/// (offline there is no earlier version to compare).
+pub const SECRET_TYPE_IMMUTABLE_CEL: &str = "(has(self.spec.secret) && has(self.spec.secret.type) ? self.spec.secret.type : 'Opaque') == (has(oldSelf.spec.secret) && has(oldSelf.spec.secret.type) ? oldSelf.spec.secret.type : 'Opaque') || (has(self.spec.secret) && has(self.spec.secret.name) ? self.spec.secret.name : self.metadata.name) != (has(oldSelf.spec.secret) && has(oldSelf.spec.secret.name) ? oldSelf.spec.secret.name : oldSelf.metadata.name)";
 pub const SECRET_TYPE_IMMUTABLE_RULE: &str = "cannot change while the Secret keeps its name (a Secret's type is immutable): set a new secret.name with it";
 
 /// `rollout.targets[].name` are object names (DNS subdomains).
@@ -507,7 +509,7 @@ pub(crate) fn distinct(names: &[&String]) -> bool {
 
 /// CEL that the effective key names (each field or its default), the
 /// secret's `_previous` name, and any fixed names are pairwise distinct.
-/// The last entry of `named` is the secret key (it gets the `_previous` twin).
+/// `named[1]` is the secret key (it gets the `_previous` twin).
 pub(crate) fn distinct_keys_cel(named: &[(&str, &str)]) -> String {
     distinct_keys_cel_with_fixed(named, &[])
 }

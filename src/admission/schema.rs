@@ -77,14 +77,12 @@ fn render_rules<S>(root: &mut Value, rules: &KindRules<S>) {
         }
         push_validation(object, rule.keys_cel(), rule.keys_message(), "");
     }
-    if let Some(node) = node_at(root, &spec_path(&["secret"])) {
-        push_validation(
-            ensure_object(node),
-            SECRET_TYPE_IMMUTABLE_CEL.into(),
-            SECRET_TYPE_IMMUTABLE_RULE.into(),
-            ".type",
-        );
-    }
+    push_validation(
+        ensure_object(root),
+        SECRET_TYPE_IMMUTABLE_CEL.into(),
+        SECRET_TYPE_IMMUTABLE_RULE.into(),
+        ".spec.secret.type",
+    );
     for rule in &rules.cross {
         let path = match rule.scope {
             Scope::Root => Vec::new(),

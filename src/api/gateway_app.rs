@@ -108,9 +108,9 @@ pub struct GatewaySecret {
     /// The gateway's shape (docs/gateways.md shows each with the gateway's own objects).
     pub layout: GatewayLayout,
     /// Name of the gateway Secret. Default: the output Secret's name plus
-    /// `-gateway`. With rotation.keepPrevious, gateways that read one
-    /// credential per Secret get the previous one in `<name>-previous`,
-    /// which exists only during the overlap.
+    /// `-gateway`. Gateways that read one credential per Secret (Kong, APISIX)
+    /// also get `<name>-previous`: the previous credential during a
+    /// keepPrevious overlap, a random placeholder nobody is given otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }

@@ -93,6 +93,22 @@ pub mod annotations {
         OBSERVED_RESET_ANNOTATION,
         PREVIOUS_KEY,
     ];
+    /// keysmith's own annotations on the Secrets it writes: never copied
+    /// from `spec.secret.annotations` (a user value there could forge the
+    /// record, the identity or a placeholder mark).
+    pub const RESERVED: [&str; 11] = [
+        REVISION,
+        ROTATED_AT,
+        ROTATION_REASON,
+        ISSUED_AT,
+        PREVIOUS_EXPIRES_AT,
+        OBSERVED_RESET_REQUEST,
+        OBSERVED_RESET_ANNOTATION,
+        PREVIOUS_KEY,
+        OWNER_UID,
+        OWNER_NAME,
+        PLACEHOLDER,
+    ];
     /// Written by `kubectl apply` (client-side); keysmith never reads it.
     pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 }

@@ -36,8 +36,9 @@ const BUSY_IN_FLIGHT: usize = 1;
 const QUIET_IN_FLIGHT: usize = 16;
 /// How often the publisher looks again while it holds events back.
 const TICK: Duration = Duration::from_millis(50);
-/// On shutdown, how long the publisher may take to drain the queue.
-pub const DRAIN: Duration = Duration::from_secs(20);
+/// On shutdown, how long the publisher may take to drain the queue (the
+/// lease is released after it, inside the pod's 30 s grace period).
+pub const DRAIN: Duration = Duration::from_secs(10);
 
 /// kube's `Recorder` keeps every event it published (to turn repeats into a
 /// series) and drops expired ones (older than 6 minutes) only when it
@@ -167,7 +168,7 @@ async fn publish_events(
         last_event: Instant::now(),
     };
     let current = Arc::new(Mutex::new(fresh()));
-    let refresher = tokio::spawn({
+    let refresher = AbortOnDrop(tokio::spawn({
         let current = current.clone();
         async move {
             loop {
@@ -178,7 +179,7 @@ async fn publish_events(
                 }
             }
         }
-    });
+    }));
     let mut waiting: VecDeque<Queued> = VecDeque::new();
     let mut in_flight = FuturesUnordered::new();
     let mut closed_at: Option<Instant> = None;
@@ -223,7 +224,17 @@ async fn publish_events(
             () = tokio::time::sleep(TICK), if !waiting.is_empty() => {}
         }
     }
-    refresher.abort();
+    drop(refresher);
+}
+
+/// A task that ends when its handle goes (also when the publisher itself is
+/// dropped by a timeout).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::context::KindContext;
-use super::error::{Error, ObserveError, PERMANENT_RETRY, Result};
+use super::error::{ApplySecretError, Error, ObserveError, PERMANENT_RETRY, Result};
 use super::rollout::{self, RolloutDone};
 use super::secrets::{self, ReadFrom, SecretInPlace};
 use super::status;
@@ -77,7 +77,6 @@ where
     let object = ctx.newest(&object);
     let seen = observe(&object, ctx).await?;
     let plan = plan(&seen)?;
-    apply_gateway(&object, ctx, &seen, &plan).await?;
     let applied = apply_secret(&object, ctx, &seen, plan).await?;
     let rollout = rollout::roll_out(&*object, ctx, &seen.namespace, &applied, seen.now).await;
     status::apply_status(ctx, &object, &seen.intent, &applied, &rollout, seen.now).await?;
@@ -178,10 +177,11 @@ fn plan(seen: &Observation) -> Result<Plan> {
     )?)
 }
 
-/// Step 3b: the output Secret, before the status. A write the apiserver refuses
-/// for good (invalid, forbidden) becomes Ready=False with its message and a
-/// Warning event, and the next try waits for a change or a long backoff
-/// instead of a retry every few seconds.
+/// Step 3b: the gateway Secrets (3a), then the output Secret, before the
+/// status. A write the apiserver refuses for good (invalid, forbidden)
+/// becomes Ready=False with its message and a Warning event, and the next
+/// try waits for a change or a long backoff instead of a retry every few
+/// seconds.
 async fn apply_secret<K>(
     object: &Arc<K>,
     ctx: &KindContext<K>,
@@ -192,22 +192,20 @@ where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
-    let applied = match secrets::apply_secret(
-        &api,
-        &**object,
-        &seen.namespace,
-        plan,
-        seen.secret_found,
-    )
-    .await
-    {
+    let result = match apply_gateway(object, ctx, seen, &plan).await {
+        Ok(()) => {
+            secrets::apply_secret(&api, &**object, &seen.namespace, plan, seen.secret_found).await
+        }
+        Err(error) => Err(Box::new(secrets::NotApplied { error, plan })),
+    };
+    let applied = match result {
         Ok(applied) => applied,
         Err(failed) if failed.error.is_permanent() => {
             let secrets::NotApplied { error, plan } = *failed;
             let values = secret_values(&plan);
             let values: Vec<&str> = values.iter().map(String::as_str).collect();
             let mut refused = engine::plan_refused(
-                &seen.intent.secret_name,
+                &error.name,
                 &error.apiserver_message(),
                 &values,
                 &seen.previous,
@@ -242,16 +240,12 @@ async fn apply_gateway<K>(
     ctx: &KindContext<K>,
     seen: &Observation,
     plan: &Plan,
-) -> Result<()>
+) -> Result<(), ApplySecretError>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
-    let writes = &plan.gateway;
-    if writes.is_empty() {
-        return Ok(());
-    }
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
-    for write in &writes.apply {
+    for write in &plan.gateway.apply {
         let desired = &write.secret;
         let found = seen.gateway.contains_key(&desired.name);
         let rv = secrets::apply_desired(&api, &**object, &seen.namespace, desired, found).await?;

@@ -188,8 +188,13 @@ pub fn observe_secret<K: CredentialKind>(
         })
         .cloned()
         .collect();
+    let foreign_data = ownership == Ownership::Adopted
+        || owned
+            .as_ref()
+            .is_none_or(|owned| data.keys().any(|k| !owned.contains(k)));
     let uid = owner.meta().uid.as_ref();
     ObservedSecret {
+        foreign_data,
         ours: ownership != Ownership::Foreign,
         data,
         labels: secret.labels().clone(),

@@ -76,6 +76,7 @@ pub fn issued_secret() -> ObservedSecret {
         ]),
         owner_referenced: true,
         edited_keys: Default::default(),
+        foreign_data: false,
     }
 }
 

@@ -209,7 +209,7 @@ fn desired<R: TryCryptoRng>(
                     secret_of(intent, &second_name, single(layout, credential), false)
                 }
                 Second::Placeholder => match s.gateway.get(&second_name) {
-                    Some(found) if is_placeholder(found) => secret_of(
+                    Some(found) if is_placeholder(found, layout) => secret_of(
                         intent,
                         &second_name,
                         found
@@ -230,13 +230,23 @@ fn desired<R: TryCryptoRng>(
     })
 }
 
-fn is_placeholder(found: &ObservedSecret) -> bool {
-    found.ours
-        && found
-            .annotations
-            .get(annotations::PLACEHOLDER)
-            .map(String::as_str)
-            == Some(annotations::PLACEHOLDER_VALUE)
+/// A placeholder keysmith made for this layout and nobody changed since:
+/// marked, of the layout's shape, every value keysmith's as it wrote it.
+fn is_placeholder(found: &ObservedSecret, layout: GatewayLayout) -> bool {
+    let marked = found
+        .annotations
+        .get(annotations::PLACEHOLDER)
+        .map(String::as_str)
+        == Some(annotations::PLACEHOLDER_VALUE);
+    let shape = single(layout, ("", ""));
+    let shaped = found.data.len() == shape.len()
+        && shape.keys().all(|k| {
+            found
+                .data
+                .get(k)
+                .is_some_and(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
+        });
+    found.ours && marked && shaped && !found.foreign_data
 }
 
 /// A credential nobody is given: a fresh random key, and a secret of the
@@ -265,6 +275,7 @@ fn secret_of(
             .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     let mut annotations = intent.annotations.clone();
+    annotations.remove(annotations::PLACEHOLDER);
     if placeholder {
         annotations.insert(
             annotations::PLACEHOLDER.to_string(),
@@ -358,6 +369,7 @@ mod tests {
             annotations: desired.annotations.clone(),
             owner_referenced: desired.owned,
             edited_keys: BTreeSet::new(),
+            foreign_data: false,
         }
     }
 
@@ -431,7 +443,8 @@ mod tests {
         ];
         for (layout, want, kong) in cases {
             let mut world = world(layout);
-            let plan = pass(&mut world, &mut rng());
+            let mut seed = rng();
+            let plan = pass(&mut world, &mut seed);
             assert_eq!(
                 plan.secret, None,
                 "{layout:?}: the output Secret is as it was"
@@ -461,8 +474,8 @@ mod tests {
                 "{layout:?}: recognised as keysmith's"
             );
             assert!(
-                pass(&mut world, &mut rng()).gateway.is_empty(),
-                "{layout:?}: idle"
+                pass(&mut world, &mut seed).gateway.is_empty(),
+                "{layout:?}: idle (a placeholder is kept, not made again)"
             );
         }
     }
@@ -656,6 +669,25 @@ mod tests {
             1,
             "recreated"
         );
+    }
+
+    #[test]
+    fn a_placeholder_someone_changed_is_made_again() {
+        let mut seed = rng();
+        let mut world = world(GatewayLayout::KongBasicAuth);
+        pass(&mut world, &mut seed);
+        let made = data(&world, "orders-gateway-previous");
+        let found = world.gateway.get_mut("orders-gateway-previous").unwrap();
+        found.foreign_data = true; // someone set a password they know
+        let plan = pass(&mut world, &mut seed);
+        assert_eq!(plan.gateway.apply.len(), 1);
+        let remade = data(&world, "orders-gateway-previous");
+        assert_ne!(remade, made, "a fresh placeholder");
+        // The wrong shape (a layout switch) is made again too.
+        let found = world.gateway.get_mut("orders-gateway-previous").unwrap();
+        found.data = BTreeMap::from([("key".to_string(), Some("x".repeat(30)))]);
+        assert_eq!(pass(&mut world, &mut seed).gateway.apply.len(), 1);
+        assert!(data(&world, "orders-gateway-previous").contains_key("username"));
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub struct ObservedSecret {
     /// Data keys whose value keysmith's field manager no longer owns:
     /// someone else changed them since keysmith's last write.
     pub edited_keys: BTreeSet<String>,
+    /// Some data entry is not keysmith's as it wrote it (changed or added
+    /// by someone else, or never applied by keysmith).
+    pub foreign_data: bool,
 }
 
 /// A user-supplied secret source as found. (Debug never shows the value.)
@@ -127,6 +130,7 @@ impl std::fmt::Debug for ObservedSecret {
             .field("annotations", &self.annotations)
             .field("owner_referenced", &self.owner_referenced)
             .field("edited_keys", &self.edited_keys)
+            .field("foreign_data", &self.foreign_data)
             .finish()
     }
 }

@@ -87,6 +87,7 @@ fn as_written(desired: &DesiredSecret, before: Option<&ObservedSecret>) -> Obser
         annotations: desired.annotations.clone(),
         owner_referenced: desired.owned,
         edited_keys: BTreeSet::new(),
+        foreign_data: false,
     }
 }
 

@@ -128,12 +128,15 @@ fn plan_previous(s: &Snapshot, secret_replaced: bool) -> Option<(String, Timesta
 }
 
 /// The key of the kept previous secret: the key in use before this pass
-/// when the secret is replaced now, else the one recorded with it.
+/// when the secret is replaced now, else the one recorded with it (an
+/// annotation anyone who may edit the Secret can change: it must pass the
+/// key's rule, or it is not used).
 fn previous_key(s: &Snapshot, secret_replaced: bool) -> Option<String> {
     if secret_replaced {
         s.current_key().cloned()
     } else {
-        s.record.previous_key.clone()
+        let recorded = s.record.previous_key.clone();
+        recorded.filter(|key| s.intent.key_rule.is_valid(key))
     }
 }
 

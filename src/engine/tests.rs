@@ -22,6 +22,7 @@ fn written(desired: &DesiredSecret) -> ObservedSecret {
         annotations: desired.annotations.clone(),
         owner_referenced: desired.owned,
         edited_keys: BTreeSet::new(),
+        foreign_data: false,
     }
 }
 
