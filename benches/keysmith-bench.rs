@@ -369,26 +369,40 @@ async fn wait_events(
     }
 }
 
-/// Mutating requests the apiserver has served, by resource.
+/// Mutating requests the apiserver has served, by resource; and every
+/// request by `resource/subresource VERB`.
 async fn mutating_requests(client: &Client) -> Result<BTreeMap<String, f64>, BoxError> {
     let request = http::Request::get("/metrics").body(Vec::new())?;
     let text = client.request_text(request).await?;
     let mut out = BTreeMap::new();
+    // Watchers the apiserver closed because they fell behind (each costs a re-list).
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_terminated_watchers_total{"))
+    {
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let detail = format!("terminated watchers {}", label(line, "resource"));
+        *out.entry(detail).or_insert(0.0) += value;
+    }
     for line in text
         .lines()
         .filter(|l| l.starts_with("apiserver_request_total{"))
     {
         let verb = label(line, "verb");
         let resource = label(line, "resource");
-        if !matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE") {
-            continue;
-        }
         let value: f64 = line
             .rsplit(' ')
             .next()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0);
-        *out.entry(resource.clone()).or_insert(0.0) += value;
+        // Totals count writes only; the per-verb detail shows reads too.
+        if matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE") {
+            *out.entry(resource.clone()).or_insert(0.0) += value;
+        }
         let detail = format!("{resource}/{} {verb}", label(line, "subresource"));
         *out.entry(detail).or_insert(0.0) += value;
     }
