@@ -20,7 +20,7 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use support::control_plane;
-use support::operator::Operator;
+use support::env::{Env, SETTLE};
 use support::traefik::{self, NOOP_STATUS, Traefik, htpasswd_sha};
 
 /// Traefik applies a Secret change in about 0.2 s; this is the bound a test accepts.
@@ -169,92 +169,10 @@ async fn htpasswd_secret_admits_each_user_until_a_secret_update_drops_one() {
 
 // ---- keysmith in front of the gateway ----
 
-/// How long keysmith may take to issue or reset.
-const SETTLE: Duration = Duration::from_secs(60);
-
-struct Env {
-    client: Client,
-    ns: String,
-    operator: Operator,
-}
-
 impl Env {
-    async fn new(hint: &str) -> Env {
-        let client = control_plane::client().await;
-        let ns = control_plane::namespace(&client, hint).await;
-        let operator = Operator::start(control_plane::control_plane(), &ns);
-        Env {
-            client,
-            ns,
-            operator,
-        }
-    }
-
-    fn apps(&self) -> Api<GatewayApp> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    fn secrets(&self) -> Api<Secret> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    async fn create_app(&self, name: &str, spec: serde_json::Value) {
-        let app = json!({
-            "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
-            "metadata": {"name": name}, "spec": spec
-        });
-        self.apps()
-            .patch(
-                name,
-                &PatchParams::apply("keysmith-tests"),
-                &Patch::Apply(&app),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("creating GatewayApp {name}: {e}"));
-    }
-
-    /// Waits until `check` holds for the app; fails with its status and the operator's log.
-    async fn wait_app(
-        &self,
-        name: &str,
-        what: &str,
-        check: impl Fn(&GatewayApp) -> bool,
-    ) -> GatewayApp {
-        let deadline = tokio::time::Instant::now() + SETTLE;
-        loop {
-            if let Ok(app) = self.apps().get(name).await
-                && check(&app)
-            {
-                return app;
-            }
-            if tokio::time::Instant::now() > deadline {
-                let app = self.apps().get(name).await.ok();
-                let logs = self.operator.logs();
-                let tail: Vec<&str> = logs.lines().collect();
-                panic!(
-                    "{name}: {what}: {:#?}\n{}",
-                    app.and_then(|a| a.status),
-                    tail[tail.len().saturating_sub(15)..].join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     async fn wait_ready(&self, name: &str) -> GatewayApp {
         self.wait_app(name, "Ready", |app| ready(app) == Some(true))
             .await
-    }
-
-    async fn reset(&self, name: &str, value: &str) {
-        self.apps()
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"resetRequest": value}})),
-            )
-            .await
-            .unwrap();
     }
 
     /// The Secret's data as text (None: no such Secret).
@@ -347,7 +265,7 @@ async fn keysmith_credentials_pass_traefik_and_the_previous_stays_valid_through_
 
     // Reset. One client keeps the first credential; another switches over.
     let reset_at = std::time::Instant::now();
-    env.reset("shop", "r1").await;
+    env.request_reset("shop", "r1").await;
     let mut switching = first.clone();
     let mut switch_at: Option<std::time::Instant> = None;
     let mut switched = false;
@@ -483,13 +401,6 @@ async fn a_basic_auth_secret_from_keysmith_is_read_by_traefik_and_a_reset_reache
     assert_eq!(gateway.get("/plain", as_pair(&wrong)), Some(UNAUTHORIZED));
 
     env.reset("plain", "r1").await;
-    env.wait_app("plain", "reset", |app| {
-        app.status
-            .as_ref()
-            .and_then(|s| s.rotation.observed_reset_request.as_deref())
-            == Some("r1")
-    })
-    .await;
     let second = env.credential("plain", "username", "password").await;
     assert_eq!(second.0, first.0, "the key stays; the secret is new");
     assert_ne!(second.1, first.1);
@@ -547,15 +458,7 @@ async fn the_second_gateway_secret_holds_the_previous_credential_exactly_through
     assert_eq!(marked.as_deref(), Some("true"));
     assert_ne!(placeholder, first.1);
 
-    env.reset("kong", "r1").await;
-    let app = env
-        .wait_app("kong", "reset", |app| {
-            app.status
-                .as_ref()
-                .and_then(|s| s.rotation.observed_reset_request.as_deref())
-                == Some("r1")
-        })
-        .await;
+    let app = env.reset("kong", "r1").await;
     let second = env.credential("kong", "app_key", "app_secret").await;
     assert_eq!(
         kong_key(&env, "kong-gateway").await,

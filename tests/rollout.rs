@@ -5,7 +5,8 @@
 
 mod support;
 
-use support::{control_plane, operator};
+use support::control_plane;
+use support::env::Env;
 
 use std::process::Command;
 use std::time::Duration;
@@ -13,9 +14,8 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use keysmith::api::names::restarted_for_key;
 use keysmith::api::*;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
-use operator::Operator;
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,33 +28,12 @@ macro_rules! needs_control_plane {
     };
 }
 
-struct Env {
-    client: Client,
-    ns: String,
-    operator: Operator,
-}
-
 fn pod_template(app: &str) -> serde_json::Value {
     json!({"metadata": {"labels": {"app": app}},
            "spec": {"containers": [{"name": "c", "image": "example.invalid/app:1"}]}})
 }
 
 impl Env {
-    async fn new(hint: &str) -> Env {
-        let client = control_plane::client().await;
-        let ns = control_plane::namespace(&client, hint).await;
-        let operator = Operator::start(control_plane::control_plane(), &ns);
-        Env {
-            client,
-            ns,
-            operator,
-        }
-    }
-
-    fn apps(&self) -> Api<GatewayApp> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
     fn deployments(&self) -> Api<Deployment> {
         Api::namespaced(self.client.clone(), &self.ns)
     }
@@ -70,62 +49,6 @@ impl Env {
             .create(&PostParams::default(), &deployment)
             .await
             .unwrap();
-    }
-
-    async fn create_app(&self, name: &str, spec: serde_json::Value) {
-        let app: GatewayApp = serde_json::from_value(json!({
-            "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
-            "metadata": {"name": name}, "spec": spec
-        }))
-        .unwrap();
-        self.apps()
-            .create(&PostParams::default(), &app)
-            .await
-            .unwrap();
-    }
-
-    async fn app(&self, name: &str) -> GatewayApp {
-        self.apps().get(name).await.unwrap()
-    }
-
-    async fn wait_app(
-        &self,
-        name: &str,
-        what: &str,
-        check: impl Fn(&GatewayApp) -> bool,
-    ) -> GatewayApp {
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        loop {
-            let app = self.app(name).await;
-            if check(&app) {
-                return app;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name}: {what}: {:#?}\n{}",
-                app.status,
-                tail(&self.operator.logs())
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn reset(&self, name: &str, value: &str) {
-        self.apps()
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"resetRequest": value}})),
-            )
-            .await
-            .unwrap();
-        self.wait_app(name, "reset carried out", |a| {
-            a.status
-                .as_ref()
-                .and_then(|s| s.rotation.observed_reset_request.as_deref())
-                == Some(value)
-        })
-        .await;
     }
 
     /// ReplicaSets of a Deployment once its controller has caught up.
@@ -164,11 +87,6 @@ impl Env {
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
             .unwrap_or(-1.0)
     }
-}
-
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
 fn revision(app: &GatewayApp) -> Option<i64> {

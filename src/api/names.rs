@@ -93,22 +93,12 @@ pub mod annotations {
         OBSERVED_RESET_ANNOTATION,
         PREVIOUS_KEY,
     ];
-    /// keysmith's own annotations on the Secrets it writes: never copied
-    /// from `spec.secret.annotations` (a user value there could forge the
-    /// record, the identity or a placeholder mark).
-    pub const RESERVED: [&str; 11] = [
-        REVISION,
-        ROTATED_AT,
-        ROTATION_REASON,
-        ISSUED_AT,
-        PREVIOUS_EXPIRES_AT,
-        OBSERVED_RESET_REQUEST,
-        OBSERVED_RESET_ANNOTATION,
-        PREVIOUS_KEY,
-        OWNER_UID,
-        OWNER_NAME,
-        PLACEHOLDER,
-    ];
+    /// keysmith's own annotations on the Secrets it writes (the record, the
+    /// owner's identity, the placeholder mark): never copied from
+    /// `spec.secret.annotations`, where a user value could forge them.
+    pub fn reserved(key: &str) -> bool {
+        RECORD.contains(&key) || [OWNER_UID, OWNER_NAME, PLACEHOLDER].contains(&key)
+    }
     /// Written by `kubectl apply` (client-side); keysmith never reads it.
     pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 }
@@ -137,10 +127,9 @@ pub mod gateway {
     pub const KONG_KEY_AUTH: &str = "key-auth";
     pub const KONG_BASIC_AUTH: &str = "basic-auth";
     pub const KONG_HMAC_AUTH: &str = "hmac-auth";
-    /// Data keys.
+    /// Data keys (`username`/`password` as in a basic-auth Secret).
+    pub use super::data_keys::{PASSWORD, USERNAME};
     pub const KEY: &str = "key";
-    pub const USERNAME: &str = "username";
-    pub const PASSWORD: &str = "password";
     pub const SECRET: &str = "secret";
     pub const KEY_ID: &str = "key_id";
     pub const SECRET_KEY: &str = "secret_key";

@@ -245,7 +245,7 @@ where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
-    for write in &plan.gateway.apply {
+    for write in &plan.gateway {
         let desired = &write.secret;
         let found = seen.gateway.contains_key(&desired.name);
         let rv = secrets::apply_desired(&api, &**object, &seen.namespace, desired, found).await?;
@@ -268,7 +268,7 @@ where
 /// The values a planned Secret carries, raw and as the wire shows them
 /// (base64): none may reach a message.
 fn secret_values(plan: &Plan) -> Vec<String> {
-    let gateway = plan.gateway.apply.iter().map(|write| &write.secret);
+    let gateway = plan.gateway.iter().map(|write| &write.secret);
     let data = plan
         .secret
         .iter()

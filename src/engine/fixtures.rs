@@ -8,7 +8,7 @@ use rand::SeedableRng;
 
 use super::inputs::{Intent, KeyGenerator, ObservedSecret, PreviousStatus, SourceValue};
 use super::snapshot::Snapshot;
-use super::{Observed, Plan};
+use super::{DesiredSecret, Observed, Plan};
 use crate::api::names::annotations;
 use crate::api::{RotationReason, SecretType};
 use crate::rules;
@@ -75,6 +75,23 @@ pub fn issued_secret() -> ObservedSecret {
             (annotations::ISSUED_AT.into(), t(0).to_string()),
         ]),
         owner_referenced: true,
+        edited_keys: Default::default(),
+        foreign_data: false,
+    }
+}
+
+/// The Secret as the apiserver would hold it after applying `desired`.
+pub fn written(desired: &DesiredSecret) -> ObservedSecret {
+    ObservedSecret {
+        ours: true,
+        data: desired
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect(),
+        labels: desired.labels.clone(),
+        annotations: desired.annotations.clone(),
+        owner_referenced: desired.owned,
         edited_keys: Default::default(),
         foreign_data: false,
     }

@@ -47,19 +47,6 @@ pub struct GatewayWrite {
     pub remove_keys: Vec<String>,
 }
 
-/// What to do to the gateway Secrets.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GatewayWrites {
-    /// Missing, or not as wanted.
-    pub apply: Vec<GatewayWrite>,
-}
-
-impl GatewayWrites {
-    pub fn is_empty(&self) -> bool {
-        self.apply.is_empty()
-    }
-}
-
 /// How a layout holds the previous credential during the overlap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Overlap {
@@ -292,20 +279,24 @@ fn secret_of(
     }
 }
 
-/// The writes that bring the gateway Secrets in step with `outcome`.
+/// The writes that bring the gateway Secrets in step with `outcome`: the
+/// ones missing or not as wanted.
 pub fn writes<R: TryCryptoRng>(
     s: &Snapshot,
     outcome: &Outcome,
     rng: &mut R,
-) -> Result<GatewayWrites, GenerateError> {
-    let apply = desired(s, outcome, rng)?
+) -> Result<Vec<GatewayWrite>, GenerateError> {
+    let writes = desired(s, outcome, rng)?
         .into_iter()
         .filter_map(|secret| {
             let found = s.gateway.get(&secret.name);
             if found.is_some_and(|found| in_step(found, &secret)) {
                 return None;
             }
+            // Entries keysmith applied and no longer wants go with the apply;
+            // only someone else's additions need removing apart.
             let remove_keys = found
+                .filter(|found| found.foreign_data)
                 .map(|found| {
                     found
                         .data
@@ -321,7 +312,7 @@ pub fn writes<R: TryCryptoRng>(
             })
         })
         .collect();
-    Ok(GatewayWrites { apply })
+    Ok(writes)
 }
 
 /// A gateway Secret holds exactly the wanted data (a gateway may read every
@@ -348,30 +339,13 @@ fn in_step(found: &ObservedSecret, desired: &DesiredSecret) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
     use std::time::Duration;
 
     use super::*;
     use crate::api::Reason;
     use crate::api::names::annotations;
-    use crate::engine::fixtures::{KEY, SECRET, World, rng, status_after, t};
+    use crate::engine::fixtures::{KEY, SECRET, World, rng, status_after, t, written};
     use crate::engine::{Plan, plan};
-
-    fn written(desired: &DesiredSecret) -> ObservedSecret {
-        ObservedSecret {
-            ours: true,
-            data: desired
-                .data
-                .iter()
-                .map(|(k, v)| (k.clone(), Some(v.clone())))
-                .collect(),
-            labels: desired.labels.clone(),
-            annotations: desired.annotations.clone(),
-            owner_referenced: desired.owned,
-            edited_keys: BTreeSet::new(),
-            foreign_data: false,
-        }
-    }
 
     fn world(layout: GatewayLayout) -> World {
         let mut world = World::issued();
@@ -388,7 +362,7 @@ mod tests {
         if let Some(secret) = &plan.secret {
             world.secret = Some(written(secret));
         }
-        for write in &plan.gateway.apply {
+        for write in &plan.gateway {
             world
                 .gateway
                 .insert(write.secret.name.clone(), written(&write.secret));
@@ -453,14 +427,14 @@ mod tests {
             let previous = world.gateway.get("orders-gateway-previous");
             match layout {
                 GatewayLayout::EnvoyGatewayApiKey | GatewayLayout::TraefikBasicAuth => {
-                    assert_eq!(plan.gateway.apply.len(), 1, "{layout:?}");
+                    assert_eq!(plan.gateway.len(), 1, "{layout:?}");
                     assert!(
                         previous.is_none(),
                         "{layout:?}: a second entry, not a Secret"
                     );
                 }
                 _ => {
-                    assert_eq!(plan.gateway.apply.len(), 2, "{layout:?}");
+                    assert_eq!(plan.gateway.len(), 2, "{layout:?}");
                     assert_placeholder(previous.unwrap(), &want, layout);
                 }
             }
@@ -553,8 +527,8 @@ mod tests {
         );
         world.now = t(80);
         let plan = pass(&mut world, &mut seed);
-        assert_eq!(plan.gateway.apply.len(), 1);
-        assert_eq!(plan.gateway.apply[0].secret.name, "orders-gateway-previous");
+        assert_eq!(plan.gateway.len(), 1);
+        assert_eq!(plan.gateway[0].secret.name, "orders-gateway-previous");
         assert_placeholder(
             &world.gateway["orders-gateway-previous"],
             &[("key", "")],
@@ -578,7 +552,7 @@ mod tests {
         );
         world.now = t(80);
         let plan = pass(&mut world, &mut seed);
-        assert_eq!(plan.gateway.apply.len(), 1);
+        assert_eq!(plan.gateway.len(), 1);
         assert_eq!(data(&world, "orders-gateway"), map(&[(KEY, &new_secret)]));
     }
 
@@ -659,16 +633,13 @@ mod tests {
         let found = world.gateway.get_mut("orders-gateway").unwrap();
         found.data.insert("key".into(), Some("edited".into()));
         found.data.insert("extra".into(), Some("someone's".into()));
+        found.foreign_data = true;
         let plan = pass(&mut world, &mut rng());
-        assert_eq!(plan.gateway.apply.len(), 1);
-        assert_eq!(plan.gateway.apply[0].remove_keys, ["extra"]);
+        assert_eq!(plan.gateway.len(), 1);
+        assert_eq!(plan.gateway[0].remove_keys, ["extra"]);
         assert_eq!(data(&world, "orders-gateway"), map(&[("key", SECRET)]));
         world.gateway.remove("orders-gateway");
-        assert_eq!(
-            pass(&mut world, &mut rng()).gateway.apply.len(),
-            1,
-            "recreated"
-        );
+        assert_eq!(pass(&mut world, &mut rng()).gateway.len(), 1, "recreated");
     }
 
     #[test]
@@ -680,13 +651,13 @@ mod tests {
         let found = world.gateway.get_mut("orders-gateway-previous").unwrap();
         found.foreign_data = true; // someone set a password they know
         let plan = pass(&mut world, &mut seed);
-        assert_eq!(plan.gateway.apply.len(), 1);
+        assert_eq!(plan.gateway.len(), 1);
         let remade = data(&world, "orders-gateway-previous");
         assert_ne!(remade, made, "a fresh placeholder");
         // The wrong shape (a layout switch) is made again too.
         let found = world.gateway.get_mut("orders-gateway-previous").unwrap();
         found.data = BTreeMap::from([("key".to_string(), Some("x".repeat(30)))]);
-        assert_eq!(pass(&mut world, &mut seed).gateway.apply.len(), 1);
+        assert_eq!(pass(&mut world, &mut seed).gateway.len(), 1);
         assert!(data(&world, "orders-gateway-previous").contains_key("username"));
     }
 

@@ -33,7 +33,7 @@ pub mod triggers;
 use k8s_openapi::jiff::Timestamp;
 use rand::TryCryptoRng;
 
-pub use gateway::{GatewayWrite, GatewayWrites};
+pub use gateway::GatewayWrite;
 pub use generate::GenerateError;
 pub use inputs::{
     GatewayIntent, Intent, KeyGenerator, Observed, ObservedSecret, PreviousStatus, SourceValue,

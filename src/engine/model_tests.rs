@@ -14,12 +14,11 @@
 //!
 //! `PROPTEST_CASES` sets the number of sequences (CI: the default below).
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::fixtures::{intent, rng, status_after, t};
+use super::fixtures::{intent, rng, status_after, t, written};
 use super::*;
 
 #[derive(Clone, Debug)]
@@ -74,21 +73,11 @@ struct Model {
 /// The Secret after our server-side apply: our fields as desired (every
 /// one taken back), labels others added kept.
 fn as_written(desired: &DesiredSecret, before: Option<&ObservedSecret>) -> ObservedSecret {
+    let mut secret = written(desired);
     let mut labels = before.map(|b| b.labels.clone()).unwrap_or_default();
-    labels.extend(desired.labels.clone());
-    ObservedSecret {
-        ours: true,
-        data: desired
-            .data
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect(),
-        labels,
-        annotations: desired.annotations.clone(),
-        owner_referenced: desired.owned,
-        edited_keys: BTreeSet::new(),
-        foreign_data: false,
-    }
+    labels.extend(secret.labels);
+    secret.labels = labels;
+    secret
 }
 
 impl Model {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::gateway::GatewayWrites;
+use super::gateway::GatewayWrite;
 use super::guards::Blocked;
 use super::inputs::{Intent, ObservedSecret, PreviousStatus};
 use super::outcome::{self, Outcome};
@@ -84,7 +84,7 @@ pub struct Plan {
     /// Apply this Secret (server-side apply) before anything else.
     pub secret: Option<DesiredSecret>,
     /// Then bring the gateway Secrets in step with it.
-    pub gateway: GatewayWrites,
+    pub gateway: Vec<GatewayWrite>,
     /// The state to report; `None` leaves the status's credential fields as they are.
     pub state: Option<State>,
     pub readiness: Readiness,
@@ -108,7 +108,7 @@ pub fn render_blocked(blocked: Blocked, previous: &PreviousStatus) -> Plan {
     };
     Plan {
         secret: None,
-        gateway: GatewayWrites::default(),
+        gateway: Vec::new(),
         state: None,
         readiness: Readiness {
             ready: false,
@@ -128,7 +128,7 @@ pub fn render_plan(s: &Snapshot, outcome: &Outcome) -> Plan {
         || s.secret
             .is_none_or(|observed| !matches_desired(observed, &desired, intent));
     Plan {
-        gateway: GatewayWrites::default(),
+        gateway: Vec::new(),
         secret: write.then_some(desired),
         state: Some(state(outcome)),
         readiness: Readiness {

@@ -1,30 +1,13 @@
 //! Table-style tests of the plan with a fixed clock and a seeded generator.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::fixtures::{intent, rng, status_after, t};
+use super::fixtures::{intent, rng, status_after, t, written};
 use super::*;
 use crate::api::RotationReason;
 use crate::api::names::annotations;
 use crate::rules;
-
-/// The Secret as the apiserver would hold it after applying `desired`.
-fn written(desired: &DesiredSecret) -> ObservedSecret {
-    ObservedSecret {
-        ours: true,
-        data: desired
-            .data
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect(),
-        labels: desired.labels.clone(),
-        annotations: desired.annotations.clone(),
-        owner_referenced: desired.owned,
-        edited_keys: BTreeSet::new(),
-        foreign_data: false,
-    }
-}
 
 /// A world that keeps what the plans write, to run passes in sequence.
 struct World {

@@ -91,7 +91,7 @@ fn secret_annotations(
     uid: Option<&String>,
 ) -> BTreeMap<String, String> {
     let mut annotations = spec_annotations.cloned().unwrap_or_default();
-    annotations.retain(|key, _| !annotations::RESERVED.contains(&key.as_str()));
+    annotations.retain(|key, _| !annotations::reserved(key));
     if let Some(uid) = uid {
         annotations.insert(annotations::OWNER_UID.into(), uid.clone());
     }

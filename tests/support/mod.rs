@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod control_plane;
+pub mod env;
 pub mod faults;
 pub mod fixtures;
 pub mod leak;
