@@ -1,7 +1,7 @@
 # keysmith: a static (musl) binary on a minimal, non-root base image.
 #   docker build -t ghcr.io/keysmith-dev/keysmith:0.1.0 .
 FROM rust:1.95-alpine AS build
-RUN apk add --no-cache musl-dev
+RUN apk add --no-cache musl-dev make
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src

@@ -1,5 +1,5 @@
 //! `keysmith run`: wiring the controllers, the HTTP endpoints, leader
-//! election, memory upkeep and signals together.
+//! election and signals together. (The allocator is chosen in `main.rs`.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +12,6 @@ use crate::controller::{self, Health, Metrics, Options, shutdown_signal};
 
 pub mod http;
 pub mod leader;
-pub mod memory;
 mod signals;
 
 use leader::{Election, LeaderOptions};
@@ -52,7 +51,6 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         .await
         .map_err(RunError::Crds)?;
 
-    tokio::spawn(memory::release_freed_memory());
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::new(2));
     let signals = watch_signals();
