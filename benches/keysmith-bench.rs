@@ -14,7 +14,8 @@
 //! - keysmith: N resources are created in another namespace with the operator
 //!   stopped; the clock runs from starting the release `keysmith run` to the
 //!   moment a watch has seen every one Ready (start-up, initial lists, reads
-//!   and writes all included).
+//!   and writes all included; the benchmark's own watch has made its initial
+//!   list before the clock starts).
 //! - writes: mutating requests (POST/PUT/PATCH/APPLY/DELETE) on Secrets,
 //!   GatewayApps and SignatureKeys counted by the apiserver's own
 //!   `apiserver_request_total`, during the keysmith phase only; events are
@@ -75,6 +76,13 @@ struct Args {
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
+    /// Take a CPU profile of kube-apiserver (its `/debug/pprof/profile`,
+    /// through kubectl) in the middle of the raw phase and of the keysmith
+    /// phase, into this directory (`raw.pprof`, `keysmith.pprof`; read them
+    /// with `go tool pprof -top`). Meant for N = 20,000, whose phases last
+    /// long enough for the 20 s windows.
+    #[arg(long)]
+    apiserver_profile: Option<PathBuf>,
     /// Keep the namespaces afterwards (by default they are deleted, and the
     /// program waits until they are gone).
     #[arg(long)]
@@ -290,83 +298,192 @@ fn applied<K>(event: watcher::Event<K>) -> impl Iterator<Item = K> {
     .into_iter()
 }
 
-/// Watches both kinds in `ns`; returns when `expected` objects are Ready, with
-/// the instant each became Ready (first seen so).
-async fn wait_all_ready(
-    client: &Client,
-    ns: &str,
-    expected: usize,
-    timeout: Duration,
-) -> Result<HashMap<String, Instant>, BoxError> {
-    let apps = watcher(
-        Api::<GatewayApp>::namespaced(client.clone(), ns),
-        watcher::Config::default(),
-    )
-    .map_ok(|e| {
-        applied(e)
-            .filter(|a| is_ready_json(serde_json::to_value(&a.status).ok()))
-            .map(|a| format!("app/{}", a.name_any()))
-            .collect::<Vec<_>>()
-    })
-    .boxed();
-    let keys = watcher(
-        Api::<SignatureKey>::namespaced(client.clone(), ns),
-        watcher::Config::default(),
-    )
-    .map_ok(|e| {
-        applied(e)
-            .filter(|k| is_ready_json(serde_json::to_value(&k.status).ok()))
-            .map(|k| format!("key/{}", k.name_any()))
-            .collect::<Vec<_>>()
-    })
-    .boxed();
-    let mut merged = stream::select(apps, keys);
-    let mut ready: HashMap<String, Instant> = HashMap::new();
-    let deadline = tokio::time::Instant::now() + timeout;
-    while ready.len() < expected {
-        let next = tokio::time::timeout_at(deadline, merged.next())
-            .await
-            .map_err(|_| format!("only {} of {expected} Ready after {timeout:?}", ready.len()))?;
-        match next {
-            Some(Ok(names)) => {
-                let now = Instant::now();
-                for name in names {
-                    ready.entry(name).or_insert(now);
-                }
+/// What the readiness watch reports: objects now Ready, or that one kind's
+/// initial list is complete.
+enum Seen {
+    Ready(Vec<String>),
+    Listed,
+}
+
+fn seen<K: kube::Resource>(
+    event: watcher::Event<K>,
+    is_ready: impl Fn(&K) -> bool,
+    prefix: &'static str,
+) -> Seen {
+    match event {
+        watcher::Event::InitDone => Seen::Listed,
+        event => Seen::Ready(
+            applied(event)
+                .filter(|object| is_ready(object))
+                .map(|object| format!("{prefix}/{}", object.name_any()))
+                .collect(),
+        ),
+    }
+}
+
+/// A watch of both kinds in `ns` that has completed its initial lists, so
+/// that its own list is not inside the time it measures.
+struct ReadyWatch {
+    merged: futures::stream::BoxStream<'static, Result<Seen, watcher::Error>>,
+    ready: HashMap<String, Instant>,
+}
+
+impl ReadyWatch {
+    async fn start(client: &Client, ns: &str) -> Result<ReadyWatch, BoxError> {
+        let apps = watcher(
+            Api::<GatewayApp>::namespaced(client.clone(), ns),
+            watcher::Config::default(),
+        )
+        .map_ok(|e| {
+            seen(
+                e,
+                |a: &GatewayApp| is_ready_json(serde_json::to_value(&a.status).ok()),
+                "app",
+            )
+        })
+        .boxed();
+        let keys = watcher(
+            Api::<SignatureKey>::namespaced(client.clone(), ns),
+            watcher::Config::default(),
+        )
+        .map_ok(|e| {
+            seen(
+                e,
+                |k: &SignatureKey| is_ready_json(serde_json::to_value(&k.status).ok()),
+                "key",
+            )
+        })
+        .boxed();
+        let mut watch = ReadyWatch {
+            merged: stream::select(apps, keys).boxed(),
+            ready: HashMap::new(),
+        };
+        let mut listed = 0;
+        while listed < 2 {
+            match watch.next(Duration::from_secs(600)).await? {
+                Seen::Listed => listed += 1,
+                Seen::Ready(_) => {}
             }
-            Some(Err(error)) => eprintln!("watch error (retrying): {error}"),
-            None => return Err("watch ended".into()),
+        }
+        Ok(watch)
+    }
+
+    async fn next(&mut self, timeout: Duration) -> Result<Seen, BoxError> {
+        loop {
+            let next = tokio::time::timeout(timeout, self.merged.next())
+                .await
+                .map_err(|_| format!("nothing seen for {timeout:?}"))?;
+            match next {
+                Some(Ok(Seen::Ready(names))) => {
+                    let now = Instant::now();
+                    for name in &names {
+                        self.ready.entry(name.clone()).or_insert(now);
+                    }
+                    return Ok(Seen::Ready(names));
+                }
+                Some(Ok(Seen::Listed)) => return Ok(Seen::Listed),
+                Some(Err(error)) => eprintln!("watch error (retrying): {error}"),
+                None => return Err("watch ended".into()),
+            }
         }
     }
-    Ok(ready)
+
+    /// Returns when `expected` objects are Ready, with the instant each
+    /// became Ready (first seen so).
+    async fn wait(
+        mut self,
+        expected: usize,
+        timeout: Duration,
+    ) -> Result<HashMap<String, Instant>, BoxError> {
+        let deadline = Instant::now() + timeout;
+        while self.ready.len() < expected {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.next(left).await.map_err(|error| {
+                format!("only {} of {expected} Ready: {error}", self.ready.len())
+            })?;
+        }
+        Ok(self.ready)
+    }
 }
 
 /// Waits until `expected` `Issued` events exist in `ns`; returns how many
-/// there are (more would be a duplicate).
+/// there are (more would be a duplicate). A metadata watch, not a list
+/// polled: 20,000 events listed four times a second cost the apiserver more
+/// than publishing them.
 async fn wait_events(
     client: &Client,
     ns: &str,
     expected: usize,
     timeout: Duration,
 ) -> Result<usize, BoxError> {
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
-    let deadline = Instant::now() + timeout;
-    loop {
-        let found = events
-            .list_metadata(&kube::api::ListParams::default().fields("reason=Issued"))
-            .await?
-            .items
-            .len();
-        if found >= expected {
-            return Ok(found);
+    let mut stream = watcher(
+        Api::<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Event>>::namespaced(
+            client.clone(),
+            ns,
+        ),
+        watcher::Config::default().fields("reason=Issued"),
+    )
+    .boxed();
+    let mut seen = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while seen.len() < expected {
+        let next = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .map_err(|_| {
+                format!(
+                    "only {} of {expected} Issued events after {timeout:?}",
+                    seen.len()
+                )
+            })?;
+        match next {
+            Some(Ok(event)) => seen.extend(applied(event).map(|e| e.name_any())),
+            Some(Err(error)) => eprintln!("event watch error (retrying): {error}"),
+            None => return Err("event watch ended".into()),
         }
-        if Instant::now() > deadline {
-            return Err(
-                format!("only {found} of {expected} Issued events after {timeout:?}").into(),
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // One list at the end counts duplicates too.
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
+    Ok(events
+        .list_metadata(&kube::api::ListParams::default().fields("reason=Issued"))
+        .await?
+        .items
+        .len())
+}
+
+/// Starts a `seconds`-long CPU profile of kube-apiserver after `delay`,
+/// written to `dir/name.pprof` (nothing without `dir`).
+fn profile_apiserver(
+    dir: Option<&PathBuf>,
+    name: &'static str,
+    delay: Duration,
+    seconds: u64,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let path = dir?.join(format!("{name}.pprof"));
+    let kubectl = std::env::var_os("KUBEBUILDER_ASSETS")
+        .map(|assets| PathBuf::from(assets).join("kubectl"))
+        .filter(|kubectl| kubectl.exists())
+        .unwrap_or_else(|| PathBuf::from("kubectl"));
+    Some(tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let url = format!("/debug/pprof/profile?seconds={seconds}");
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new(kubectl).args(["get", "--raw", &url]).output()
+        })
+        .await;
+        match output {
+            Ok(Ok(output)) if output.status.success() => match std::fs::write(&path, output.stdout)
+            {
+                Ok(()) => eprintln!("apiserver profile: {}", path.display()),
+                Err(error) => eprintln!("apiserver profile {}: {error}", path.display()),
+            },
+            Ok(Ok(output)) => eprintln!(
+                "apiserver profile failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            Ok(Err(error)) => eprintln!("apiserver profile failed: {error}"),
+            Err(error) => eprintln!("apiserver profile failed: {error}"),
+        }
+    }))
 }
 
 /// Mutating requests the apiserver has served, by resource; and every
@@ -498,6 +615,8 @@ impl Operator {
 struct CpuSeconds {
     apiserver: f64,
     etcd: f64,
+    /// kube-controller-manager (its garbage collector watches every write).
+    controller_manager: f64,
     operator: f64,
     bench: f64,
 }
@@ -520,6 +639,8 @@ impl CpuSeconds {
             {
                 Ok("kube-apiserver") => sample.apiserver += process_cpu(&pid),
                 Ok("etcd") => sample.etcd += process_cpu(&pid),
+                // comm is cut at 15 bytes
+                Ok("kube-controller") => sample.controller_manager += process_cpu(&pid),
                 _ => {}
             }
         }
@@ -528,9 +649,10 @@ impl CpuSeconds {
 
     fn since(self, earlier: CpuSeconds) -> String {
         format!(
-            "apiserver {:.1}, etcd {:.1}, keysmith {:.1}, bench client {:.1}",
+            "apiserver {:.1}, etcd {:.1}, controller-manager {:.1}, keysmith {:.1}, bench client {:.1}",
             self.apiserver - earlier.apiserver,
             self.etcd - earlier.etcd,
+            self.controller_manager - earlier.controller_manager,
             self.operator - earlier.operator,
             self.bench - earlier.bench
         )
@@ -628,6 +750,15 @@ async fn main() -> Result<(), BoxError> {
     // 1. Raw baseline.
     let raw_objects = names("raw", n);
     create_resources(&client, &raw_ns, &raw_objects, c).await?;
+    if let Some(dir) = &args.apiserver_profile {
+        std::fs::create_dir_all(dir)?;
+    }
+    let profile = profile_apiserver(
+        args.apiserver_profile.as_ref(),
+        "raw",
+        Duration::from_secs(5),
+        20,
+    );
     let cpu_before = CpuSeconds::sample(None);
     let raw = raw_writes(&client, &raw_ns, &raw_objects, c).await?;
     let raw_cpu = CpuSeconds::sample(None).since(cpu_before);
@@ -636,6 +767,12 @@ async fn main() -> Result<(), BoxError> {
         raw.as_secs_f64(),
         2 * n
     );
+    if let Some(profile) = profile {
+        if !profile.is_finished() {
+            eprintln!("apiserver profile: the raw phase ended before its window did");
+        }
+        profile.await?;
+    }
 
     if args.compare_secret_writes {
         secret_write_cost(&client, &raw_ns, n, c).await?;
@@ -646,13 +783,27 @@ async fn main() -> Result<(), BoxError> {
     create_resources(&client, &ks_ns, &objects, c).await?;
     let before = mutating_requests(&client).await?;
     let cpu_before = CpuSeconds::sample(None);
+    let ready_watch = ReadyWatch::start(&client, &ks_ns).await?;
     let started = Instant::now();
     let operator = Operator::start(&binary, &ks_ns, args.operator_concurrency)?;
-    let ready =
-        wait_all_ready(&client, &ks_ns, n, Duration::from_secs(600 + n as u64 / 10)).await?;
+    let profile = profile_apiserver(
+        args.apiserver_profile.as_ref(),
+        "keysmith",
+        Duration::from_secs(20),
+        20,
+    );
+    let ready = ready_watch
+        .wait(n, Duration::from_secs(600 + n as u64 / 10))
+        .await?;
     let seconds = started.elapsed().as_secs_f64();
     let keysmith_cpu = CpuSeconds::sample(Some(operator.child.id())).since(cpu_before);
     eprintln!("keysmith phase CPU s: {keysmith_cpu}");
+    if let Some(profile) = profile {
+        if !profile.is_finished() {
+            eprintln!("apiserver profile: the keysmith phase ended before its window did");
+        }
+        profile.await?;
+    }
     // Events wait behind the credential writes (SPEC §8): all of them are
     // due within 60 s of the burst's end.
     let cpu_before = CpuSeconds::sample(None);
@@ -723,16 +874,11 @@ async fn main() -> Result<(), BoxError> {
     let lat_operator = Operator::start(&binary, &lat_ns, args.operator_concurrency)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let lat_objects = names("lat", latency_count);
-    let watch_client = client.clone();
-    let lat_ns_watch = lat_ns.clone();
+    let lat_watch = ReadyWatch::start(&client, &lat_ns).await?;
     let watcher_task = tokio::spawn(async move {
-        wait_all_ready(
-            &watch_client,
-            &lat_ns_watch,
-            latency_count,
-            Duration::from_secs(600),
-        )
-        .await
+        lat_watch
+            .wait(latency_count, Duration::from_secs(600))
+            .await
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.1));
