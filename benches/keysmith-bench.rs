@@ -806,7 +806,7 @@ async fn main() -> Result<(), BoxError> {
     }
     // Events wait behind the credential writes (SPEC §8): all of them are
     // due within 60 s of the burst's end.
-    let cpu_before = CpuSeconds::sample(None);
+    let cpu_before = CpuSeconds::sample(Some(operator.child.id()));
     let ready_at = Instant::now();
     let issued_events =
         wait_events(&client, &ks_ns, n, Duration::from_secs(120 + n as u64 / 50)).await?;
