@@ -83,6 +83,14 @@ struct Args {
     /// long enough for the 20 s windows.
     #[arg(long)]
     apiserver_profile: Option<PathBuf>,
+    /// After the raw baseline, two more raw phases (each on N new
+    /// resources in a namespace of its own): the Secrets written by
+    /// server-side apply instead of create; then that, while the watches an
+    /// operator and this benchmark hold are open (both kinds in full twice,
+    /// Secrets as metadata), their events decoded. Splits the difference
+    /// between the raw baseline and keysmith into its parts.
+    #[arg(long)]
+    decompose: bool,
     /// Keep the namespaces afterwards (by default they are deleted, and the
     /// program waits until they are gone).
     #[arg(long)]
@@ -242,6 +250,7 @@ async fn raw_writes(
     ns: &str,
     objects: &[(bool, String)],
     concurrency: usize,
+    secret_by_apply: bool,
 ) -> Result<Duration, BoxError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let apps: Api<GatewayApp> = Api::namespaced(client.clone(), ns);
@@ -252,7 +261,12 @@ async fn raw_writes(
             let (secrets, apps, keys) = (secrets.clone(), apps.clone(), keys.clone());
             async move {
                 let secret = bench_secret(&name);
-                secrets.create(&PostParams::default(), &secret).await?;
+                if secret_by_apply {
+                    let params = PatchParams::apply("keysmith-bench");
+                    secrets.patch(&name, &params, &Patch::Apply(&secret)).await?;
+                } else {
+                    secrets.create(&PostParams::default(), &secret).await?;
+                }
                 let status = json!({
                     "apiVersion": "keysmith.dev/v1alpha1",
                     "kind": if is_app { "GatewayApp" } else { "SignatureKey" },
@@ -403,6 +417,84 @@ impl ReadyWatch {
             })?;
         }
         Ok(self.ready)
+    }
+}
+
+/// The watches an operator holds (both kinds in full, Secrets as metadata)
+/// and the benchmark's readiness watch (both kinds in full again), open
+/// while a raw phase writes; every event decoded, as they would be.
+struct OperatorWatches {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    events: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl OperatorWatches {
+    async fn start(client: &Client, ns: &str) -> Result<OperatorWatches, BoxError> {
+        let events = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listed = Arc::new(tokio::sync::Semaphore::new(0));
+        let mut tasks = Vec::new();
+        fn drain<S, K>(
+            stream: S,
+            events: Arc<std::sync::atomic::AtomicUsize>,
+            listed: Arc<tokio::sync::Semaphore>,
+        ) -> tokio::task::JoinHandle<()>
+        where
+            S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+            K: Send + 'static,
+        {
+            tokio::spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(watcher::Event::InitDone) => listed.add_permits(1),
+                        Ok(watcher::Event::Apply(_)) => {
+                            events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        _ => {}
+                    }
+                }
+            })
+        }
+        for _ in 0..2 {
+            tasks.push(drain(
+                watcher(
+                    Api::<GatewayApp>::namespaced(client.clone(), ns),
+                    watcher::Config::default(),
+                ),
+                events.clone(),
+                listed.clone(),
+            ));
+            tasks.push(drain(
+                watcher(
+                    Api::<SignatureKey>::namespaced(client.clone(), ns),
+                    watcher::Config::default(),
+                ),
+                events.clone(),
+                listed.clone(),
+            ));
+        }
+        tasks.push(drain(
+            watcher(
+                Api::<kube::core::PartialObjectMeta<Secret>>::namespaced(client.clone(), ns),
+                watcher::Config::default(),
+            ),
+            events.clone(),
+            listed.clone(),
+        ));
+        let count = tasks.len() as u32;
+        tokio::time::timeout(Duration::from_secs(600), listed.acquire_many(count))
+            .await
+            .map_err(|_| "the watches did not list in 600 s")??
+            .forget();
+        Ok(OperatorWatches { tasks, events })
+    }
+
+    /// Closes the watches; the events they saw.
+    fn stop(self) -> usize {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.events.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -760,7 +852,7 @@ async fn main() -> Result<(), BoxError> {
         20,
     );
     let cpu_before = CpuSeconds::sample(None);
-    let raw = raw_writes(&client, &raw_ns, &raw_objects, c).await?;
+    let raw = raw_writes(&client, &raw_ns, &raw_objects, c, false).await?;
     let raw_cpu = CpuSeconds::sample(None).since(cpu_before);
     eprintln!(
         "raw baseline: {:.2}s for {} writes; CPU s: {raw_cpu}",
@@ -776,6 +868,36 @@ async fn main() -> Result<(), BoxError> {
 
     if args.compare_secret_writes {
         secret_write_cost(&client, &raw_ns, n, c).await?;
+    }
+    let mut extra_namespaces = Vec::new();
+    if args.decompose {
+        for (step, watched) in [("apply", false), ("watched", true)] {
+            let ns = format!("bench-{step}-{run_id}");
+            create_namespace(&client, &ns).await?;
+            extra_namespaces.push(ns.clone());
+            let objects = names(step, n);
+            create_resources(&client, &ns, &objects, c).await?;
+            let watches = if watched {
+                let watches = OperatorWatches::start(&client, &ns).await?;
+                Some(watches)
+            } else {
+                None
+            };
+            let cpu_before = CpuSeconds::sample(None);
+            let took = raw_writes(&client, &ns, &objects, c, true).await?;
+            let cpu = CpuSeconds::sample(None).since(cpu_before);
+            let events = watches.map(OperatorWatches::stop).unwrap_or(0);
+            let what = if watched {
+                "raw, Secrets applied, operator's and readiness watches open"
+            } else {
+                "raw, Secrets by server-side apply"
+            };
+            eprintln!(
+                "{what}: {:.2}s; CPU s: {cpu}; watch events {events}",
+                took.as_secs_f64()
+            );
+            println!("  {what:<60} {:>8.2} s   CPU s: {cpu}", took.as_secs_f64());
+        }
     }
 
     // 2. keysmith from a cold start on pre-created resources.
@@ -1022,12 +1144,16 @@ async fn main() -> Result<(), BoxError> {
         // Deleted, and waited for: the control plane's namespace controller
         // and garbage collector remove everything in them.
         let namespaces: Api<Namespace> = Api::all(client.clone());
-        for ns in [&raw_ns, &ks_ns, &lat_ns] {
+        let all: Vec<&String> = [&raw_ns, &ks_ns, &lat_ns]
+            .into_iter()
+            .chain(&extra_namespaces)
+            .collect();
+        for ns in &all {
             let _ = namespaces.delete(ns, &DeleteParams::default()).await;
         }
         let started = Instant::now();
         let deadline = started + Duration::from_secs(600);
-        for ns in [&raw_ns, &ks_ns, &lat_ns] {
+        for ns in all {
             while namespaces.get_opt(ns).await?.is_some() {
                 if Instant::now() > deadline {
                     return Err(format!("namespace {ns} still terminating after 10 minutes").into());
