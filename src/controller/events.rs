@@ -32,7 +32,8 @@ pub const QUIET: Duration = Duration::from_millis(250);
 /// (5 a second). Below it (a cluster with steady, light churn) events are
 /// published at once; above it they would take the apiserver from the
 /// writes: 20 resources created at 127/s met a p50 create→Ready of 77-103 ms
-/// with events sent among them (limit 40), against 9-17 ms held back.
+/// with their events sent among them (a limit of 40); with 10, 50 resources
+/// at half load met 14-56 ms (BENCHMARKS.md).
 pub const BURST_WRITES: u32 = 10;
 /// The longest an event waits behind a burst. A burst of 20,000 new
 /// resources takes about 90 s on a 2-core machine and publishes no event
