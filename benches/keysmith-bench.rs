@@ -84,7 +84,8 @@ struct Args {
     #[arg(long)]
     apiserver_profile: Option<PathBuf>,
     /// After the raw baseline, two more raw phases (each on N new
-    /// resources in a namespace of its own): the Secrets written by
+    /// resources in a namespace of its own, once the previous phase's
+    /// namespace is gone): the Secrets written by
     /// server-side apply instead of create; then that, while the watches an
     /// operator and this benchmark hold are open (both kinds in full twice,
     /// Secrets as metadata), their events decoded. Splits the difference
@@ -891,12 +892,18 @@ async fn main() -> Result<(), BoxError> {
     if args.compare_secret_writes {
         secret_write_cost(&client, &raw_ns, n, c).await?;
     }
-    let mut extra_namespaces = Vec::new();
+    // Every phase runs on an apiserver that holds only its own objects (its
+    // heap, and so its garbage collection, grows with every object it
+    // holds): the previous phase's namespace is deleted, and waited for,
+    // first.
+    let mut previous = raw_ns.clone();
     if args.decompose {
         for (step, watched) in [("apply", false), ("watched", true)] {
+            let seconds = delete_namespaces(&client, &[&previous]).await?;
+            eprintln!("{previous} deleted in {seconds:.1}s");
             let ns = format!("bench-{step}-{run_id}");
             create_namespace(&client, &ns).await?;
-            extra_namespaces.push(ns.clone());
+            previous = ns.clone();
             let objects = names(step, n);
             create_resources(&client, &ns, &objects, c).await?;
             let watches = if watched {
@@ -922,12 +929,8 @@ async fn main() -> Result<(), BoxError> {
         }
     }
 
-    // The raw phases' objects go before the keysmith phase, so that it runs
-    // on an apiserver that holds as much as the raw phase's did (its heap,
-    // and so its garbage collection, grows with every object it holds).
-    let raw_namespaces: Vec<&String> = std::iter::once(&raw_ns).chain(&extra_namespaces).collect();
-    let seconds = delete_namespaces(&client, &raw_namespaces).await?;
-    eprintln!("raw namespaces deleted in {seconds:.1}s, before the keysmith phase");
+    let seconds = delete_namespaces(&client, &[&previous]).await?;
+    eprintln!("{previous} deleted in {seconds:.1}s, before the keysmith phase");
 
     // 2. keysmith from a cold start on pre-created resources.
     let objects = names("obj", n);
