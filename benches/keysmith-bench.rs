@@ -343,6 +343,41 @@ fn seen<K: kube::Resource>(
     }
 }
 
+/// What a watch of one kind in `ns` sees, as [`Seen`]s.
+fn ready_stream<K>(
+    client: &Client,
+    ns: &str,
+    prefix: &'static str,
+) -> futures::stream::BoxStream<'static, Result<Seen, watcher::Error>>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    watcher(
+        Api::<K>::namespaced(client.clone(), ns),
+        watcher::Config::default(),
+    )
+    .map_ok(move |e| {
+        seen(
+            e,
+            |object: &K| {
+                is_ready_json(
+                    serde_json::to_value(object)
+                        .ok()
+                        .and_then(|v| v.get("status").cloned()),
+                )
+            },
+            prefix,
+        )
+    })
+    .boxed()
+}
+
 /// A watch of both kinds in `ns` that has completed its initial lists, so
 /// that its own list is not inside the time it measures.
 struct ReadyWatch {
@@ -352,30 +387,8 @@ struct ReadyWatch {
 
 impl ReadyWatch {
     async fn start(client: &Client, ns: &str) -> Result<ReadyWatch, BoxError> {
-        let apps = watcher(
-            Api::<GatewayApp>::namespaced(client.clone(), ns),
-            watcher::Config::default(),
-        )
-        .map_ok(|e| {
-            seen(
-                e,
-                |a: &GatewayApp| is_ready_json(serde_json::to_value(&a.status).ok()),
-                "app",
-            )
-        })
-        .boxed();
-        let keys = watcher(
-            Api::<SignatureKey>::namespaced(client.clone(), ns),
-            watcher::Config::default(),
-        )
-        .map_ok(|e| {
-            seen(
-                e,
-                |k: &SignatureKey| is_ready_json(serde_json::to_value(&k.status).ok()),
-                "key",
-            )
-        })
-        .boxed();
+        let apps = ready_stream::<GatewayApp>(client, ns, "app");
+        let keys = ready_stream::<SignatureKey>(client, ns, "key");
         let mut watch = ReadyWatch {
             merged: stream::select(apps, keys).boxed(),
             ready: HashMap::new(),
@@ -913,8 +926,7 @@ async fn main() -> Result<(), BoxError> {
             let objects = names(step, n);
             create_resources(&client, &ns, &objects, c).await?;
             let watches = if watched {
-                let watches = OperatorWatches::start(&client, &ns).await?;
-                Some(watches)
+                Some(OperatorWatches::start(&client, &ns).await?)
             } else {
                 None
             };

@@ -27,19 +27,19 @@ use super::lock;
 use crate::engine::{PlannedEvent, Severity};
 
 /// No credential write for this long: the burst is over.
-pub const QUIET: Duration = Duration::from_millis(250);
+const QUIET: Duration = Duration::from_millis(250);
 /// Credential writes in this second and the one before that make a burst
 /// (5 a second). Below it (a cluster with steady, light churn) events are
 /// published at once; above it they would take the apiserver from the
 /// writes: 20 resources created at 127/s met a p50 create→Ready of 77-103 ms
 /// with their events sent among them (a limit of 40); with 10, 50 resources
 /// at half load met 14-56 ms (BENCHMARKS.md).
-pub const BURST_WRITES: u32 = 10;
+const BURST_WRITES: u32 = 10;
 /// The longest an event waits behind a burst. A burst of 20,000 new
 /// resources takes about 90 s on a 2-core machine and publishes no event
 /// until it ends; a longer one publishes events that have waited this long
 /// as it goes, so the queue holds at most this much of the burst.
-pub const MAX_WAIT: Duration = Duration::from_secs(120);
+const MAX_WAIT: Duration = Duration::from_secs(120);
 /// Events published at once.
 const IN_FLIGHT: usize = 16;
 /// How often the publisher looks again while it holds events back.
