@@ -119,6 +119,8 @@ fn the_chart_renders_a_restricted_least_privilege_operator() {
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
             "Service",
             "Deployment"
         ]
@@ -155,6 +157,10 @@ fn the_chart_renders_a_restricted_least_privilege_operator() {
     assert!(
         !args.contains(&"--leader-election"),
         "one replica needs no election"
+    );
+    assert!(
+        args.contains(&"--record-key-secret=keysmith-system/keysmith-record-key"),
+        "the seal's key in the release namespace: {args:?}"
     );
     let role = documents
         .iter()

@@ -55,6 +55,9 @@ pub mod annotations {
     /// target name that keysmith wrote for an earlier resource (one left
     /// behind by `deletionPolicy: Retain`); its values must pass their rules.
     pub const ADOPT_SECRET: &str = "keysmith.dev/adopt-secret";
+    /// On a Secret left behind by `Retain`: whoever may edit it consents to
+    /// its adoption by a new resource of the same name (SPEC §10).
+    pub const ADOPT: &str = "keysmith.dev/adopt";
 
     /// On a workload's pod template: `<prefix><hash of the keysmith resource>`
     /// = `<Kind>/<name>@<revision>`, one per keysmith resource (SPEC §9.1).
@@ -82,6 +85,9 @@ pub mod annotations {
     /// The key the kept previous secret belongs to; written only for a
     /// resource with a gateway Secret (it names the previous entry there).
     pub const PREVIOUS_KEY: &str = "keysmith.dev/previous-key";
+    /// keysmith's seal over the credential values and the rotation record it
+    /// wrote (keyed MACs, `engine::seal`): what it trusts as its own.
+    pub const SEAL: &str = "keysmith.dev/seal";
     /// The whole rotation record (a stale entry is removed when a write drops it).
     pub const RECORD: [&str; 8] = [
         REVISION,
@@ -97,7 +103,7 @@ pub mod annotations {
     /// owner's identity, the placeholder mark): never copied from
     /// `spec.secret.annotations`, where a user value could forge them.
     pub fn reserved(key: &str) -> bool {
-        RECORD.contains(&key) || [OWNER_UID, OWNER_NAME, PLACEHOLDER].contains(&key)
+        RECORD.contains(&key) || [OWNER_UID, OWNER_NAME, PLACEHOLDER, SEAL, ADOPT].contains(&key)
     }
     /// Written by `kubectl apply` (client-side); keysmith never reads it.
     pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -251,10 +257,13 @@ pub enum Reason {
     RolloutFailed,
     /// Event: a target was restarted.
     RolloutTriggered,
+    /// The spec breaks a floor the engine holds even without admission
+    /// (128-bit generated secrets, 1-minute rotation interval; SPEC §10).
+    InvalidSpec,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::Issued,
         Reason::Rotated,
         Reason::Reset,
@@ -271,6 +280,7 @@ impl Reason {
         Reason::RolloutPending,
         Reason::RolloutFailed,
         Reason::RolloutTriggered,
+        Reason::InvalidSpec,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -291,6 +301,7 @@ impl Reason {
             Reason::RolloutPending => "RolloutPending",
             Reason::RolloutFailed => "RolloutFailed",
             Reason::RolloutTriggered => "RolloutTriggered",
+            Reason::InvalidSpec => "InvalidSpec",
         }
     }
 

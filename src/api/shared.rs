@@ -255,6 +255,11 @@ pub struct RotationStatus {
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// True once this resource's Secret carries keysmith's seal (set at the
+    /// first credential set issued since): from then on a Secret without a
+    /// valid seal holds nothing keysmith trusts as its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<bool>,
     /// Effective length of generated secrets (generator.length or its default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator_length: Option<u32>,

@@ -189,7 +189,8 @@ pub struct SignatureKeyStatus {
     /// Effective algorithm (aes only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign_algorithm: Option<SignAlgorithm>,
-    /// The sign_key in use (an identifier, not a secret).
+    /// The sign_key in use, for hmac and basic (an identifier, not a
+    /// secret). Absent for aes, where it is key material: read it from the Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign_key: Option<String>,
     /// When the key was first issued.

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::admission::manifest;
 use crate::admission::schema;
+use crate::controller::record_key::RecordKeySecret;
 
 pub mod reset;
 
@@ -106,6 +107,15 @@ pub struct RunArgs {
     /// Reconciles at once, per kind (0 = no limit).
     #[arg(long, env = "KEYSMITH_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
+    /// The Secret holding the key of keysmith's seals, NAMESPACE/NAME or NAME
+    /// (created when missing; NAME alone: in the pod's namespace, outside a
+    /// cluster in "default").
+    #[arg(
+        long,
+        env = "KEYSMITH_RECORD_KEY_SECRET",
+        default_value = "keysmith-record-key"
+    )]
+    pub record_key_secret: String,
 }
 
 fn parse_addr(flag: &str, value: &str) -> Result<Option<std::net::SocketAddr>, String> {
@@ -125,6 +135,18 @@ fn pod_namespace() -> Option<String> {
             .ok()
             .map(|s| s.trim().to_string())
     })
+}
+
+/// NAMESPACE/NAME, or NAME in the pod's namespace (outside a cluster: "default").
+fn record_key_secret(flag: &str) -> RecordKeySecret {
+    let (namespace, name) = match flag.split_once('/') {
+        Some((namespace, name)) => (namespace.to_string(), name.to_string()),
+        None => (
+            pod_namespace().unwrap_or_else(|| "default".into()),
+            flag.to_string(),
+        ),
+    };
+    RecordKeySecret { namespace, name }
 }
 
 fn default_identity() -> String {
@@ -164,8 +186,10 @@ fn run_config(args: RunArgs) -> Result<crate::runtime::RunConfig, String> {
     }
     Ok(crate::runtime::RunConfig {
         controller: crate::controller::Options {
+            record_key_secret: Some(record_key_secret(&args.record_key_secret)),
             namespace: args.namespace,
             concurrency: args.concurrency,
+            record_key: None,
         },
         metrics_addr: parse_addr("metrics-addr", &args.metrics_addr)?,
         health_addr: parse_addr("health-addr", &args.health_addr)?,

@@ -11,11 +11,11 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use super::backoff::Backoff;
 use super::echo::OwnWrites;
 use super::events::EventQueue;
-use super::index::{Holder, KeyIndex, SourceIndex};
+use super::index::{Holder, KeyIndex, SourceIndex, key_holder};
 use super::lock;
 use super::metrics::Metrics;
 use super::secret_names::SecretNames;
-use crate::engine::Intent;
+use crate::engine::{Intent, RecordKey};
 use crate::kinds::CredentialKind;
 
 /// Shared by the controllers of every kind.
@@ -27,6 +27,8 @@ pub struct Shared {
     pub writes: OwnWrites,
     /// Secrets that exist, from the one Secret metadata watch.
     pub secret_names: Mutex<SecretNames>,
+    /// The key of keysmith's seals (`None` seals nothing).
+    pub record_key: Option<RecordKey>,
 }
 
 /// One kind's controller state.
@@ -38,6 +40,9 @@ pub struct KindContext<K: CredentialKind> {
     pub sources: Mutex<SourceIndex>,
     /// Which objects hold which unique key (empty for kinds without unique keys).
     pub keys: Mutex<KeyIndex>,
+    /// Which objects have issued which unique key (they keep it). Locked
+    /// after `keys` when both are held.
+    pub issued_keys: Mutex<KeyIndex>,
     /// Retry delays of failing objects.
     pub backoff: Backoff,
 }
@@ -49,6 +54,7 @@ impl<K: CredentialKind> KindContext<K> {
             cache,
             sources: Mutex::new(SourceIndex::default()),
             keys: Mutex::new(KeyIndex::default()),
+            issued_keys: Mutex::new(KeyIndex::default()),
             backoff: Backoff::default(),
         }
     }
@@ -62,12 +68,29 @@ impl<K: CredentialKind> KindContext<K> {
             .unwrap_or_else(|| object.clone())
     }
 
-    /// An older object of this kind holding the unique key `object` wants.
+    /// Whether an object of this kind with this uid exists (a scan of the
+    /// cache: asked only of a Secret naming another resource's uid).
+    pub fn is_live(&self, uid: &str) -> bool {
+        self.cache
+            .state()
+            .iter()
+            .any(|object| object.meta().uid.as_deref() == Some(uid))
+    }
+
+    /// Another object of this kind holding the unique key `object` wants,
+    /// named only when it is in the same namespace (SPEC §5: probing keys
+    /// reveals nothing about other namespaces).
     pub fn key_held_by(&self, object: &K, intent: &Intent) -> Option<String> {
         let wanted = object.unique_key_wanted(intent)?;
-        let keys = lock(&self.keys);
-        keys.older_holder(&wanted, &holder_of(object))
-            .map(|holder| format!("{} {}", K::KIND.as_str(), holder.display()))
+        let me = holder_of(object);
+        let mine = object.issued_unique_key().as_ref() == Some(&wanted);
+        let claims = lock(&self.keys);
+        let issued = lock(&self.issued_keys);
+        let holder = key_holder(&issued, &claims, &wanted, &me, mine)?;
+        Some(match holder.namespace == me.namespace {
+            true => format!("{} {}", K::KIND.as_str(), holder.display()),
+            false => format!("another {}", K::KIND.as_str()),
+        })
     }
 }
 

@@ -164,8 +164,28 @@ impl<V: Ord + Clone + std::hash::Hash> Index<V> {
     }
 }
 
-/// AppKeys held by GatewayApps (the custom key asked for and the key issued).
+/// AppKeys held by GatewayApps (the custom key asked for and the key issued;
+/// or, as the issued-key index, the key issued alone).
 pub type KeyIndex = Index<String>;
+
+/// Who holds `key` against `me` (SPEC §5, Uniqueness): whoever has issued
+/// it keeps it (the oldest of them, should several have); among claimants of
+/// a key nobody has issued, the oldest. `None` when `me` may have it.
+/// `mine`: `me` has issued it.
+pub fn key_holder<'a>(
+    issued: &'a KeyIndex,
+    claims: &'a KeyIndex,
+    key: &String,
+    me: &Holder,
+    mine: bool,
+) -> Option<&'a Holder> {
+    let mut issuers = issued.holders(key).filter(|h| h.uid != me.uid);
+    match issuers.next() {
+        Some(issuer) => (!mine || *issuer < *me).then_some(issuer),
+        None if mine => None,
+        None => claims.older_holder(key, me),
+    }
+}
 
 /// `(namespace, Secret name)` of the `…SecretFrom` sources objects read.
 pub type SourceIndex = Index<(String, String)>;
@@ -200,6 +220,36 @@ mod tests {
         assert_eq!(affected, BTreeSet::from([old.clone()]));
         assert_eq!(index.older_holder(&"k".into(), &new), Some(&old));
         assert_eq!(index.older_holder(&"k".into(), &old), None);
+    }
+
+    #[test]
+    fn whoever_issued_a_key_keeps_it_against_older_claimants() {
+        let (mut issued, mut claims) = (KeyIndex::default(), KeyIndex::default());
+        let old = holder("old", 10);
+        let new = holder("new", 20);
+        // `new` issued k; `old`, long existing, is edited to claim it.
+        issued.upsert(entry(&new, &["k"]));
+        claims.upsert(entry(&new, &["k"]));
+        claims.upsert(entry(&old, &["k"]));
+        let k = "k".to_string();
+        assert_eq!(key_holder(&issued, &claims, &k, &old, false), Some(&new));
+        assert_eq!(key_holder(&issued, &claims, &k, &new, true), None);
+        // Nobody issued it: the oldest claimant.
+        let (issued, claims2) = (KeyIndex::default(), claims);
+        assert_eq!(key_holder(&issued, &claims2, &k, &new, false), Some(&old));
+        assert_eq!(key_holder(&issued, &claims2, &k, &old, false), None);
+    }
+
+    #[test]
+    fn of_two_issuers_of_one_key_the_older_keeps_it() {
+        let (mut issued, claims) = (KeyIndex::default(), KeyIndex::default());
+        let old = holder("old", 10);
+        let new = holder("new", 20);
+        issued.upsert(entry(&old, &["k"]));
+        issued.upsert(entry(&new, &["k"]));
+        let k = "k".to_string();
+        assert_eq!(key_holder(&issued, &claims, &k, &new, true), Some(&old));
+        assert_eq!(key_holder(&issued, &claims, &k, &old, true), None);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod health;
 pub mod index;
 pub mod metrics;
 pub mod reconcile;
+pub mod record_key;
 pub mod rollout;
 pub mod secret_names;
 pub mod secrets;
@@ -60,6 +61,11 @@ pub struct Options {
     pub namespace: Option<String>,
     /// Reconciles at once per kind (0: unbounded).
     pub concurrency: u16,
+    /// Where the key of keysmith's seals lives.
+    pub record_key_secret: Option<record_key::RecordKeySecret>,
+    /// That key, once loaded (`runtime::run` loads it before the controllers
+    /// start); `None` seals nothing.
+    pub record_key: Option<crate::engine::RecordKey>,
 }
 
 /// keysmith never installs its CRDs; it says clearly when they are missing.
@@ -112,6 +118,7 @@ pub async fn run(
         events,
         writes: OwnWrites::default(),
         secret_names: Mutex::new(SecretNames::default()),
+        record_key: options.record_key.clone(),
     });
     let (apps, app_listener) = KindController::<GatewayApp>::new(&shared);
     let (keys, key_listener) = KindController::<SignatureKey>::new(&shared);

@@ -29,7 +29,9 @@ use super::error::{ApplySecretError, Error, ObserveError, PERMANENT_RETRY, Resul
 use super::rollout::{self, RolloutDone};
 use super::secrets::{self, ReadFrom, SecretInPlace};
 use super::status;
-use crate::engine::{self, Intent, Observed, ObservedSecret, Plan, PreviousStatus, SourceValue};
+use crate::engine::{
+    self, Intent, Observed, ObservedSecret, Plan, PreviousStatus, RecordKey, SourceValue,
+};
 use crate::kinds::CredentialKind;
 
 /// What one pass found.
@@ -76,7 +78,7 @@ where
     let _ = ctx.shared.writes.is_status_echo(&*object);
     let object = ctx.newest(&object);
     let seen = observe(&object, ctx).await?;
-    let plan = plan(&seen)?;
+    let plan = plan(&seen, ctx.shared.record_key.as_ref())?;
     let applied = apply_secret(&object, ctx, &seen, plan).await?;
     let rollout = rollout::roll_out(&*object, ctx, &seen.namespace, &applied, seen.now).await;
     status::apply_status(ctx, &object, &seen.intent, &applied, &rollout, seen.now).await?;
@@ -102,6 +104,8 @@ where
         None => None,
         Some(from) => secrets::fetch_secret(&api, &namespace, &intent.secret_name, from).await?,
     };
+    let own_uid = object.meta().uid.clone();
+    let is_live = |uid: &str| own_uid.as_deref() != Some(uid) && ctx.is_live(uid);
     let mut gateway = BTreeMap::new();
     for name in intent.gateway.iter().flat_map(engine::gateway::names) {
         writes.forget_secret(&namespace, &name);
@@ -115,7 +119,7 @@ where
         if let Some(found) = found {
             gateway.insert(
                 name,
-                secrets::observe_secret(&found, &**object, &intent, &previous),
+                secrets::observe_secret(&found, &**object, &intent, &previous, &is_live),
             );
         }
     }
@@ -127,7 +131,7 @@ where
         secret_found: secret.is_some(),
         secret: secret
             .as_ref()
-            .map(|s| secrets::observe_secret(s, &**object, &intent, &previous)),
+            .map(|s| secrets::observe_secret(s, &**object, &intent, &previous, &is_live)),
         key_held_by: ctx.key_held_by(object, &intent),
         gateway,
         now: engine::truncate_to_second(Timestamp::now()),
@@ -161,13 +165,14 @@ fn read_from<K: CredentialKind>(
 }
 
 /// Step 2: the pure engine decides.
-fn plan(seen: &Observation) -> Result<Plan> {
+fn plan(seen: &Observation, record_key: Option<&RecordKey>) -> Result<Plan> {
     let observed = Observed {
         secret: seen.secret.as_ref(),
         source: seen.source.clone(),
         status: &seen.previous,
         key_held_by: seen.key_held_by.clone(),
         gateway: seen.gateway.clone(),
+        record_key,
     };
     Ok(engine::plan(
         &seen.intent,

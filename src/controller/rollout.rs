@@ -59,8 +59,10 @@ fn workloads(client: &Client, namespace: &str, kind: WorkloadKind) -> Api<Dynami
     Api::namespaced_with(client.clone(), namespace, &resource)
 }
 
-/// The label selector in the syntax of `?labelSelector=`.
-pub fn selector_text(selector: &LabelSelector) -> String {
+/// The label selector in the syntax of `?labelSelector=`, or why it is
+/// not one: an unknown operator, or values where the operator takes none
+/// (or none where it needs some), never reads as a broader selector.
+pub fn selector_text(selector: &LabelSelector) -> Result<String, String> {
     let mut parts: Vec<String> = selector
         .match_labels
         .iter()
@@ -68,15 +70,34 @@ pub fn selector_text(selector: &LabelSelector) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     for e in selector.match_expressions.iter().flatten() {
-        let values = e.values.clone().unwrap_or_default().join(",");
-        parts.push(match e.operator.as_str() {
-            "In" => format!("{} in ({values})", e.key),
-            "NotIn" => format!("{} notin ({values})", e.key),
-            "Exists" => e.key.clone(),
-            _ => format!("!{}", e.key),
+        let values = e.values.clone().unwrap_or_default();
+        let list = values.join(",");
+        parts.push(match (e.operator.as_str(), values.is_empty()) {
+            ("In", false) => format!("{} in ({list})", e.key),
+            ("NotIn", false) => format!("{} notin ({list})", e.key),
+            ("Exists", true) => e.key.clone(),
+            ("DoesNotExist", true) => format!("!{}", e.key),
+            ("In" | "NotIn", true) => {
+                return Err(format!(
+                    "operator {} of key {} needs values",
+                    e.operator, e.key
+                ));
+            }
+            ("Exists" | "DoesNotExist", false) => {
+                return Err(format!(
+                    "operator {} of key {} takes no values",
+                    e.operator, e.key
+                ));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "unknown operator {other:?} of key {} (In, NotIn, Exists or DoesNotExist)",
+                    e.key
+                ));
+            }
         });
     }
-    parts.join(",")
+    Ok(parts.join(","))
 }
 
 fn mark_of(object: &DynamicObject, key: &str) -> Option<String> {
@@ -121,7 +142,17 @@ async fn find_targets(
     let Some(selector) = &rollout.selector else {
         return found;
     };
-    let params = ListParams::default().labels(&selector_text(selector));
+    let text = match selector_text(selector) {
+        Ok(text) => text,
+        Err(message) => {
+            found.push(Found::Unreadable {
+                what: "spec.rollout.selector".into(),
+                message,
+            });
+            return found;
+        }
+    };
+    let params = ListParams::default().labels(&text);
     for kind in WorkloadKind::ALL {
         match workloads(client, namespace, kind).list(&params).await {
             Ok(list) => {
@@ -332,6 +363,22 @@ mod tests {
                 },
             ]),
         };
-        assert_eq!(selector_text(&selector), "app=web,tier in (a,b),!canary");
+        assert_eq!(
+            selector_text(&selector).unwrap(),
+            "app=web,tier in (a,b),!canary"
+        );
+        let with = |operator: &str, values: Option<Vec<String>>| LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: operator.into(),
+                values,
+            }]),
+            ..Default::default()
+        };
+        let unknown = selector_text(&with("Gt", Some(vec!["1".into()]))).unwrap_err();
+        assert!(unknown.contains("unknown operator \"Gt\""), "{unknown}");
+        assert!(selector_text(&with("In", None)).is_err());
+        assert!(selector_text(&with("Exists", Some(vec!["a".into()]))).is_err());
+        assert!(selector_text(&with("DoesNotExist", None)).is_ok());
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use base64::Engine as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -14,7 +15,10 @@ use kube::api::{Api, GetParams, Patch, PatchParams};
 use super::error::{ApplySecretError, ObserveError};
 use crate::api::FIELD_MANAGER;
 use crate::api::names::{annotations, labels};
-use crate::engine::{DesiredSecret, Intent, ObservedSecret, Plan, PreviousStatus, SourceValue};
+use crate::engine::{
+    self, Claimant, DesiredSecret, Intent, ObservedSecret, Ownership, Plan, PreviousStatus,
+    SecretIdentity, SourceValue,
+};
 use crate::kinds::CredentialKind;
 
 /// Proof that the plan's Secret is in place: written now, or already as
@@ -66,13 +70,29 @@ pub async fn fetch_secret(
     })
 }
 
-/// The user-supplied secret, as the engine sees it.
+/// The user-supplied secret, as the engine sees it. Its metadata is read
+/// first: the data of a Secret that has not opted in is never fetched.
 pub async fn fetch_source(
     api: &Api<Secret>,
     namespace: &str,
     name: &str,
     key: &str,
 ) -> Result<SourceValue, ObserveError> {
+    let meta = api
+        .get_metadata_opt(name)
+        .await
+        .map_err(|source| ObserveError::ReadSecret {
+            namespace: namespace.into(),
+            name: name.into(),
+            source,
+        })?;
+    match meta {
+        None => return Ok(SourceValue::SecretMissing),
+        Some(meta) if !opted_in_to_reading(meta.annotations(), meta.labels()) => {
+            return Ok(SourceValue::NotAllowed);
+        }
+        Some(_) => {}
+    }
     Ok(
         match fetch_secret(api, namespace, name, ReadFrom::Quorum).await? {
             None => SourceValue::SecretMissing,
@@ -91,76 +111,66 @@ pub async fn fetch_source(
 /// A source Secret opted in: `keysmith.dev/allow-source: "true"` as an
 /// annotation or a label (SPEC §10).
 pub fn allows_reading(secret: &Secret) -> bool {
+    opted_in_to_reading(secret.annotations(), secret.labels())
+}
+
+fn opted_in_to_reading(
+    on_annotations: &BTreeMap<String, String>,
+    on_labels: &BTreeMap<String, String>,
+) -> bool {
     let opted_in = |map: &BTreeMap<String, String>| {
         map.get(annotations::ALLOW_SOURCE).map(String::as_str)
             == Some(annotations::ALLOW_SOURCE_VALUE)
     };
-    opted_in(secret.annotations()) || opted_in(secret.labels())
+    opted_in(on_annotations) || opted_in(on_labels)
 }
 
-/// Whose a Secret of the target name is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ownership {
-    /// Issued by keysmith for this resource.
-    Ours,
-    /// Issued by keysmith for an earlier resource, taken over on request:
-    /// its values count as someone else's (validated, never overwritten).
-    Adopted,
-    Foreign,
-}
-
-/// Whose `secret` is (SPEC §10, adoption is explicit). Ours: keysmith's
-/// labels naming the owner *and* the owner's identity. A Secret written by
-/// this release carries the owner's uid. One written by an earlier release
-/// (labels only) is recognised when the owner's own status — which only
-/// keysmith writes — says it issued into this Secret at the Secret's
-/// revision (or one before: a crash between the two writes); the uid is
-/// added at the next apply. A Secret keysmith wrote for an earlier resource
-/// of the same name is adopted only when the resource asks
-/// (`keysmith.dev/adopt-secret: "true"`). Anything else that merely looks
-/// like keysmith's is foreign.
-pub fn ownership<K: CredentialKind>(
+/// What `secret` says about its owner, as the engine's ownership check reads it.
+/// `is_live` tells whether a uid names an existing resource of `K` other
+/// than the one asking.
+pub fn identity_of<K: CredentialKind>(
     secret: &Secret,
-    owner: &K,
-    status: &PreviousStatus,
-) -> Ownership {
+    is_live: &dyn Fn(&str) -> bool,
+) -> SecretIdentity {
     let labels = secret.labels();
-    let labelled = labels.get(labels::MANAGED_BY).map(String::as_str)
-        == Some(labels::MANAGED_BY_VALUE)
-        && labels.get(K::OWNER_LABEL) == Some(&labels::owner_value(&owner.name_any()));
-    if !labelled {
-        return Ownership::Foreign;
-    }
-    let uid = secret.annotations().get(annotations::OWNER_UID);
-    let asks_to_adopt = owner
-        .annotations()
-        .get(annotations::ADOPT_SECRET)
-        .map(String::as_str)
-        == Some("true");
-    match uid {
-        Some(uid) if owner.meta().uid.as_ref() == Some(uid) => Ownership::Ours,
-        None if issued_by_an_earlier_release(secret, owner, status) => Ownership::Ours,
-        _ if asks_to_adopt => Ownership::Adopted,
-        _ => Ownership::Foreign,
+    let annotations_ = secret.annotations();
+    let owner_uid = annotations_.get(annotations::OWNER_UID).cloned();
+    SecretIdentity {
+        managed_by_keysmith: labels.get(labels::MANAGED_BY).map(String::as_str)
+            == Some(labels::MANAGED_BY_VALUE),
+        owner_label: labels.get(K::OWNER_LABEL).cloned(),
+        owner_uid_is_live: owner_uid.as_deref().is_some_and(is_live),
+        owner_uid,
+        owner_name: annotations_.get(annotations::OWNER_NAME).cloned(),
+        owner_reference_uids: secret
+            .owner_references()
+            .iter()
+            .map(|r| r.uid.clone())
+            .collect(),
+        revision: annotations_
+            .get(annotations::REVISION)
+            .and_then(|r| r.parse().ok()),
+        opted_in: annotations_.get(annotations::ADOPT).map(String::as_str) == Some("true"),
     }
 }
 
-fn issued_by_an_earlier_release<K: CredentialKind>(
-    secret: &Secret,
-    owner: &K,
-    status: &PreviousStatus,
-) -> bool {
-    let revision = secret
-        .annotations()
-        .get(annotations::REVISION)
-        .and_then(|r| r.parse::<i64>().ok());
-    let recorded = owner.recorded_rotation();
-    let same_secret = recorded.and_then(|r| r.secret_name.as_deref()) == Some(&secret.name_any());
-    match (revision, status.revision) {
-        (Some(secret_rev), Some(status_rev)) => {
-            same_secret && (secret_rev == status_rev || secret_rev == status_rev + 1)
-        }
-        _ => false,
+/// The resource asking, as the engine's ownership check reads it.
+pub fn claimant_of<K: CredentialKind>(owner: &K, status: &PreviousStatus) -> Claimant {
+    let name = owner.name_any();
+    let issued_into = owner
+        .recorded_rotation()
+        .and_then(|r| r.secret_name.clone())
+        .zip(status.revision);
+    Claimant {
+        owner_label: labels::owner_value(&name),
+        uid: owner.meta().uid.clone(),
+        asks_to_adopt: owner
+            .annotations()
+            .get(annotations::ADOPT_SECRET)
+            .map(String::as_str)
+            == Some("true"),
+        issued_into,
+        name,
     }
 }
 
@@ -170,6 +180,7 @@ pub fn observe_secret<K: CredentialKind>(
     owner: &K,
     intent: &Intent,
     status: &PreviousStatus,
+    is_live: &dyn Fn(&str) -> bool,
 ) -> ObservedSecret {
     let data: BTreeMap<String, Option<String>> = secret
         .data
@@ -177,7 +188,11 @@ pub fn observe_secret<K: CredentialKind>(
         .flatten()
         .map(|(k, v)| (k.clone(), String::from_utf8(v.0.clone()).ok()))
         .collect();
-    let ownership = ownership(secret, owner, status);
+    let ownership = engine::ownership::decide(
+        &secret.name_any(),
+        &identity_of::<K>(secret, is_live),
+        &claimant_of(owner, status),
+    );
     let owned = data_keys_we_own(secret);
     let edited_keys = [&intent.key_data_key, &intent.secret_data_key]
         .into_iter()
@@ -195,7 +210,7 @@ pub fn observe_secret<K: CredentialKind>(
     let uid = owner.meta().uid.as_ref();
     ObservedSecret {
         foreign_data,
-        ours: ownership != Ownership::Foreign,
+        ownership,
         data,
         labels: secret.labels().clone(),
         annotations: secret.annotations().clone(),
@@ -297,8 +312,17 @@ pub async fn apply_secret<K: CredentialKind>(
     }
 }
 
+/// A uid no object has: sent with a first issue, it makes the apply fail on
+/// any Secret that already exists (a uid cannot change), while a create
+/// replaces it with a fresh one.
+const NO_OBJECT_UID: &str = "00000000-0000-0000-0000-000000000000";
+
 /// Applies one Secret keysmith wants; returns the written resourceVersion.
-/// `take_over` as for [`apply_secret`].
+/// `take_over` as for [`apply_secret`]. Without it the write is exclusive
+/// (SPEC §10): it creates the Secret, or fails with 409 AlreadyExists when
+/// one appeared since it was seen absent — never a merge into it, not even
+/// into one another resource is issuing at the same moment (both write as
+/// field manager `keysmith`).
 pub async fn apply_desired<K: CredentialKind>(
     api: &Api<Secret>,
     owner: &K,
@@ -306,17 +330,67 @@ pub async fn apply_desired<K: CredentialKind>(
     desired: &DesiredSecret,
     take_over: bool,
 ) -> Result<Option<String>, ApplySecretError> {
-    let secret = secret_object(owner, namespace, desired);
+    let mut secret = secret_object(owner, namespace, desired);
+    if !take_over {
+        secret.metadata.uid = Some(NO_OBJECT_UID.into());
+    }
     let mut params = PatchParams::apply(FIELD_MANAGER);
     params.force = take_over;
     api.patch(&desired.name, &params, &Patch::Apply(&secret))
         .await
         .map(|written| written.metadata.resource_version)
-        .map_err(|source| ApplySecretError {
-            namespace: namespace.into(),
-            name: desired.name.clone(),
-            source,
+        .map_err(|source| {
+            let source = match !take_over && refused_for_its_uid(&source) {
+                true => already_exists(namespace, &desired.name),
+                false => redacted(source, desired.data.values()),
+            };
+            ApplySecretError {
+                namespace: namespace.into(),
+                name: desired.name.clone(),
+                source,
+            }
         })
+}
+
+/// The apiserver's answer to an exclusive apply onto an existing Secret.
+fn refused_for_its_uid(error: &kube::Error) -> bool {
+    let kube::Error::Api(status) = error else {
+        return false;
+    };
+    let causes = status.details.iter().flat_map(|d| &d.causes);
+    status.code == 422 && causes.into_iter().any(|c| c.field == "metadata.uid")
+}
+
+fn already_exists(namespace: &str, name: &str) -> kube::Error {
+    kube::Error::Api(
+        kube::core::Status::failure(
+            &format!("Secret {namespace}/{name} appeared while keysmith was issuing into it"),
+            "AlreadyExists",
+        )
+        .with_code(409)
+        .boxed(),
+    )
+}
+
+/// The error with every value of the refused write (raw, and base64 as the
+/// wire shows it) taken out of the apiserver's message: it reaches logs.
+pub fn redacted<'a>(error: kube::Error, values: impl Iterator<Item = &'a String>) -> kube::Error {
+    let kube::Error::Api(mut status) = error else {
+        return error;
+    };
+    for value in values.filter(|v| !v.is_empty()) {
+        let wire = base64::engine::general_purpose::STANDARD.encode(value);
+        let redact = |text: &mut String| {
+            *text = text
+                .replace(value.as_str(), "<redacted>")
+                .replace(&wire, "<redacted>")
+        };
+        redact(&mut status.message);
+        for cause in status.details.iter_mut().flat_map(|d| &mut d.causes) {
+            redact(&mut cause.message);
+        }
+    }
+    kube::Error::Api(status)
 }
 
 /// Removes data entries from a Secret (entries someone else added to one
@@ -375,73 +449,45 @@ mod tests {
     fn secret(labels: serde_json::Value, annotations: serde_json::Value) -> Secret {
         serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "orders", "namespace": "shop", "labels": labels, "annotations": annotations},
+            "metadata": {"name": "orders", "namespace": "shop", "labels": labels, "annotations": annotations,
+                "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "uid-x"}]},
         }))
         .unwrap()
     }
 
-    fn ours_labels() -> serde_json::Value {
-        json!({"app.kubernetes.io/managed-by": "keysmith", "keysmith.dev/gatewayapp": "orders"})
-    }
-
-    fn issued(revision: i64) -> serde_json::Value {
-        json!({"secretName": "orders", "revision": revision})
-    }
-
-    fn whose(secret: &Secret, app: &GatewayApp) -> Ownership {
-        ownership(
-            secret,
-            app,
-            &crate::kinds::CredentialKind::previous_status(app),
-        )
-    }
-
     #[test]
-    fn labels_and_the_owners_uid_make_a_secret_ours() {
-        let app = app(json!({}), json!({}));
-        let s = secret(ours_labels(), json!({"keysmith.dev/owner-uid": UID}));
-        assert_eq!(
-            whose(&s, &app),
-            Ownership::Ours,
-            "also before the status: a crash"
+    fn the_facts_are_read_off_the_secret_and_the_resource() {
+        let s = secret(
+            json!({"app.kubernetes.io/managed-by": "keysmith", "keysmith.dev/gatewayapp": "orders"}),
+            json!({"keysmith.dev/owner-uid": "uid-old", "keysmith.dev/owner-name": "orders",
+                   "keysmith.dev/revision": "3", "keysmith.dev/adopt": "true"}),
         );
-        let other = secret(ours_labels(), json!({"keysmith.dev/owner-uid": "another"}));
-        assert_eq!(whose(&other, &app), Ownership::Foreign);
-        let unlabelled = secret(json!({}), json!({"keysmith.dev/owner-uid": UID}));
-        assert_eq!(whose(&unlabelled, &app), Ownership::Foreign);
-    }
-
-    #[test]
-    fn labels_alone_are_a_forgery_unless_the_status_vouches_for_them() {
-        let forged = secret(ours_labels(), json!({"keysmith.dev/revision": "1"}));
+        let identity = identity_of::<GatewayApp>(&s, &|uid| uid == "uid-old");
         assert_eq!(
-            whose(&forged, &app(json!({}), json!({}))),
-            Ownership::Foreign
+            identity,
+            SecretIdentity {
+                managed_by_keysmith: true,
+                owner_label: Some("orders".into()),
+                owner_uid: Some("uid-old".into()),
+                owner_name: Some("orders".into()),
+                owner_reference_uids: vec!["uid-x".into()],
+                revision: Some(3),
+                opted_in: true,
+                owner_uid_is_live: true,
+            }
         );
-        // Written by an earlier release: the status (only keysmith writes it) agrees.
-        assert_eq!(whose(&forged, &app(json!({}), issued(1))), Ownership::Ours);
-        let ahead = secret(ours_labels(), json!({"keysmith.dev/revision": "2"}));
-        assert_eq!(
-            whose(&ahead, &app(json!({}), issued(1))),
-            Ownership::Ours,
-            "a crash"
+        let asking = app(
+            json!({"keysmith.dev/adopt-secret": "true"}),
+            json!({"secretName": "orders", "revision": 2}),
         );
-        let far = secret(ours_labels(), json!({"keysmith.dev/revision": "7"}));
-        assert_eq!(whose(&far, &app(json!({}), issued(1))), Ownership::Foreign);
-    }
-
-    #[test]
-    fn a_secret_of_an_earlier_resource_is_adopted_only_on_request() {
-        let left = secret(ours_labels(), json!({"keysmith.dev/owner-uid": "earlier"}));
-        assert_eq!(whose(&left, &app(json!({}), json!({}))), Ownership::Foreign);
-        let asking = app(json!({"keysmith.dev/adopt-secret": "true"}), json!({}));
-        assert_eq!(whose(&left, &asking), Ownership::Adopted);
-        let foreign = secret(json!({}), json!({}));
-        assert_eq!(
-            whose(&foreign, &asking),
-            Ownership::Foreign,
-            "never without the labels"
-        );
+        let claimant = claimant_of(&asking, &CredentialKind::previous_status(&asking));
+        assert_eq!(claimant.uid.as_deref(), Some(UID));
+        assert!(claimant.asks_to_adopt);
+        assert_eq!(claimant.issued_into, Some(("orders".into(), 2)));
+        let plain = app(json!({}), json!({}));
+        let claimant = claimant_of(&plain, &CredentialKind::previous_status(&plain));
+        assert!(!claimant.asks_to_adopt);
+        assert_eq!(claimant.issued_into, None);
     }
 
     #[test]

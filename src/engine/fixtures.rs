@@ -7,6 +7,8 @@ use k8s_openapi::jiff::Timestamp;
 use rand::SeedableRng;
 
 use super::inputs::{Intent, KeyGenerator, ObservedSecret, PreviousStatus, SourceValue};
+use super::ownership::Ownership;
+use super::seal::RecordKey;
 use super::snapshot::Snapshot;
 use super::{DesiredSecret, Observed, Plan};
 use crate::api::names::annotations;
@@ -61,7 +63,7 @@ pub const SECRET: &str = "SecretInUse0123456789abcdefgh";
 /// keysmith's Secret at revision 1, issued and rotated at `t(0)`.
 pub fn issued_secret() -> ObservedSecret {
     ObservedSecret {
-        ours: true,
+        ownership: Ownership::Ours,
         data: BTreeMap::from([
             ("app_key".into(), Some(KEY.into())),
             ("app_secret".into(), Some(SECRET.into())),
@@ -83,7 +85,7 @@ pub fn issued_secret() -> ObservedSecret {
 /// The Secret as the apiserver would hold it after applying `desired`.
 pub fn written(desired: &DesiredSecret) -> ObservedSecret {
     ObservedSecret {
-        ours: true,
+        ownership: Ownership::Ours,
         data: desired
             .data
             .iter()
@@ -106,6 +108,7 @@ pub struct World {
     pub key_held_by: Option<String>,
     pub gateway: BTreeMap<String, ObservedSecret>,
     pub now: Timestamp,
+    pub record_key: Option<RecordKey>,
 }
 
 impl World {
@@ -119,6 +122,7 @@ impl World {
             key_held_by: None,
             gateway: BTreeMap::new(),
             now: t(10),
+            record_key: None,
         }
     }
 
@@ -137,6 +141,7 @@ impl World {
             status: &self.status,
             key_held_by: self.key_held_by.clone(),
             gateway: self.gateway.clone(),
+            record_key: self.record_key.as_ref(),
         }
     }
 
@@ -174,6 +179,8 @@ pub fn status_after(plan: &Plan, intent: &Intent, previous: &PreviousStatus) -> 
             observed_reset_annotation: state.observed_reset_annotation.clone(),
             attributes: Some(intent.attributes.clone()),
             ready_reason: Some(plan.readiness.reason),
+            previous_expiry_time: state.previous_expiry_time,
+            sealed: state.sealed,
         },
         None => PreviousStatus {
             ready_reason: Some(plan.readiness.reason),

@@ -233,7 +233,7 @@ fn is_placeholder(found: &ObservedSecret, layout: GatewayLayout) -> bool {
                 .get(k)
                 .is_some_and(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
         });
-    found.ours && marked && shaped && !found.foreign_data
+    found.ours() && marked && shaped && !found.foreign_data
 }
 
 /// A credential nobody is given: a fresh random key, and a secret of the
@@ -345,7 +345,7 @@ mod tests {
     use crate::api::Reason;
     use crate::api::names::annotations;
     use crate::engine::fixtures::{KEY, SECRET, World, rng, status_after, t, written};
-    use crate::engine::{Plan, plan};
+    use crate::engine::{Foreign, Ownership, Plan, plan};
 
     fn world(layout: GatewayLayout) -> World {
         let mut world = World::issued();
@@ -616,7 +616,7 @@ mod tests {
         world.gateway.insert(
             "orders-gateway".into(),
             ObservedSecret {
-                ours: false,
+                ownership: Ownership::Foreign(Foreign::NotKeysmiths),
                 ..Default::default()
             },
         );

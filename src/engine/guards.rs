@@ -3,9 +3,13 @@
 //! that fails wins, and nothing already issued is changed.
 
 use super::inputs::SourceValue;
+use super::ownership::{Foreign, Ownership};
 use super::snapshot::{Checked, DataValue, Snapshot};
 use crate::api::Reason;
-use crate::api::names::annotations::{ADOPT_SECRET, ALLOW_SOURCE, ALLOW_SOURCE_VALUE};
+use crate::api::names::annotations::{
+    ADOPT, ADOPT_SECRET, ALLOW_SOURCE, ALLOW_SOURCE_VALUE, PREVIOUS_EXPIRES_AT,
+};
+use crate::rules;
 
 /// Why a pass writes nothing: the Ready=False reason and its message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,12 +22,14 @@ type Guard = fn(&Snapshot) -> Option<Blocked>;
 
 /// In order: whose key, whose Secret, a source that opted in and is usable,
 /// usable Secret data.
-pub const GUARDS: [(&str, Guard); 6] = [
+pub const GUARDS: [(&str, Guard); 8] = [
+    ("spec within the floors", check_floors),
     ("key is unique", check_key_unique),
     ("Secret is ours", check_secret_is_ours),
     ("gateway Secrets are ours", check_gateway_secrets_are_ours),
     ("source opted in", check_source_allowed),
     ("source is valid", check_source_valid),
+    ("previous value is keysmith's", check_previous_is_ours),
     ("Secret data is usable", check_secret_data),
 ];
 
@@ -32,26 +38,69 @@ pub fn first_failure(snapshot: &Snapshot) -> Option<Blocked> {
     GUARDS.iter().find_map(|(_, guard)| guard(snapshot))
 }
 
-/// An older resource holds the key this one wants.
+/// Defence in depth (SPEC §10): the floors admission enforces hold here
+/// too, should a resource reach keysmith without admission (a CRD without
+/// its schema, a bypass): generated secrets of at least 128 bits (unless the
+/// rule fixes a shorter length), rotation intervals of at least a minute.
+pub fn check_floors(s: &Snapshot) -> Option<Blocked> {
+    let intent = s.intent;
+    let floor = rules::min_generated_len(intent.secret_rule, intent.symbols);
+    let generates = intent.secret_from.is_none();
+    let message = if generates && intent.generator_length < floor {
+        format!(
+            "spec.generator.length {} is below {floor}, the shortest {} that carries 128 bits of entropy; nothing was issued or changed",
+            intent.generator_length, intent.secret_rule.name
+        )
+    } else if intent
+        .interval
+        .is_some_and(|i| i < rules::MIN_ROTATION_INTERVAL)
+    {
+        "spec.rotation.interval is below the minimum of 1m; nothing was issued or changed".into()
+    } else {
+        return None;
+    };
+    Some(Blocked {
+        reason: Reason::InvalidSpec,
+        message,
+    })
+}
+
+/// Another resource holds the key this one wants (it issued it, or claimed
+/// it first while nobody had).
 pub fn check_key_unique(s: &Snapshot) -> Option<Blocked> {
     let holder = s.key_held_by?;
     Some(Blocked {
         reason: Reason::AppKeyConflict,
         message: format!(
-            "the {} is already held by {holder}, which is older; choose another key",
+            "the {} is already held by {holder}; choose another key",
             s.intent.key_label
         ),
     })
 }
 
-/// A Secret of the target name that keysmith did not create for this resource.
+/// A Secret of the target name that keysmith did not create for this
+/// resource; the message gives the remedy that fits why.
 pub fn check_secret_is_ours(s: &Snapshot) -> Option<Blocked> {
-    s.secret.filter(|secret| !secret.ours).map(|_| Blocked {
-        reason: Reason::SecretConflict,
-        message: format!(
-            "Secret {} exists and was not created by keysmith for this resource; it is left untouched (delete it, or set spec.secret.name to another name; if keysmith wrote it for an earlier resource of this name, annotate this one {ADOPT_SECRET}=true to take it over)",
-            s.intent.secret_name
+    let why = match s.secret?.ownership {
+        Ownership::Foreign(why) => why,
+        _ if s.forged_identity => Foreign::NotKeysmiths,
+        _ => return None,
+    };
+    let name = &s.intent.secret_name;
+    let message = match why {
+        Foreign::NotKeysmiths => format!(
+            "Secret {name} exists and was not created by keysmith for this resource; it is left untouched (delete it, or set spec.secret.name to another name)"
         ),
+        Foreign::AnotherResource => format!(
+            "Secret {name} belongs to another existing resource (its owner uid or an owner reference); it is left untouched and cannot be adopted (set spec.secret.name to another name)"
+        ),
+        Foreign::Leftover => format!(
+            "Secret {name} was written by keysmith for an earlier resource of this name and is left untouched; to take it over, annotate the Secret {ADOPT}=true and this resource {ADOPT_SECRET}=true (its values are then validated and kept), or delete it"
+        ),
+    };
+    Some(Blocked {
+        reason: Reason::SecretConflict,
+        message,
     })
 }
 
@@ -59,7 +108,7 @@ pub fn check_secret_is_ours(s: &Snapshot) -> Option<Blocked> {
 /// this resource: nothing is written, so a gateway never reads a credential
 /// keysmith did not issue, and nobody's Secret is overwritten.
 pub fn check_gateway_secrets_are_ours(s: &Snapshot) -> Option<Blocked> {
-    let (name, _) = s.gateway.iter().find(|(_, found)| !found.ours)?;
+    let (name, _) = s.gateway.iter().find(|(_, found)| !found.ours())?;
     Some(Blocked {
         reason: Reason::SecretConflict,
         message: format!(
@@ -107,6 +156,20 @@ pub fn check_source_valid(s: &Snapshot) -> Option<Blocked> {
     })
 }
 
+/// A previous value (or its expiry) keysmith did not write — planted to be
+/// published as a second valid credential — is never used: reported, and
+/// nothing is written until it is removed (SPEC §10, keysmith trusts only
+/// what it wrote).
+pub fn check_previous_is_ours(s: &Snapshot) -> Option<Blocked> {
+    s.planted_previous.then(|| Blocked {
+        reason: Reason::SecretEdited,
+        message: format!(
+            "Secret {} holds a previous value (key {}) or an expiry ({PREVIOUS_EXPIRES_AT}) that keysmith did not write; it is not published to gateways or workloads, and nothing is written until you remove that key from the Secret",
+            s.intent.secret_name, s.intent.previous_data_key
+        ),
+    })
+}
+
 /// The key and the secret in the Secret, in that order: a missing one, or
 /// one someone else changed so that it breaks its rule (a deliberate change,
 /// never overwritten). A value keysmith itself wrote under a rule that has
@@ -147,6 +210,32 @@ mod tests {
     }
 
     #[test]
+    fn floors_hold_without_admission() {
+        let mut world = World::new();
+        assert_eq!(world.check(check_floors), None);
+        world.intent.generator_length = 12;
+        let blocked = world.check(check_floors).unwrap();
+        assert_eq!(blocked.reason, Reason::InvalidSpec);
+        assert!(
+            blocked.message.contains("spec.generator.length 12"),
+            "{}",
+            blocked.message
+        );
+        world.intent.secret_from = Some(("byo".into(), "secret".into()));
+        assert_eq!(world.check(check_floors), None, "nothing is generated");
+        world.intent.interval = Some(std::time::Duration::from_secs(59));
+        let blocked = world.check(check_floors).unwrap();
+        assert!(blocked.message.contains("spec.rotation.interval"));
+        world.intent.interval = Some(std::time::Duration::from_secs(60));
+        assert_eq!(world.check(check_floors), None);
+        assert_eq!(
+            reason(World::issued().check(first_failure)),
+            None,
+            "the fixtures are within the floors"
+        );
+    }
+
+    #[test]
     fn key_unique_blocks_only_when_an_older_holder_exists() {
         let mut world = World::issued();
         assert_eq!(world.check(check_key_unique), None);
@@ -161,11 +250,27 @@ mod tests {
     fn secret_is_ours_blocks_a_foreign_secret_and_passes_ours_or_none() {
         let mut world = World::issued();
         assert_eq!(world.check(check_secret_is_ours), None);
-        world.secret.as_mut().unwrap().ours = false;
+        world.secret.as_mut().unwrap().ownership = Ownership::Foreign(Foreign::NotKeysmiths);
         let blocked = world.check(check_secret_is_ours).unwrap();
         assert_eq!(blocked.reason, Reason::SecretConflict);
         assert!(blocked.message.contains("Secret orders"));
         assert_eq!(reason(World::new().check(check_secret_is_ours)), None);
+        world.secret.as_mut().unwrap().ownership = Ownership::Foreign(Foreign::Leftover);
+        let blocked = world.check(check_secret_is_ours).unwrap();
+        assert!(
+            blocked.message.contains("keysmith.dev/adopt=true"),
+            "{}",
+            blocked.message
+        );
+        world.secret.as_mut().unwrap().ownership = Ownership::Foreign(Foreign::AnotherResource);
+        let blocked = world.check(check_secret_is_ours).unwrap();
+        assert!(
+            blocked.message.contains("cannot be adopted"),
+            "{}",
+            blocked.message
+        );
+        world.secret.as_mut().unwrap().ownership = Ownership::Adopted;
+        assert_eq!(world.check(check_secret_is_ours), None);
     }
 
     #[test]
@@ -267,7 +372,7 @@ mod tests {
     fn guards_run_in_order_and_the_first_failure_wins() {
         let mut world = World::issued();
         assert_eq!(world.check(first_failure), None);
-        world.secret.as_mut().unwrap().ours = false;
+        world.secret.as_mut().unwrap().ownership = Ownership::Foreign(Foreign::NotKeysmiths);
         world.key_held_by = Some("GatewayApp shop/older".into());
         assert_eq!(
             reason(world.check(first_failure)),

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::ownership::Ownership;
+use super::seal::RecordKey;
 use crate::api::{GatewayLayout, Reason, RotationReason, SecretType};
 use crate::rules::FormatRule;
 
@@ -56,6 +58,15 @@ pub struct Intent {
     pub attributes: BTreeMap<String, String>,
 }
 
+impl Intent {
+    /// The owner's uid, as the Secret records it (empty before the apiserver gave one).
+    pub fn owner_uid(&self) -> &str {
+        self.annotations
+            .get(crate::api::names::annotations::OWNER_UID)
+            .map_or("", String::as_str)
+    }
+}
+
 /// A gateway Secret: its layout and name (the previous credential's
 /// companion, where the layout has one, is this name plus `-previous`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,8 +78,8 @@ pub struct GatewayIntent {
 /// The output Secret as found. (Debug shows data keys, never values.)
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ObservedSecret {
-    /// Created by keysmith for this resource (its labels say so).
-    pub ours: bool,
+    /// Whose it is (decided by [`super::ownership::decide`]).
+    pub ownership: Ownership,
     /// Data; `None` for a value that is not UTF-8.
     pub data: BTreeMap<String, Option<String>>,
     pub labels: BTreeMap<String, String>,
@@ -108,6 +119,11 @@ pub struct PreviousStatus {
     pub attributes: Option<BTreeMap<String, String>>,
     /// The Ready condition's reason (`None` for one keysmith does not set).
     pub ready_reason: Option<Reason>,
+    /// When the kept previous secret expires, as keysmith recorded it.
+    pub previous_expiry_time: Option<Timestamp>,
+    /// The Secret has carried keysmith's seal since a credential set this
+    /// build issued: a Secret without a valid seal is then not trusted.
+    pub sealed: bool,
 }
 
 /// The world as one reconcile found it.
@@ -119,12 +135,22 @@ pub struct Observed<'a> {
     pub key_held_by: Option<String>,
     /// The gateway Secrets found, by name (read only with `spec.gateway`).
     pub gateway: BTreeMap<String, ObservedSecret>,
+    /// The key of keysmith's seals; `None` seals nothing (and trusts a
+    /// Secret's values and record as an earlier release did).
+    pub record_key: Option<&'a RecordKey>,
+}
+
+impl ObservedSecret {
+    /// keysmith's for this resource: issued for it, or adopted.
+    pub fn ours(&self) -> bool {
+        self.ownership.ours()
+    }
 }
 
 impl std::fmt::Debug for ObservedSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ObservedSecret")
-            .field("ours", &self.ours)
+            .field("ownership", &self.ownership)
             .field("data_keys", &self.data.keys().collect::<Vec<_>>())
             .field("labels", &self.labels)
             .field("annotations", &self.annotations)

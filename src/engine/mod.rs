@@ -25,8 +25,10 @@ pub mod generate;
 pub mod guards;
 mod inputs;
 pub mod outcome;
+pub mod ownership;
 mod render;
 pub mod rollout;
+pub mod seal;
 pub mod snapshot;
 pub mod triggers;
 
@@ -38,7 +40,9 @@ pub use generate::GenerateError;
 pub use inputs::{
     GatewayIntent, Intent, KeyGenerator, Observed, ObservedSecret, PreviousStatus, SourceValue,
 };
+pub use ownership::{Claimant, Foreign, Ownership, SecretIdentity};
 pub use render::{DesiredSecret, Plan, PlannedEvent, Readiness, Severity, State};
+pub use seal::RecordKey;
 pub use snapshot::{Snapshot, truncate_to_second};
 
 #[derive(Debug, thiserror::Error)]

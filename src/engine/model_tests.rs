@@ -10,7 +10,12 @@
 //! - the credential changes only with a recorded reason, and the revision
 //!   moves by exactly one per rotation;
 //! - values someone else put in the Secret are never overwritten unless they
-//!   are replaced by a rotation the resource asked for.
+//!   are replaced by a rotation the resource asked for;
+//! - a Secret holding another existing resource's identity or an owner
+//!   reference (forged, leftover or live; `ownership::decide` on random
+//!   facts) is never written;
+//! - a value keysmith did not produce (a planted previous value with a
+//!   far-future expiry) is never published, in the Secret or a gateway Secret.
 //!
 //! `PROPTEST_CASES` sets the number of sequences (CI: the default below).
 
@@ -37,6 +42,10 @@ enum Step {
     /// Someone edits the secret value: valid (kept) or not (blocks).
     EditSecret(bool),
     ForeignSecret,
+    /// A Secret with random identity facts, judged by `ownership::decide`.
+    Identity(IdentityFacts),
+    /// Someone plants a previous value with a far-future expiry.
+    PlantPrevious,
     /// Use a source Secret with this value (None: back to generated).
     Source(Option<&'static str>),
 }
@@ -56,10 +65,36 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::DeleteSecret),
         1 => any::<bool>().prop_map(Step::EditSecret),
         1 => Just(Step::ForeignSecret),
+        1 => identity_facts().prop_map(Step::Identity),
+        1 => Just(Step::PlantPrevious),
         1 => proptest::option::of(proptest::sample::select(vec!["Source-Value-0001", "Source-Value-0002", "bad"]))
             .prop_map(Step::Source),
     ]
 }
+
+/// What a pre-existing Secret says about its owner, drawn at random.
+#[derive(Clone, Debug)]
+struct IdentityFacts {
+    labelled: bool,
+    own_uid: bool,
+    live_other: bool,
+    owner_reference: bool,
+    opted_in: bool,
+    asks: bool,
+}
+
+fn identity_facts() -> impl Strategy<Value = IdentityFacts> {
+    (any::<[bool; 6]>()).prop_map(|b| IdentityFacts {
+        labelled: b[0],
+        own_uid: b[1],
+        live_other: b[2],
+        owner_reference: b[3],
+        opted_in: b[4],
+        asks: b[5],
+    })
+}
+
+const PLANTED: &str = "Planted-Previous-0001";
 
 struct Model {
     intent: Intent,
@@ -68,6 +103,9 @@ struct Model {
     source: Option<SourceValue>,
     now: i64,
     rng: rand::rngs::StdRng,
+    record_key: RecordKey,
+    /// The Secret holds another existing resource's identity: never written.
+    taken: bool,
 }
 
 /// The Secret after our server-side apply: our fields as desired (every
@@ -89,6 +127,8 @@ impl Model {
             source: None,
             now: 0,
             rng: rng(),
+            record_key: RecordKey::for_tests(),
+            taken: false,
         }
     }
 
@@ -99,6 +139,7 @@ impl Model {
             status: &self.status,
             key_held_by: None,
             gateway: Default::default(),
+            record_key: Some(&self.record_key),
         };
         plan(&self.intent, &observed, t(self.now), &mut self.rng).expect("a plan")
     }
@@ -109,7 +150,7 @@ impl Model {
 
     /// One pass, with the invariants; `crash` loses the status write.
     fn pass(&mut self, crash: bool) {
-        let foreign = self.secret.as_ref().is_some_and(|s| !s.ours);
+        let foreign = self.secret.as_ref().is_some_and(|s| !s.ours());
         let before = (self.value("app_key"), self.value("app_secret"));
         let revision_before = self
             .secret
@@ -119,8 +160,19 @@ impl Model {
             .or(self.status.revision);
         let plan = self.plan();
 
-        if foreign {
+        if foreign || self.taken {
             assert!(plan.secret.is_none(), "a foreign Secret was written");
+        }
+        let published = plan
+            .secret
+            .iter()
+            .chain(plan.gateway.iter().map(|w| &w.secret));
+        for desired in published {
+            assert!(
+                desired.data.values().all(|v| !v.contains(PLANTED)),
+                "a planted value was published in {}",
+                desired.name
+            );
         }
         if let Some(desired) = &plan.secret {
             let key = &desired.data[&self.intent.key_data_key];
@@ -143,6 +195,7 @@ impl Model {
                 assert_eq!(state.revision, Some(revision_before.unwrap_or(0) + 1));
             }
             self.secret = Some(as_written(desired, self.secret.as_ref()));
+            self.taken = false;
         } else if plan.rotation.is_some() {
             panic!("a rotation without a Secret write");
         }
@@ -170,9 +223,23 @@ impl Model {
                 self.intent.reset_annotation = Some(format!("annotation-{n}"))
             }
             Step::Wait(seconds) => self.now += seconds,
-            Step::DeleteSecret => self.secret = None,
+            Step::DeleteSecret => {
+                self.secret = None;
+                self.taken = false;
+            }
+            Step::Identity(facts) => self.secret_with_identity(facts),
+            Step::PlantPrevious => {
+                if let Some(secret) = self.secret.as_mut().filter(|s| s.ours()) {
+                    let previous = self.intent.previous_data_key.clone();
+                    secret.data.insert(previous, Some(PLANTED.into()));
+                    secret.annotations.insert(
+                        crate::api::names::annotations::PREVIOUS_EXPIRES_AT.into(),
+                        "2099-01-01T00:00:00Z".into(),
+                    );
+                }
+            }
             Step::EditSecret(valid) => {
-                if let Some(secret) = self.secret.as_mut().filter(|s| s.ours) {
+                if let Some(secret) = self.secret.as_mut().filter(|s| s.ours()) {
                     let value = if *valid { "Edited-By-Hand-0001" } else { "x" };
                     secret.data.insert("app_secret".into(), Some(value.into()));
                     secret.edited_keys.insert("app_secret".into());
@@ -180,7 +247,9 @@ impl Model {
             }
             Step::ForeignSecret => {
                 self.secret = Some(ObservedSecret {
-                    ours: false,
+                    ownership: crate::engine::Ownership::Foreign(
+                        crate::engine::Foreign::NotKeysmiths,
+                    ),
                     ..Default::default()
                 })
             }
@@ -195,6 +264,54 @@ impl Model {
                 }
             },
         }
+    }
+}
+
+impl Model {
+    /// The Secret as found, with the identity `facts` say, judged by the
+    /// engine's ownership check; the data is a valid-looking credential.
+    fn secret_with_identity(&mut self, facts: &IdentityFacts) {
+        let claimant = Claimant {
+            name: "orders".into(),
+            uid: Some("uid-1".into()),
+            owner_label: "orders".into(),
+            asks_to_adopt: facts.asks,
+            issued_into: None,
+        };
+        let identity = SecretIdentity {
+            managed_by_keysmith: facts.labelled,
+            owner_label: Some("orders".into()),
+            owner_uid: Some(if facts.own_uid { "uid-1" } else { "uid-other" }.into()),
+            owner_name: None,
+            owner_reference_uids: facts
+                .owner_reference
+                .then(|| "uid-other".to_string())
+                .into_iter()
+                .collect(),
+            revision: Some(1),
+            opted_in: facts.opted_in,
+            owner_uid_is_live: facts.live_other && !facts.own_uid,
+        };
+        let ownership = ownership::decide("orders", &identity, &claimant);
+        self.taken = !facts.own_uid && (facts.live_other || facts.owner_reference);
+        if self.taken {
+            assert!(
+                !ownership.ours(),
+                "another resource's Secret judged ours: {facts:?}"
+            );
+        }
+        self.secret = Some(ObservedSecret {
+            ownership,
+            data: [
+                ("app_key".to_string(), Some("found-key-0001".to_string())),
+                (
+                    "app_secret".to_string(),
+                    Some("Found-Secret-000000000001".to_string()),
+                ),
+            ]
+            .into(),
+            ..Default::default()
+        });
     }
 }
 

@@ -11,6 +11,7 @@ use super::gateway::GatewayWrite;
 use super::guards::Blocked;
 use super::inputs::{Intent, ObservedSecret, PreviousStatus};
 use super::outcome::{self, Outcome};
+use super::seal::{self, RecordKey};
 use super::snapshot::{Snapshot, format_time};
 use crate::api::names::annotations;
 use crate::api::{Reason, RotationReason, SecretType};
@@ -76,6 +77,8 @@ pub struct State {
     pub previous_expiry_time: Option<Timestamp>,
     pub observed_reset_request: Option<String>,
     pub observed_reset_annotation: Option<String>,
+    /// The Secret carries keysmith's seal from now on (`status.rotation.sealed`).
+    pub sealed: bool,
 }
 
 /// What one pass decided.
@@ -123,14 +126,14 @@ pub fn render_blocked(blocked: Blocked, previous: &PreviousStatus) -> Plan {
 
 pub fn render_plan(s: &Snapshot, outcome: &Outcome) -> Plan {
     let intent = s.intent;
-    let desired = desired_secret(intent, outcome);
+    let desired = desired_secret(intent, outcome, s.record_key);
     let write = outcome.edited
         || s.secret
             .is_none_or(|observed| !matches_desired(observed, &desired, intent));
     Plan {
         gateway: Vec::new(),
         secret: write.then_some(desired),
-        state: Some(state(outcome)),
+        state: Some(state(outcome, s.status.sealed || sealed_now(s, outcome))),
         readiness: Readiness {
             ready: true,
             reason: Reason::Issued,
@@ -145,8 +148,17 @@ pub fn render_plan(s: &Snapshot, outcome: &Outcome) -> Plan {
     }
 }
 
-fn state(outcome: &Outcome) -> State {
+/// This pass issues a sealed credential set: from now on the status says
+/// the Secret must carry a seal (SPEC §5, Upgrades: a Secret of an earlier
+/// release is sealed in place without that, and trusted as it was until
+/// its next credential set).
+fn sealed_now(s: &Snapshot, outcome: &Outcome) -> bool {
+    s.record_key.is_some() && outcome.rotation.is_some()
+}
+
+fn state(outcome: &Outcome, sealed: bool) -> State {
     State {
+        sealed,
         key: outcome.key.clone(),
         revision: Some(outcome.revision),
         register_time: Some(outcome.issued_at),
@@ -162,7 +174,11 @@ fn state(outcome: &Outcome) -> State {
 
 /// The Secret keysmith wants: the credentials, the fixed data, the user's
 /// labels and annotations, and the rotation record.
-pub fn desired_secret(intent: &Intent, outcome: &Outcome) -> DesiredSecret {
+pub fn desired_secret(
+    intent: &Intent,
+    outcome: &Outcome,
+    record_key: Option<&RecordKey>,
+) -> DesiredSecret {
     let mut data = intent.fixed_data.clone();
     if let Some(key) = &outcome.key {
         data.insert(intent.key_data_key.clone(), key.clone());
@@ -174,7 +190,28 @@ pub fn desired_secret(intent: &Intent, outcome: &Outcome) -> DesiredSecret {
         data.insert(intent.previous_data_key.clone(), value.clone());
     }
     let mut annotations = intent.annotations.clone();
-    annotations.extend(record_annotations(intent, outcome));
+    let record: BTreeMap<String, String> =
+        record_annotations(intent, outcome).into_iter().collect();
+    if let Some(key) = record_key {
+        let credentials = [
+            &intent.key_data_key,
+            &intent.secret_data_key,
+            &intent.previous_data_key,
+        ];
+        let values: BTreeMap<&str, &str> = credentials
+            .into_iter()
+            .filter_map(|k| Some((k.as_str(), data.get(k)?.as_str())))
+            .collect();
+        let at = seal::Binding {
+            owner_uid: intent.owner_uid(),
+            secret_name: &intent.secret_name,
+        };
+        annotations.insert(
+            annotations::SEAL.into(),
+            seal::seal(key, &at, &values, &record),
+        );
+    }
+    annotations.extend(record);
     DesiredSecret {
         name: intent.secret_name.clone(),
         type_: intent.secret_type,

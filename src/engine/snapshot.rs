@@ -2,12 +2,14 @@
 //! [`Snapshot`]: the intent, the clock, the status, the Secret's data checked
 //! against the rules, and the rotation record read from its annotations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::inputs::{Intent, Observed, ObservedSecret, PreviousStatus, SourceValue};
+use super::ownership::Ownership;
+use super::seal::{self, Binding, RecordKey};
 use crate::api::RotationReason;
 use crate::api::names::annotations;
 use crate::rules::FormatRule;
@@ -27,6 +29,14 @@ pub struct Snapshot<'a> {
     pub issued: Option<Issued>,
     /// The rotation record: the Secret's annotations, else the status.
     pub record: Record,
+    /// The Secret holds a previous value (or its expiry) keysmith did not
+    /// write: never published, reported.
+    pub planted_previous: bool,
+    /// The key of keysmith's seals (`None`: sealing off).
+    pub record_key: Option<&'a RecordKey>,
+    /// The Secret carries this resource's uid but no seal of keysmith's,
+    /// and keysmith never issued for it: someone wrote the uid there first.
+    pub forged_identity: bool,
 }
 
 /// One credential value in the Secret, checked against its rule.
@@ -113,7 +123,8 @@ impl Record {
 
     /// The Secret's record, with the status filling what it lacks (a status
     /// lost in a crash is rebuilt from the Secret; a deleted Secret's
-    /// bookkeeping survives in the status).
+    /// bookkeeping survives in the status). A record keysmith's seal does
+    /// not vouch for is not read: the status alone is.
     fn carried(secret: Option<&ObservedSecret>, status: &PreviousStatus) -> Record {
         match secret {
             Some(secret) => {
@@ -131,7 +142,7 @@ impl Record {
                 rotated_at: status.last_rotation_time,
                 reason: status.last_rotation_reason,
                 issued_at: status.register_time,
-                previous_expires_at: None,
+                previous_expires_at: status.previous_expiry_time,
                 observed_reset_request: status.observed_reset_request.clone(),
                 observed_reset_annotation: status.observed_reset_annotation.clone(),
                 previous_key: None,
@@ -142,6 +153,11 @@ impl Record {
 
 impl<'a> Snapshot<'a> {
     pub fn gather(intent: &'a Intent, observed: &'a Observed, now: Timestamp) -> Snapshot<'a> {
+        let vouched = observed
+            .secret
+            .map(|secret| vouched(secret, intent, observed.status, observed.record_key));
+        let trusted_record = vouched.as_ref().is_none_or(|v| v.record);
+        let secret_record = observed.secret.filter(|_| trusted_record);
         Snapshot {
             intent,
             now: truncate_to_second(now),
@@ -150,8 +166,25 @@ impl<'a> Snapshot<'a> {
             secret: observed.secret,
             source: observed.source.as_ref(),
             gateway: &observed.gateway,
-            issued: observed.secret.map(|secret| issued_in(secret, intent)),
-            record: Record::carried(observed.secret, observed.status),
+            issued: observed
+                .secret
+                .zip(vouched.as_ref())
+                .map(|(secret, vouched)| issued_in(secret, intent, vouched)),
+            record: Record::carried(secret_record, observed.status),
+            planted_previous: observed.secret.zip(vouched.as_ref()).is_some_and(
+                |(secret, vouched)| {
+                    secret.data.contains_key(&intent.previous_data_key) && !vouched.previous
+                },
+            ),
+            record_key: observed.record_key,
+            forged_identity: observed.secret.zip(vouched.as_ref()).is_some_and(
+                |(secret, vouched)| {
+                    observed.record_key.is_some()
+                        && secret.ownership == Ownership::Ours
+                        && !vouched.sealed
+                        && observed.status.revision.is_none()
+                },
+            ),
         }
     }
 
@@ -177,7 +210,77 @@ impl<'a> Snapshot<'a> {
     }
 }
 
-fn issued_in(secret: &ObservedSecret, intent: &Intent) -> Issued {
+/// What keysmith vouches for in a Secret: which of the key and the secret
+/// someone else changed, whether the record and the kept previous value are
+/// its own. By the seal where the Secret carries one; for a Secret of an
+/// earlier release (no seal, and the status never saw one), by server-side
+/// apply's field ownership and, for the previous value, the expiry the
+/// status recorded; once sealed, a Secret without a valid seal vouches for
+/// nothing.
+struct Vouched {
+    edited: BTreeSet<String>,
+    record: bool,
+    previous: bool,
+    /// A seal of keysmith's over the record verified.
+    sealed: bool,
+}
+
+fn vouched(
+    secret: &ObservedSecret,
+    intent: &Intent,
+    status: &PreviousStatus,
+    key: Option<&RecordKey>,
+) -> Vouched {
+    let credential_keys = [&intent.key_data_key, &intent.secret_data_key];
+    let Some(key) = key else {
+        return Vouched {
+            edited: secret.edited_keys.clone(),
+            record: true,
+            previous: true,
+            sealed: false,
+        };
+    };
+    let record = record_annotations(&secret.annotations);
+    let at = Binding {
+        owner_uid: intent.owner_uid(),
+        secret_name: &intent.secret_name,
+    };
+    let seal = secret.annotations.get(annotations::SEAL);
+    let verified = seal::verify(key, &at, seal.map(String::as_str), &record);
+    let holds = |data_key: &String| match (seal, secret.data.get(data_key)) {
+        (Some(seal), Some(Some(value))) => verified.value(key, &at, seal, data_key, value),
+        _ => false,
+    };
+    if verified.present || status.sealed {
+        return Vouched {
+            edited: credential_keys
+                .into_iter()
+                .filter(|k| secret.data.contains_key(*k) && !holds(k))
+                .cloned()
+                .collect(),
+            record: verified.record,
+            previous: verified.record && holds(&intent.previous_data_key),
+            sealed: verified.record,
+        };
+    }
+    let expiry = Record::read(&secret.annotations).previous_expires_at;
+    Vouched {
+        edited: secret.edited_keys.clone(),
+        record: true,
+        previous: expiry.is_some() && expiry == status.previous_expiry_time,
+        sealed: false,
+    }
+}
+
+/// The rotation-record annotations a Secret carries.
+pub fn record_annotations(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    annotations::RECORD
+        .iter()
+        .filter_map(|name| Some((name.to_string(), all.get(*name)?.clone())))
+        .collect()
+}
+
+fn issued_in(secret: &ObservedSecret, intent: &Intent, vouched: &Vouched) -> Issued {
     let check = |data_key: &String, rule: &FormatRule| Checked {
         data_key: data_key.clone(),
         value: match secret.data.get(data_key) {
@@ -192,7 +295,7 @@ fn issued_in(secret: &ObservedSecret, intent: &Intent) -> Issued {
                 )),
             },
         },
-        edited: secret.edited_keys.contains(data_key),
+        edited: vouched.edited.contains(data_key),
     };
     Issued {
         key: check(&intent.key_data_key, intent.key_rule),
@@ -200,6 +303,7 @@ fn issued_in(secret: &ObservedSecret, intent: &Intent) -> Issued {
         previous: secret
             .data
             .get(&intent.previous_data_key)
+            .filter(|_| vouched.previous)
             .cloned()
             .flatten(),
     }
@@ -228,7 +332,7 @@ pub fn add(t: Timestamp, d: Duration) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::fixtures::{World, t};
+    use crate::engine::fixtures::{World, rng, status_after, t, written};
 
     #[test]
     fn the_record_comes_from_the_secret_and_the_status_fills_gaps() {
@@ -282,6 +386,112 @@ mod tests {
             assert!(matches!(&issued.secret.value, DataValue::Invalid(p) if !p.contains("Qx7")));
             assert_eq!(s.current_key(), None);
         });
+    }
+
+    /// A world whose Secret keysmith issued with seals on, and whose status
+    /// recorded it; `keep` keeps a previous secret for an hour at a reset.
+    fn sealed_world(keep: bool) -> World {
+        let mut world = World::new();
+        world.record_key = Some(RecordKey::for_tests());
+        if keep {
+            world.intent.keep_previous = Some(std::time::Duration::from_secs(3600));
+        }
+        let first =
+            crate::engine::plan(&world.intent, &world.observed(), t(0), &mut rng()).unwrap();
+        world.secret = Some(written(first.secret.as_ref().unwrap()));
+        world.status = status_after(&first, &world.intent, &world.status);
+        if keep {
+            world.intent.reset_request = Some("again".into());
+            let reset =
+                crate::engine::plan(&world.intent, &world.observed(), t(5), &mut rng()).unwrap();
+            world.secret = Some(written(reset.secret.as_ref().unwrap()));
+            world.status = status_after(&reset, &world.intent, &world.status);
+        }
+        world
+    }
+
+    #[test]
+    fn a_sealed_secret_vouches_for_its_values_and_record() {
+        let world = sealed_world(true);
+        assert!(world.status.sealed);
+        world.check(|s| {
+            let issued = s.issued.as_ref().unwrap();
+            assert!(!issued.edited(), "nothing edited");
+            assert!(issued.previous.is_some(), "the previous keysmith replaced");
+            assert!(!s.planted_previous && !s.forged_identity);
+            assert_eq!(s.record.revision, Some(2));
+        });
+        let again =
+            crate::engine::plan(&world.intent, &world.observed(), t(6), &mut rng()).unwrap();
+        assert_eq!(again.secret, None, "sealed and unchanged: no write");
+    }
+
+    #[test]
+    fn an_edit_is_seen_whoever_made_it() {
+        let mut world = sealed_world(false);
+        world.set_data("app_secret", Some("Edited-value-0123456789"));
+        assert!(world.check(|s| s.issued.as_ref().unwrap().secret.edited));
+        assert!(!world.check(|s| s.issued.as_ref().unwrap().key.edited));
+    }
+
+    #[test]
+    fn a_planted_previous_or_forged_expiry_is_not_trusted() {
+        let mut world = sealed_world(false);
+        world.set_data("app_secret_previous", Some("Planted-0123456789abc"));
+        world.set_annotation(annotations::PREVIOUS_EXPIRES_AT, "2099-01-01T00:00:00Z");
+        world.check(|s| {
+            assert!(s.planted_previous);
+            assert_eq!(s.issued.as_ref().unwrap().previous, None);
+            assert_eq!(
+                s.record.previous_expires_at, None,
+                "the forged record is ignored"
+            );
+        });
+        // A real previous with a forged, later expiry: the record is not trusted.
+        let mut world = sealed_world(true);
+        world.set_annotation(annotations::PREVIOUS_EXPIRES_AT, "2099-01-01T00:00:00Z");
+        world.check(|s| {
+            assert!(s.planted_previous);
+            assert_eq!(
+                s.record.previous_expires_at,
+                world.status.previous_expiry_time
+            );
+        });
+    }
+
+    #[test]
+    fn once_sealed_a_secret_without_a_seal_vouches_for_nothing() {
+        let mut world = sealed_world(true);
+        world
+            .secret
+            .as_mut()
+            .unwrap()
+            .annotations
+            .remove(annotations::SEAL);
+        world.check(|s| {
+            assert!(s.issued.as_ref().unwrap().edited());
+            assert!(s.planted_previous);
+        });
+    }
+
+    #[test]
+    fn an_unsealed_secret_of_an_earlier_release_is_judged_as_before() {
+        let mut world = World::issued();
+        world.record_key = Some(RecordKey::for_tests());
+        world.status.revision = Some(1);
+        world.check(|s| {
+            assert!(!s.issued.as_ref().unwrap().edited());
+            assert!(!s.planted_previous && !s.forged_identity);
+        });
+        // A previous value: trusted only at the expiry the status recorded.
+        world.set_data("app_secret_previous", Some("Old-secret-0123456789"));
+        world.set_annotation(annotations::PREVIOUS_EXPIRES_AT, &t(3600).to_string());
+        assert!(world.check(|s| s.planted_previous));
+        world.status.previous_expiry_time = Some(t(3600));
+        assert!(!world.check(|s| s.planted_previous));
+        // The same Secret for a resource never issued: someone wrote its uid there.
+        world.status.revision = None;
+        assert!(world.check(|s| s.forged_identity));
     }
 
     #[test]

@@ -34,6 +34,7 @@ impl World {
             status: &self.status,
             key_held_by: None,
             gateway: Default::default(),
+            record_key: None,
         };
         let plan = plan(intent, &observed, now, &mut self.rng).unwrap();
         if let Some(secret) = &plan.secret {
@@ -298,7 +299,7 @@ fn a_secret_from_value_is_validated_copied_and_propagated() {
 fn conflicts_block_every_write() {
     let mut world = World::new();
     let observed_secret = ObservedSecret {
-        ours: false,
+        ownership: crate::engine::Ownership::Foreign(crate::engine::Foreign::NotKeysmiths),
         ..Default::default()
     };
     let status = PreviousStatus::default();
@@ -308,6 +309,7 @@ fn conflicts_block_every_write() {
         status: &status,
         key_held_by: None,
         gateway: Default::default(),
+        record_key: None,
     };
     let plan = plan(&intent(), &observed, t(0), &mut world.rng).unwrap();
     assert_eq!(plan.readiness.reason.as_str(), "SecretConflict");
@@ -320,6 +322,7 @@ fn conflicts_block_every_write() {
         status: &status,
         key_held_by: Some("shop/older".into()),
         gateway: Default::default(),
+        record_key: None,
     };
     let plan = super::plan(&intent(), &observed, t(0), &mut world.rng).unwrap();
     assert_eq!(plan.readiness.reason.as_str(), "AppKeyConflict");

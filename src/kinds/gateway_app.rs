@@ -48,8 +48,12 @@ impl GatewayApp {
 
 impl CredentialKind for GatewayApp {
     fn unique_keys(&self) -> BTreeSet<String> {
-        let issued = self.status.as_ref().and_then(|s| s.app_key.clone());
+        let issued = self.issued_unique_key();
         self.spec.app_key.iter().cloned().chain(issued).collect()
+    }
+
+    fn issued_unique_key(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.app_key.clone())
     }
 
     const KIND: Kind = Kind::GatewayApp;

@@ -58,6 +58,11 @@ pub trait CredentialKind:
     fn unique_keys(&self) -> BTreeSet<String> {
         BTreeSet::new()
     }
+    /// The unique key this object's issued credentials carry (it keeps it
+    /// against later claims); none by default.
+    fn issued_unique_key(&self) -> Option<String> {
+        None
+    }
     /// `spec.rollout`: the workloads to restart when the credentials change.
     fn rollout(&self) -> Option<&crate::api::Rollout>;
     /// The unique key this object wants to hold now (checked against older

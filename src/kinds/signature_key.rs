@@ -23,6 +23,15 @@ impl SignatureKey {
             .unwrap_or_else(|| rules::derived_name(&self.name_any()))
     }
 
+    /// The sign_key as status and the printer column may show it: for aes
+    /// it is key material and stays in the Secret (SPEC §10).
+    fn shown_sign_key(&self, key: Option<&String>) -> Option<String> {
+        match self.effective_sign_type() {
+            SignType::Aes => None,
+            SignType::Hmac | SignType::Basic => key.cloned(),
+        }
+    }
+
     pub fn effective_sign_type(&self) -> SignType {
         self.spec.sign_type.unwrap_or_default()
     }
@@ -154,7 +163,7 @@ impl CredentialKind for SignatureKey {
                 key_name: Some(self.effective_key_name()),
                 sign_type: Some(self.effective_sign_type()),
                 sign_algorithm: self.effective_algorithm(),
-                sign_key: state.key.clone(),
+                sign_key: self.shown_sign_key(state.key.as_ref()),
                 create_time: time(state.register_time),
                 update_time: never_earlier(state.update_time, previous.update_time.as_ref()),
                 rotation,

@@ -113,6 +113,7 @@ pub(crate) fn rotation_status(
             observed_reset_annotation: state.observed_reset_annotation.clone(),
             observed_generation: generation,
             generator_length: Some(intent.generator_length as u32),
+            sealed: state.sealed.then_some(true),
             rollout,
             conditions,
         },
@@ -141,6 +142,8 @@ pub(crate) fn previous_rotation(
         update_time: update.map(|t| t.0),
         observed_reset_request: status.observed_reset_request.clone(),
         observed_reset_annotation: status.observed_reset_annotation.clone(),
+        previous_expiry_time: status.previous_secret_expiry_time.as_ref().map(|t| t.0),
+        sealed: status.sealed == Some(true),
         attributes: None,
         ready_reason: status
             .conditions

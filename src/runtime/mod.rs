@@ -41,6 +41,8 @@ pub enum RunError {
     Leader(#[from] kube_lease_manager::LeaseManagerError),
     #[error("lost the leader lease; exiting so that a fresh start competes again")]
     LostLeadership,
+    #[error(transparent)]
+    RecordKey(#[from] controller::record_key::RecordKeyError),
 }
 
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
@@ -50,6 +52,10 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     controller::check_crds(&client, &config.controller.namespace)
         .await
         .map_err(RunError::Crds)?;
+    let mut config = config;
+    if let Some(at) = &config.controller.record_key_secret {
+        config.controller.record_key = Some(controller::record_key::load(&client, at).await?);
+    }
 
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::new(2));

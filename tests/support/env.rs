@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
 use keysmith::api::GatewayApp;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 use super::control_plane;
@@ -87,6 +88,44 @@ impl Env {
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The events about object `name`: (type, reason, note).
+    pub async fn events_for(&self, name: &str) -> Vec<(String, String, String)> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        let list = events.list(&ListParams::default()).await.unwrap();
+        list.items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| {
+                (
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits for an event with `reason` about `name`; returns it.
+    pub async fn wait_event(&self, name: &str, reason: &str) -> (String, String, String) {
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        loop {
+            let found = self
+                .events_for(name)
+                .await
+                .into_iter()
+                .find(|e| e.1 == reason);
+            if let Some(event) = found {
+                return event;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {reason} event for {name}\n{}",
+                tail(&self.operator.logs())
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

@@ -54,6 +54,12 @@ impl Operator {
         }
     }
 
+    /// Starts `keysmith run` over every namespace (a test binary of its own:
+    /// it reconciles whatever its control plane holds).
+    pub fn start_cluster_wide(cp: &ControlPlane) -> Operator {
+        Self::start_with(cp, "", "cluster-wide", &[])
+    }
+
     /// Starts `binary` (an earlier release, say) instead of this build.
     pub fn start_binary(cp: &ControlPlane, namespace: &str, binary: &std::path::Path) -> Operator {
         let mut operator = Self::prepared(cp, namespace, "", &[]);
@@ -83,14 +89,11 @@ impl Operator {
             .open(&self.log)
             .expect("operator log");
         let mut command = Command::new(&self.binary);
+        command.args(["run", "--log-format", "json"]);
+        if !self.namespace.is_empty() {
+            command.args(["--namespace", &self.namespace]);
+        }
         command
-            .args([
-                "run",
-                "--namespace",
-                &self.namespace,
-                "--log-format",
-                "json",
-            ])
             .args([
                 "--metrics-addr",
                 &format!("127.0.0.1:{}", self.metrics_port),

@@ -1,0 +1,349 @@
+//! The holes of the second security review (SPEC §10 as amended), each
+//! reproduced on the real control plane: a forged owner label, a `Retain`
+//! leftover taken without the Secret's consent, a planted previous value,
+//! an edit hidden behind keysmith's field manager name, two resources
+//! issuing into one Secret at once, and aes key material in status.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use keysmith::api::names::{annotations, labels};
+use keysmith::api::{GatewayApp, SignatureKey};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::json;
+use support::control_plane;
+use support::env::{Env, SETTLE};
+
+macro_rules! needs_control_plane {
+    () => {
+        if control_plane::skipped() {
+            return;
+        }
+    };
+}
+
+fn ready(app: &GatewayApp) -> Option<(String, String, String)> {
+    let conditions = &app.status.as_ref()?.rotation.conditions;
+    let c = conditions.iter().find(|c| c.type_ == "Ready")?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn is_ready(app: &GatewayApp) -> bool {
+    ready(app).is_some_and(|r| r.0 == "True")
+}
+
+fn reason_is(want: &'static str) -> impl Fn(&GatewayApp) -> bool {
+    move |app| ready(app).is_some_and(|r| r.1 == want)
+}
+
+fn data(secret: &Secret) -> BTreeMap<String, String> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+        .collect()
+}
+
+impl Env {
+    async fn secret(&self, name: &str) -> Secret {
+        self.secrets().get(name).await.unwrap()
+    }
+
+    /// Server-side apply of a Secret patch under `manager`.
+    async fn apply_secret_as(&self, manager: &str, name: &str, patch: serde_json::Value) {
+        let mut patch = patch;
+        patch["apiVersion"] = json!("v1");
+        patch["kind"] = json!("Secret");
+        patch["metadata"]["name"] = json!(name);
+        self.secrets()
+            .patch(
+                name,
+                &PatchParams::apply(manager).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("applying Secret {name} as {manager}: {e}"));
+    }
+
+    /// Waits a few reconciles' worth and checks `check` still holds.
+    async fn holds_for(&self, name: &str, what: &str, check: impl Fn(&GatewayApp) -> bool) {
+        for _ in 0..20 {
+            let app = self.app(name).await;
+            assert!(check(&app), "{name}: {what}: {:#?}", app.status);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+}
+
+/// Hole 1: a resource named after another's hashed owner label, asking to
+/// adopt, took over the other's live Secret. Identity is the uid (and the
+/// full name beside a hashed label).
+#[tokio::test]
+async fn a_forged_owner_label_never_takes_a_live_secret() {
+    needs_control_plane!();
+    let env = Env::new("forged-label").await;
+    let victim = format!("orders-{}", "x".repeat(70));
+    env.create_app(&victim, json!({"secret": {"name": "victim-credentials"}}))
+        .await;
+    env.wait_app(&victim, "issued", is_ready).await;
+    let before = env.secret("victim-credentials").await;
+    let label = labels::owner_value(&victim);
+    assert_ne!(label, victim, "the label holds a hash");
+
+    let forger = env.apps();
+    let app = json!({
+        "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+        "metadata": {"name": label, "annotations": {(annotations::ADOPT_SECRET): "true"}},
+        "spec": {"secret": {"name": "victim-credentials"}},
+    });
+    forger
+        .patch(
+            &label,
+            &PatchParams::apply("keysmith-tests"),
+            &Patch::Apply(&app),
+        )
+        .await
+        .unwrap();
+    let refused = env
+        .wait_app(&label, "refused", reason_is("SecretConflict"))
+        .await;
+    let message = ready(&refused).unwrap().2;
+    assert!(message.contains("victim-credentials"), "{message}");
+    env.holds_for(&label, "stays refused", reason_is("SecretConflict"))
+        .await;
+
+    let after = env.secret("victim-credentials").await;
+    assert_eq!(
+        data(&after),
+        data(&before),
+        "the victim's values are intact"
+    );
+    assert_eq!(after.owner_references(), before.owner_references());
+    assert_eq!(after.annotations(), before.annotations());
+    // Deleting the forger collects nothing of the victim's.
+    forger
+        .delete(&label, &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        env.secrets()
+            .get_opt("victim-credentials")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(is_ready(&env.app(&victim).await));
+}
+
+/// Hole 3: a `Retain` leftover was taken by anyone who could create a
+/// resource of that name. Now the Secret itself must opt in
+/// (`keysmith.dev/adopt: "true"`), besides the resource asking.
+#[tokio::test]
+async fn a_retain_leftover_is_adopted_only_with_the_secrets_consent() {
+    needs_control_plane!();
+    let env = Env::new("leftover").await;
+    env.create_app("orders", json!({"secret": {"deletionPolicy": "Retain"}}))
+        .await;
+    env.wait_app("orders", "issued", is_ready).await;
+    let issued = data(&env.secret("orders").await);
+    env.apps()
+        .delete("orders", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while env.apps().get_opt("orders").await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "not deleted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Asking on the resource alone is not enough.
+    let asking = json!({
+        "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+        "metadata": {"name": "orders", "annotations": {(annotations::ADOPT_SECRET): "true"}},
+        "spec": {"secret": {"deletionPolicy": "Retain"}},
+    });
+    env.apps()
+        .patch(
+            "orders",
+            &PatchParams::apply("keysmith-tests"),
+            &Patch::Apply(&asking),
+        )
+        .await
+        .unwrap();
+    let refused = env
+        .wait_app("orders", "refused", reason_is("SecretConflict"))
+        .await;
+    assert!(
+        ready(&refused)
+            .unwrap()
+            .2
+            .contains("keysmith.dev/adopt=true"),
+        "the message says how to consent: {:?}",
+        ready(&refused)
+    );
+    assert_eq!(data(&env.secret("orders").await), issued, "left untouched");
+
+    // The Secret consents: adopted, its values kept.
+    env.secrets()
+        .patch(
+            "orders",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {(annotations::ADOPT): "true"}}})),
+        )
+        .await
+        .unwrap();
+    env.wait_app("orders", "adopted", is_ready).await;
+    let adopted = data(&env.secret("orders").await);
+    assert_eq!(adopted["app_key"], issued["app_key"]);
+    assert_eq!(adopted["app_secret"], issued["app_secret"]);
+}
+
+/// Hole 5: a previous value planted in the output Secret (with a far-future
+/// expiry, under keysmith's own field manager name) was published to the
+/// gateway Secret. Now it is reported and never published.
+#[tokio::test]
+async fn a_planted_previous_value_is_never_published() {
+    needs_control_plane!();
+    let env = Env::new("planted").await;
+    env.create_app(
+        "orders",
+        json!({"gateway": {"layout": "EnvoyGatewayApiKey"}, "rotation": {"keepPrevious": "1h"}}),
+    )
+    .await;
+    env.wait_app("orders", "issued", is_ready).await;
+    let planted = "Planted-backdoor-0123456789";
+    env.apply_secret_as(
+        "keysmith",
+        "orders",
+        json!({
+            "metadata": {"annotations": {(annotations::PREVIOUS_EXPIRES_AT): "2099-01-01T00:00:00Z"}},
+            "data": {"app_secret_previous": ByteString(planted.as_bytes().to_vec())},
+        }),
+    )
+    .await;
+    let reported = env
+        .wait_app("orders", "reported", reason_is("SecretEdited"))
+        .await;
+    assert!(
+        ready(&reported).unwrap().2.contains("app_secret_previous"),
+        "{:?}",
+        ready(&reported)
+    );
+    env.holds_for("orders", "stays reported", reason_is("SecretEdited"))
+        .await;
+    let gateway = data(&env.secret("orders-gateway").await);
+    assert!(
+        gateway.values().all(|v| !v.contains(planted)),
+        "the planted value reached the gateway Secret"
+    );
+}
+
+/// Hole 5, second half: an edit applied under keysmith's own field manager
+/// name was invisible. The seal sees it: the valid edit is kept and reported.
+#[tokio::test]
+async fn an_edit_under_keysmiths_field_manager_name_is_still_seen() {
+    needs_control_plane!();
+    let env = Env::new("edit-as-keysmith").await;
+    env.create_app("orders", json!({})).await;
+    let issued = env.wait_app("orders", "issued", is_ready).await;
+    let revision = issued.status.unwrap().rotation.revision;
+    let edited = "Edited-by-someone-0123456789";
+    env.apply_secret_as(
+        "keysmith",
+        "orders",
+        json!({"data": {"app_secret": ByteString(edited.as_bytes().to_vec())}}),
+    )
+    .await;
+    env.wait_event("orders", "SecretEdited").await;
+    let app = env.wait_app("orders", "ready", is_ready).await;
+    assert_eq!(
+        app.status.unwrap().rotation.revision,
+        revision,
+        "no rotation"
+    );
+    assert_eq!(
+        data(&env.secret("orders").await)["app_secret"],
+        edited,
+        "kept"
+    );
+}
+
+/// Hole 6: two resources naming one Secret inside the watch's lag merged
+/// into it as the one field manager. The first issue is exclusive.
+#[tokio::test]
+async fn the_first_issue_is_exclusive() {
+    needs_control_plane!();
+    let env = Env::new("exclusive").await;
+    let (a, b) = tokio::join!(
+        env.create_app("first", json!({"secret": {"name": "shared"}})),
+        env.create_app("second", json!({"secret": {"name": "shared"}})),
+    );
+    let ((), ()) = (a, b);
+    let settled = |app: &GatewayApp| is_ready(app) || reason_is("SecretConflict")(app);
+    let first = env.wait_app("first", "settled", settled).await;
+    let second = env.wait_app("second", "settled", settled).await;
+    let winners: Vec<&GatewayApp> = [&first, &second]
+        .into_iter()
+        .filter(|a| is_ready(a))
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "one owner: {:?} {:?}",
+        ready(&first),
+        ready(&second)
+    );
+    let winner = winners[0];
+    let secret = env.secret("shared").await;
+    assert_eq!(
+        secret.annotations().get(annotations::OWNER_UID),
+        winner.uid().as_ref(),
+        "the Secret is the winner's alone"
+    );
+    assert_eq!(
+        data(&secret)["app_key"],
+        winner.status.as_ref().unwrap().app_key.clone().unwrap()
+    );
+}
+
+/// Hole 8: an aes sign_key is key material: not in status (nor, so, in the
+/// printer column), only in the Secret.
+#[tokio::test]
+async fn an_aes_sign_key_stays_in_the_secret() {
+    needs_control_plane!();
+    let env = Env::new("aes-status").await;
+    let keys: Api<SignatureKey> = Api::namespaced(env.client.clone(), &env.ns);
+    let key = json!({
+        "apiVersion": "keysmith.dev/v1alpha1", "kind": "SignatureKey",
+        "metadata": {"name": "signing"},
+        "spec": {"signType": "aes", "signAlgorithm": "aes-128-cfb"},
+    });
+    keys.patch(
+        "signing",
+        &PatchParams::apply("keysmith-tests"),
+        &Patch::Apply(&key),
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    let status = loop {
+        let found = keys.get("signing").await.unwrap();
+        if let Some(status) = found.status.filter(|s| s.rotation.revision.is_some()) {
+            break status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not issued");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.sign_key, None);
+    let secret = data(&env.secret("signing").await);
+    assert_eq!(secret["sign_key"].len(), 16);
+    let shown = serde_json::to_string(&status).unwrap();
+    assert!(!shown.contains(&secret["sign_key"]));
+}
