@@ -89,8 +89,11 @@ async fn a_forged_owner_label_never_takes_a_live_secret() {
     needs_control_plane!();
     let env = Env::new("forged-label").await;
     let victim = format!("orders-{}", "x".repeat(70));
-    env.create_app(&victim, json!({"secret": {"name": "victim-credentials"}}))
-        .await;
+    env.create_app(
+        &victim,
+        json!({"appName": "victim_app", "secret": {"name": "victim-credentials"}}),
+    )
+    .await;
     env.wait_app(&victim, "issued", is_ready).await;
     let before = env.secret("victim-credentials").await;
     let label = labels::owner_value(&victim);
@@ -346,4 +349,59 @@ async fn an_aes_sign_key_stays_in_the_secret() {
     assert_eq!(secret["sign_key"].len(), 16);
     let shown = serde_json::to_string(&status).unwrap();
     assert!(!shown.contains(&secret["sign_key"]));
+}
+
+/// The first issue is a create; later applies must still remove what it
+/// wrote (its fields belong to an `Update` entry until keysmith hands them
+/// to its apply entry): a label and an annotation taken out of the spec, the
+/// owner reference of a policy switched to Retain, an expired previous secret.
+#[tokio::test]
+async fn later_applies_remove_what_the_create_wrote() {
+    needs_control_plane!();
+    let env = Env::new("create-then-apply").await;
+    let extras = json!({"labels": {"team": "a"}, "annotations": {"note": "b"}});
+    env.create_app(
+        "orders",
+        json!({"rotation": {"keepPrevious": "3s"}, "secret": extras}),
+    )
+    .await;
+    env.wait_app("orders", "issued", is_ready).await;
+    let created = env.secret("orders").await;
+    assert_eq!(created.owner_references().len(), 1);
+    assert!(created.labels().contains_key("team") && created.annotations().contains_key("note"));
+
+    env.create_app(
+        "orders",
+        json!({"rotation": {"keepPrevious": "3s"}, "secret": {"deletionPolicy": "Retain"}}),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let secret = env.secret("orders").await;
+        if !secret.labels().contains_key("team")
+            && !secret.annotations().contains_key("note")
+            && secret.owner_references().is_empty()
+        {
+            assert_eq!(data(&secret), data(&created), "the same credential");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the create's fields stayed: labels {:?}, owners {}",
+            secret.labels(),
+            secret.owner_references().len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    env.reset("orders", "rotate").await;
+    assert!(data(&env.secret("orders").await).contains_key("app_secret_previous"));
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while data(&env.secret("orders").await).contains_key("app_secret_previous") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the previous secret never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -38,8 +38,9 @@ use crate::kinds::CredentialKind;
 struct Observation {
     namespace: String,
     intent: Intent,
-    /// The output Secret existed when read (a write may then take over fields).
-    secret_found: bool,
+    /// The output Secret existed when read (a write then applies, taking over
+    /// fields; else it creates), with the ownership upgrade it needs first.
+    secret_found: Option<Option<secrets::OwnershipUpgrade>>,
     secret: Option<ObservedSecret>,
     /// The gateway Secrets found (`spec.gateway`), by name.
     gateway: BTreeMap<String, ObservedSecret>,
@@ -128,7 +129,7 @@ where
         Some((name, key)) => Some(secrets::fetch_source(&api, &namespace, name, key).await?),
     };
     Ok(Observation {
-        secret_found: secret.is_some(),
+        secret_found: secret.as_ref().map(secrets::ownership_upgrade),
         secret: secret
             .as_ref()
             .map(|s| secrets::observe_secret(s, &**object, &intent, &previous, &is_live)),
@@ -199,7 +200,8 @@ where
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
     let result = match apply_gateway(object, ctx, seen, &plan).await {
         Ok(()) => {
-            secrets::apply_secret(&api, &**object, &seen.namespace, plan, seen.secret_found).await
+            let found = seen.secret_found.as_ref().map(Option::as_ref);
+            secrets::apply_secret(&api, &**object, &seen.namespace, plan, found).await
         }
         Err(error) => Err(Box::new(secrets::NotApplied { error, plan })),
     };
@@ -220,7 +222,7 @@ where
             let error = Error::ApplySecret(error);
             report_failure(&**object, ctx, &error, &refused.readiness.message);
             // A plan without a Secret: nothing is written.
-            secrets::apply_secret(&api, &**object, &seen.namespace, refused, false)
+            secrets::apply_secret(&api, &**object, &seen.namespace, refused, None)
                 .await
                 .map_err(|failed| failed.error)?
         }

@@ -8,9 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    FieldsV1, ManagedFieldsEntry, ObjectMeta, OwnerReference,
+};
 use kube::ResourceExt;
-use kube::api::{Api, GetParams, Patch, PatchParams};
+use kube::api::{Api, GetParams, Patch, PatchParams, PostParams};
 
 use super::error::{ApplySecretError, ObserveError};
 use crate::api::FIELD_MANAGER;
@@ -289,16 +291,19 @@ fn secret_object<K: CredentialKind>(owner: &K, namespace: &str, desired: &Desire
     }
 }
 
-/// Applies the plan's Secret, if it wants one. `take_over` forces: it takes
-/// back fields someone else changed in a Secret that is ours; without it, a
-/// Secret that already exists with other values conflicts (a first issue
-/// never takes over a Secret that appeared meanwhile).
+/// Writes the plan's Secret, if it wants one. A Secret not found is
+/// **created** (SPEC §10, the first issue is exclusive): one that appeared
+/// since — planted, or another resource issuing into the same name at the
+/// same moment — makes the create fail with 409 instead of receiving
+/// keysmith's fields, and the retry reads it. A Secret found is applied
+/// with force, taking back fields someone else changed; `upgrade` first
+/// hands the fields of keysmith's create to its apply entry.
 pub async fn apply_secret<K: CredentialKind>(
     api: &Api<Secret>,
     owner: &K,
     namespace: &str,
     plan: Plan,
-    take_over: bool,
+    found: Option<Option<&OwnershipUpgrade>>,
 ) -> Result<SecretInPlace, Box<NotApplied>> {
     let Some(desired) = &plan.secret else {
         return Ok(SecretInPlace {
@@ -306,23 +311,23 @@ pub async fn apply_secret<K: CredentialKind>(
             written: None,
         });
     };
-    match apply_desired(api, owner, namespace, desired, take_over).await {
+    let written = match found {
+        None => create_desired(api, owner, namespace, desired).await,
+        Some(upgrade) => match upgrade_ownership(api, namespace, &desired.name, upgrade).await {
+            Ok(()) => apply_desired(api, owner, namespace, desired, true).await,
+            Err(error) => Err(error),
+        },
+    };
+    match written {
         Ok(written) => Ok(SecretInPlace { written, plan }),
         Err(error) => Err(Box::new(NotApplied { error, plan })),
     }
 }
 
-/// A uid no object has: sent with a first issue, it makes the apply fail on
-/// any Secret that already exists (a uid cannot change), while a create
-/// replaces it with a fresh one.
-const NO_OBJECT_UID: &str = "00000000-0000-0000-0000-000000000000";
-
 /// Applies one Secret keysmith wants; returns the written resourceVersion.
-/// `take_over` as for [`apply_secret`]. Without it the write is exclusive
-/// (SPEC §10): it creates the Secret, or fails with 409 AlreadyExists when
-/// one appeared since it was seen absent — never a merge into it, not even
-/// into one another resource is issuing at the same moment (both write as
-/// field manager `keysmith`).
+/// `take_over` forces: it takes back fields someone else changed in a
+/// Secret that is ours; without it, a Secret that already exists with other
+/// values conflicts.
 pub async fn apply_desired<K: CredentialKind>(
     api: &Api<Secret>,
     owner: &K,
@@ -330,46 +335,127 @@ pub async fn apply_desired<K: CredentialKind>(
     desired: &DesiredSecret,
     take_over: bool,
 ) -> Result<Option<String>, ApplySecretError> {
-    let mut secret = secret_object(owner, namespace, desired);
-    if !take_over {
-        secret.metadata.uid = Some(NO_OBJECT_UID.into());
-    }
+    let secret = secret_object(owner, namespace, desired);
     let mut params = PatchParams::apply(FIELD_MANAGER);
     params.force = take_over;
     api.patch(&desired.name, &params, &Patch::Apply(&secret))
         .await
         .map(|written| written.metadata.resource_version)
-        .map_err(|source| {
-            let source = match !take_over && refused_for_its_uid(&source) {
-                true => already_exists(namespace, &desired.name),
-                false => redacted(source, desired.data.values()),
-            };
-            ApplySecretError {
-                namespace: namespace.into(),
-                name: desired.name.clone(),
-                source,
-            }
-        })
+        .map_err(|source| write_error(namespace, &desired.name, source, desired))
 }
 
-/// The apiserver's answer to an exclusive apply onto an existing Secret.
-fn refused_for_its_uid(error: &kube::Error) -> bool {
-    let kube::Error::Api(status) = error else {
-        return false;
+/// Creates the Secret keysmith wants (field manager `keysmith`); fails with
+/// 409 AlreadyExists on any Secret of that name.
+async fn create_desired<K: CredentialKind>(
+    api: &Api<Secret>,
+    owner: &K,
+    namespace: &str,
+    desired: &DesiredSecret,
+) -> Result<Option<String>, ApplySecretError> {
+    let secret = secret_object(owner, namespace, desired);
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
     };
-    let causes = status.details.iter().flat_map(|d| &d.causes);
-    status.code == 422 && causes.into_iter().any(|c| c.field == "metadata.uid")
+    api.create(&params, &secret)
+        .await
+        .map(|written| written.metadata.resource_version)
+        .map_err(|source| write_error(namespace, &desired.name, source, desired))
 }
 
-fn already_exists(namespace: &str, name: &str) -> kube::Error {
-    kube::Error::Api(
-        kube::core::Status::failure(
-            &format!("Secret {namespace}/{name} appeared while keysmith was issuing into it"),
-            "AlreadyExists",
-        )
-        .with_code(409)
-        .boxed(),
-    )
+fn write_error(
+    namespace: &str,
+    name: &str,
+    source: kube::Error,
+    desired: &DesiredSecret,
+) -> ApplySecretError {
+    ApplySecretError {
+        namespace: namespace.into(),
+        name: name.into(),
+        source: redacted(source, desired.data.values()),
+    }
+}
+
+/// What a create leaves behind: the fields it wrote belong to keysmith's
+/// managedFields entry of operation `Update`, which no later apply can
+/// remove (a renamed data key, an owner reference switched off would
+/// stay). Before its first apply keysmith hands them to its `Apply` entry,
+/// as client-go's csaupgrade does — one write, once in a Secret's life.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnershipUpgrade {
+    resource_version: String,
+    managed_fields: Vec<ManagedFieldsEntry>,
+}
+
+/// The upgrade `secret` needs, if keysmith owns some of its fields through
+/// an `Update` entry.
+pub fn ownership_upgrade(secret: &Secret) -> Option<OwnershipUpgrade> {
+    let entries = secret.metadata.managed_fields.as_ref()?;
+    let ours = |e: &ManagedFieldsEntry, op: &str| {
+        e.manager.as_deref() == Some(FIELD_MANAGER)
+            && e.operation.as_deref() == Some(op)
+            && e.subresource.as_deref().unwrap_or_default().is_empty()
+    };
+    let updated = entries.iter().find(|e| ours(e, "Update"))?;
+    let mut managed_fields: Vec<ManagedFieldsEntry> = entries
+        .iter()
+        .filter(|e| !ours(e, "Update"))
+        .cloned()
+        .collect();
+    match managed_fields.iter_mut().find(|e| ours(e, "Apply")) {
+        Some(applied) => {
+            let mut fields = applied.fields_v1.take().map(|f| f.0).unwrap_or_default();
+            merge_fields(&mut fields, updated.fields_v1.as_ref().map(|f| &f.0));
+            applied.fields_v1 = Some(FieldsV1(fields));
+        }
+        None => managed_fields.push(ManagedFieldsEntry {
+            operation: Some("Apply".into()),
+            ..updated.clone()
+        }),
+    }
+    Some(OwnershipUpgrade {
+        resource_version: secret.metadata.resource_version.clone()?,
+        managed_fields,
+    })
+}
+
+/// `into` ∪ `from`, for fieldsV1 trees (objects of objects).
+fn merge_fields(into: &mut serde_json::Value, from: Option<&serde_json::Value>) {
+    let (Some(into), Some(serde_json::Value::Object(from))) = (into.as_object_mut(), from) else {
+        return;
+    };
+    for (key, value) in from {
+        match into.get_mut(key) {
+            Some(existing) => merge_fields(existing, Some(value)),
+            None => {
+                into.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+async fn upgrade_ownership(
+    api: &Api<Secret>,
+    namespace: &str,
+    name: &str,
+    upgrade: Option<&OwnershipUpgrade>,
+) -> Result<(), ApplySecretError> {
+    let Some(upgrade) = upgrade else {
+        return Ok(());
+    };
+    // The resourceVersion makes it conditional: a Secret changed since it was read conflicts.
+    let patch = serde_json::json!({"metadata": {
+        "resourceVersion": upgrade.resource_version,
+        "managedFields": upgrade.managed_fields,
+    }});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|source| ApplySecretError {
+            namespace: namespace.into(),
+            name: name.into(),
+            source,
+        })
 }
 
 /// The error with every value of the refused write (raw, and base64 as the
