@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::Violation;
 use crate::rules;
+use Step::{Field, Items, Values};
 
 /// Entries of `secret.labels` and `secret.annotations` (also bounds the CEL
 /// cost of checking their keys).
@@ -70,8 +71,6 @@ pub struct Bound {
     pub path: &'static [Step],
     pub limit: Limit,
 }
-
-use Step::{Field, Items, Values};
 
 const LABELS: &[Step] = &[Field("secret"), Field("labels")];
 const ANNOTATIONS: &[Step] = &[Field("secret"), Field("annotations")];
