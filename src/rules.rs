@@ -560,6 +560,8 @@ pub fn is_label_value(value: &str) -> bool {
 pub const QUALIFIED_NAME_PATTERN: &str = "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
 /// With the pattern: a prefix, if any, of at most 253 characters.
 pub const QUALIFIED_NAME_PREFIX_PATTERN: &str = "^[^/]{0,253}/";
+/// The longest qualified name: a 253-character prefix, '/', a 63-character name.
+pub const QUALIFIED_NAME_MAX_LEN: usize = SECRET_NAME_MAX_LEN + 1 + LABEL_VALUE_MAX_LEN;
 pub const QUALIFIED_NAME_RULE: &str = "must be a qualified name like a label or annotation key: an optional DNS-subdomain prefix (at most 253 characters) and '/', then 1–63 characters starting and ending with a letter or digit, with letters, digits, '-', '_' and '.' between";
 
 pub fn is_qualified_name(key: &str) -> bool {

@@ -258,3 +258,319 @@ async fn the_secret_type_changes_only_with_the_secret_name() {
         "dropping the type, same name",
     );
 }
+
+/// One bound of SPEC §10 "Bounded input": a spec at the limit (accepted) and
+/// one just past it (rejected for `field`).
+struct BoundCase {
+    /// The bound's path as `Bound::field()` spells it.
+    bound: &'static str,
+    at: serde_json::Value,
+    past: serde_json::Value,
+    field: &'static str,
+}
+
+fn annotations(entries: usize, value_len: usize) -> serde_json::Value {
+    let map: serde_json::Map<String, serde_json::Value> = (0..entries)
+        .map(|i| (format!("a{i:02}"), serde_json::json!("v".repeat(value_len))))
+        .collect();
+    serde_json::json!({"secret": {"annotations": map}})
+}
+
+fn labels(entries: usize) -> serde_json::Map<String, serde_json::Value> {
+    (0..entries)
+        .map(|i| (format!("k{i:02}"), serde_json::json!("v")))
+        .collect()
+}
+
+fn targets(count: usize, name: impl Fn(usize) -> String) -> serde_json::Value {
+    let targets: Vec<_> = (0..count)
+        .map(|i| serde_json::json!({"kind": "Deployment", "name": name(i)}))
+        .collect();
+    serde_json::json!({"rollout": {"targets": targets}})
+}
+
+fn expressions(expressions: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"rollout": {"selector": {"matchExpressions": expressions}}})
+}
+
+fn exists(count: usize) -> serde_json::Value {
+    expressions(serde_json::json!(vec![
+        serde_json::json!({"key": "app", "operator": "Exists"});
+        count
+    ]))
+}
+
+fn with_values(values: Vec<String>) -> serde_json::Value {
+    expressions(serde_json::json!([{"key": "app", "operator": "In", "values": values}]))
+}
+
+/// A DNS subdomain of exactly `len` characters (a '.' every 64th keeps
+/// each label within 63).
+fn subdomain(len: usize) -> String {
+    let mut name = "a".repeat(len);
+    for dot in (63..len.saturating_sub(1)).step_by(64) {
+        name.replace_range(dot..=dot, ".");
+    }
+    name
+}
+
+fn bound_cases() -> Vec<BoundCase> {
+    use keysmith::admission::bounds::*;
+    use serde_json::json;
+    let (value, total) = (MAX_ANNOTATION_VALUE_LEN, MAX_ANNOTATIONS_TOTAL_LEN);
+    let long_key = format!("{}/{}", subdomain(253), "k".repeat(63));
+    vec![
+        BoundCase {
+            bound: "spec.secret.labels",
+            at: json!({"secret": {"labels": labels(MAX_SECRET_METADATA_ENTRIES)}}),
+            past: json!({"secret": {"labels": labels(MAX_SECRET_METADATA_ENTRIES + 1)}}),
+            field: "spec.secret.labels",
+        },
+        BoundCase {
+            bound: "spec.secret.annotations",
+            at: annotations(MAX_SECRET_METADATA_ENTRIES, 1),
+            past: annotations(MAX_SECRET_METADATA_ENTRIES + 1, 1),
+            field: "spec.secret.annotations",
+        },
+        BoundCase {
+            bound: "spec.secret.annotations.*",
+            at: annotations(1, value),
+            past: annotations(1, value + 1),
+            field: "spec.secret.annotations.a00",
+        },
+        // Keys of three characters: four values of 4093 fill the total exactly.
+        BoundCase {
+            bound: "spec.secret.annotations",
+            at: annotations(4, total / 4 - 3),
+            past: annotations(4, total / 4 - 2),
+            field: "spec.secret.annotations",
+        },
+        BoundCase {
+            bound: "spec.rollout.targets",
+            at: targets(MAX_ROLLOUT_TARGETS, |i| format!("web-{i}")),
+            past: targets(MAX_ROLLOUT_TARGETS + 1, |i| format!("web-{i}")),
+            field: "spec.rollout.targets",
+        },
+        BoundCase {
+            bound: "spec.rollout.targets[*].name",
+            at: targets(1, |_| subdomain(253)),
+            past: targets(1, |_| subdomain(254)),
+            field: "spec.rollout.targets[0].name",
+        },
+        BoundCase {
+            bound: "spec.rollout.selector.matchLabels",
+            at: json!({"rollout": {"selector": {"matchLabels": labels(MAX_SELECTOR_LABELS)}}}),
+            past: json!({"rollout": {"selector": {"matchLabels": labels(MAX_SELECTOR_LABELS + 1)}}}),
+            field: "spec.rollout.selector.matchLabels",
+        },
+        BoundCase {
+            bound: "spec.rollout.selector.matchExpressions",
+            at: exists(MAX_SELECTOR_EXPRESSIONS),
+            past: exists(MAX_SELECTOR_EXPRESSIONS + 1),
+            field: "spec.rollout.selector.matchExpressions",
+        },
+        BoundCase {
+            bound: "spec.rollout.selector.matchExpressions[*].key",
+            at: expressions(json!([{"key": long_key, "operator": "Exists"}])),
+            past: expressions(json!([{"key": format!("a{long_key}"), "operator": "Exists"}])),
+            field: "spec.rollout.selector.matchExpressions[0].key",
+        },
+        BoundCase {
+            bound: "spec.rollout.selector.matchExpressions[*].operator",
+            at: expressions(json!([
+                {"key": "a", "operator": "In", "values": ["x"]},
+                {"key": "b", "operator": "NotIn", "values": ["x"]},
+                {"key": "c", "operator": "Exists"},
+                {"key": "d", "operator": "DoesNotExist"},
+            ])),
+            past: expressions(json!([{"key": "a", "operator": "Equals", "values": ["x"]}])),
+            field: "spec.rollout.selector.matchExpressions[0].operator",
+        },
+        BoundCase {
+            bound: "spec.rollout.selector.matchExpressions[*].values",
+            at: with_values((0..MAX_SELECTOR_VALUES).map(|i| format!("v{i}")).collect()),
+            past: with_values((0..=MAX_SELECTOR_VALUES).map(|i| format!("v{i}")).collect()),
+            field: "spec.rollout.selector.matchExpressions[0].values",
+        },
+        BoundCase {
+            bound: "spec.rollout.selector.matchExpressions[*].values[*]",
+            at: with_values(vec!["v".repeat(63)]),
+            past: with_values(vec!["v".repeat(64)]),
+            field: "spec.rollout.selector.matchExpressions[0].values[0]",
+        },
+    ]
+}
+
+fn object(kind: &str, spec: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "keysmith.dev/v1alpha1", "kind": kind,
+        "metadata": {"name": "bounded"}, "spec": spec
+    })
+}
+
+/// The fields `keysmith validate` (the library behind it) reports.
+fn offline_fields(document: &serde_json::Value) -> Vec<String> {
+    keysmith::admission::manifest::check_text(&document.to_string())
+        .unwrap()
+        .into_iter()
+        .map(|finding| finding.violation.field)
+        .collect()
+}
+
+/// Every bound, for both kinds: the apiserver and `keysmith validate` accept
+/// the spec at the limit and reject the one past it, naming the field.
+#[tokio::test]
+async fn every_bound_holds_on_the_apiserver_and_offline() {
+    if control_plane::skipped() {
+        return;
+    }
+    let cases = bound_cases();
+    let mut listed: Vec<String> = keysmith::admission::bounds::common_bounds()
+        .iter()
+        .map(|b| b.field())
+        .collect();
+    listed.sort();
+    listed.dedup();
+    let mut covered: Vec<String> = cases.iter().map(|c| c.bound.to_string()).collect();
+    covered.sort();
+    covered.dedup();
+    assert_eq!(covered, listed, "a case for every bound");
+
+    let client = control_plane::client().await;
+    let ns = control_plane::namespace(&client, "admission-bounds").await;
+    let mut failures = Vec::new();
+    for case in &cases {
+        for kind in ["GatewayApp", "SignatureKey"] {
+            let at = object(kind, &case.at);
+            if let Verdict::Rejected { message, .. } = dry_run_apply(&client, &ns, &at).await {
+                failures.push(format!("{kind} {} at the limit: {message}", case.bound));
+            }
+            let offline = offline_fields(&at);
+            if !offline.is_empty() {
+                failures.push(format!(
+                    "{kind} {} at the limit, offline: {offline:?}",
+                    case.bound
+                ));
+            }
+            let past = object(kind, &case.past);
+            match dry_run_apply(&client, &ns, &past).await {
+                Verdict::Rejected { code: 422, message } if message.contains(case.field) => {}
+                Verdict::Rejected { code, message } => failures.push(format!(
+                    "{kind} {} past the limit: {code} without {}: {message}",
+                    case.bound, case.field
+                )),
+                Verdict::Accepted => {
+                    failures.push(format!("{kind} {} past the limit: accepted", case.bound))
+                }
+            }
+            let offline = offline_fields(&past);
+            if !offline.iter().any(|f| f == case.field) {
+                failures.push(format!(
+                    "{kind} {} past the limit, offline: {offline:?}",
+                    case.bound
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The input of issue 20: 60 annotations of 20 KiB, 1.2 MB a resource,
+/// which keysmith once cached whole. A real create is refused at admission,
+/// nothing is stored, and `keysmith validate` says the same.
+#[tokio::test]
+async fn the_memory_exhaustion_input_is_refused_at_admission() {
+    if control_plane::skipped() {
+        return;
+    }
+    let client = control_plane::client().await;
+    let ns = control_plane::namespace(&client, "admission-exhaust").await;
+    for (kind, plural) in [
+        ("GatewayApp", "gatewayapps"),
+        ("SignatureKey", "signaturekeys"),
+    ] {
+        let document = object(kind, &annotations(60, 20 * 1024));
+        assert!(document.to_string().len() > 1_200_000);
+        let gvk = GroupVersionKind::gvk("keysmith.dev", "v1alpha1", kind);
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &ns,
+            &ApiResource::from_gvk_with_plural(&gvk, plural),
+        );
+        let object: DynamicObject = serde_json::from_value(document.clone()).unwrap();
+        match api.create(&Default::default(), &object).await {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 422, "{kind}: {}", status.message);
+                assert!(
+                    status.message.contains("spec.secret.annotations"),
+                    "{kind}: {}",
+                    status.message
+                );
+            }
+            Ok(_) => panic!("{kind}: 1.2 MB of annotations was stored"),
+            Err(other) => panic!("{kind}: create failed outside admission: {other}"),
+        }
+        assert!(api.get_opt("bounded").await.unwrap().is_none());
+        let offline = offline_fields(&document);
+        assert!(
+            offline.iter().any(|f| f == "spec.secret.annotations"),
+            "{kind}: {offline:?}"
+        );
+    }
+}
+
+/// The largest spec the bounds allow: every list, map and string at its
+/// limit. The apiserver and `keysmith validate` accept it, and it stays
+/// small: what one resource can make keysmith cache (docs/behaviour.md).
+#[tokio::test]
+async fn the_largest_valid_spec_is_accepted_and_small() {
+    if control_plane::skipped() {
+        return;
+    }
+    let client = control_plane::client().await;
+    let ns = control_plane::namespace(&client, "admission-largest").await;
+    for kind in ["GatewayApp", "SignatureKey"] {
+        let document = object(kind, &largest_spec(kind));
+        let size = document["spec"].to_string().len();
+        assert!(
+            size < 96 * 1024,
+            "{kind}: the largest spec has {size} bytes"
+        );
+        assert_eq!(offline_fields(&document), Vec::<String>::new(), "{kind}");
+        if let Verdict::Rejected { message, .. } = dry_run_apply(&client, &ns, &document).await {
+            panic!("{kind}: the largest valid spec was refused: {message}");
+        }
+    }
+}
+
+fn largest_spec(kind: &str) -> serde_json::Value {
+    use keysmith::admission::bounds::*;
+    use serde_json::json;
+    let qualified = |i: usize| format!("{}/{}{i:02}", subdomain(253), "k".repeat(61));
+    let label_map = |count: usize| -> serde_json::Map<String, serde_json::Value> {
+        (0..count)
+            .map(|i| (qualified(i), json!("v".repeat(63))))
+            .collect()
+    };
+    let values: Vec<String> = (0..MAX_SELECTOR_VALUES)
+        .map(|i| format!("{i:02}{}", "v".repeat(61)))
+        .collect();
+    let expressions: Vec<_> = (0..MAX_SELECTOR_EXPRESSIONS)
+        .map(|i| json!({"key": qualified(i), "operator": "NotIn", "values": values}))
+        .collect();
+    let names: Vec<_> = (0..MAX_ROLLOUT_TARGETS)
+        .map(|i| json!({"kind": "StatefulSet", "name": format!("{i:02}{}", &subdomain(253)[2..])}))
+        .collect();
+    let mut spec = annotations(4, MAX_ANNOTATIONS_TOTAL_LEN / 4 - 3);
+    spec["secret"]["name"] = json!(subdomain(253));
+    spec["secret"]["labels"] = json!(label_map(MAX_SECRET_METADATA_ENTRIES));
+    spec["resetRequest"] = json!("r".repeat(253));
+    spec["rollout"] = json!({
+        "targets": names, "minInterval": "1h",
+        "selector": {"matchLabels": label_map(MAX_SELECTOR_LABELS), "matchExpressions": expressions},
+    });
+    if kind == "GatewayApp" {
+        spec["remark"] = json!("r".repeat(255));
+    }
+    spec
+}

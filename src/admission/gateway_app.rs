@@ -4,6 +4,7 @@ use super::{
     CrossRule, FieldRule, Format, KindRules, Scope, Violation, basic_auth_keys_rule,
     common_field_rules, common_map_rules, derived_name_rule, distinct, distinct_keys_cel,
     duration_at_least_one_minute, generator_length_rule, rollout_target_names_rule,
+    selector_values_rule,
 };
 use crate::api::names::{data_keys, gateway};
 use crate::api::{CommonSpec, GatewayApp, GatewayAppSpec, GatewayLayout};
@@ -16,6 +17,7 @@ pub fn gateway_app_rules() -> KindRules<S> {
         fields: field_rules(),
         cross: cross_rules(),
         maps: common_map_rules(),
+        bounds: super::bounds::common_bounds(),
     }
 }
 
@@ -101,6 +103,7 @@ fn cross_rules() -> Vec<CrossRule<S>> {
         ),
         duration_at_least_one_minute::<S>(),
         rollout_target_names_rule::<S>(),
+        selector_values_rule::<S>(),
         basic_auth_keys_rule::<S>("appKey", "appSecret", |s: &S| {
             let keys = s.secret.as_ref().and_then(|t| t.keys.as_ref());
             (

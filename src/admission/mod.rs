@@ -8,7 +8,11 @@
 //! - [`CrossRule`]: rules that read several fields or `metadata.name` (CEL
 //!   `x-kubernetes-validations`), each carrying its CEL text beside the Rust
 //!   predicate that means the same. `tests/` prove they agree, on random specs
-//!   with a client-side CEL engine and on fixtures with the real apiserver.
+//!   with a client-side CEL engine and on fixtures with the real apiserver;
+//! - [`MapRule`]: the keys (and label values) of maps keysmith copies into
+//!   object metadata;
+//! - [`Bound`]: the size limits on every list, map and nested string
+//!   (`crate::admission::bounds`, SPEC §10 "Bounded input").
 
 use std::fmt;
 
@@ -16,11 +20,13 @@ use crate::api::names::data_keys::{self, PREVIOUS_SUFFIX};
 use crate::api::{CommonSpec, SecretType};
 use crate::rules::{self, FormatRule};
 
+pub mod bounds;
 mod gateway_app;
 pub mod manifest;
 pub mod schema;
 mod signature_key;
 
+pub use bounds::{Bound, Limit, Step};
 pub use gateway_app::{check_gateway_app, gateway_app_rules};
 pub use signature_key::{check_signature_key, signature_key_rules};
 
@@ -176,17 +182,14 @@ pub struct KindRules<S> {
     pub fields: Vec<FieldRule<S>>,
     pub cross: Vec<CrossRule<S>>,
     pub maps: Vec<MapRule<S>>,
+    pub bounds: Vec<Bound>,
 }
 
-/// Most entries a copied map (`secret.labels`, `secret.annotations`) may
-/// have: bounds the CEL cost of checking its keys.
-pub const MAX_MAP_ENTRIES: usize = 64;
-
-/// A map keysmith copies into the Secret's metadata: the same rules the
-/// apiserver applies there, so no valid resource fails at write time. Every
-/// key a qualified name (CEL on the map); with `label_values`, every value a
-/// label value (the schema's `additionalProperties`); at most
-/// [`MAX_MAP_ENTRIES`] entries (`maxProperties`).
+/// A map keysmith copies into object metadata or a label selector: the same
+/// rules the apiserver applies there, so no valid resource fails at write
+/// time. Every key a qualified name (CEL on the map); with `label_values`,
+/// every value a label value (the schema's `additionalProperties`). Its
+/// number of entries is a [`Bound`], which also keeps the key CEL's cost low.
 pub struct MapRule<S> {
     /// Path below `spec`, e.g. `["secret", "labels"]`.
     pub path: &'static [&'static str],
@@ -201,11 +204,7 @@ impl<S> MapRule<S> {
 
     /// The CEL on the map: every key a qualified name.
     pub fn keys_cel(&self) -> String {
-        format!(
-            "self.all(k, k.matches({}) && (!k.contains('/') || k.matches({})))",
-            rules::cel_quote(rules::QUALIFIED_NAME_PATTERN),
-            rules::cel_quote(rules::QUALIFIED_NAME_PREFIX_PATTERN)
-        )
+        format!("self.all(k, {})", bounds::qualified_name_cel("k"))
     }
 
     pub fn keys_message(&self) -> String {
@@ -216,12 +215,6 @@ impl<S> MapRule<S> {
         let Some(map) = (self.get)(spec) else {
             return;
         };
-        if map.len() > MAX_MAP_ENTRIES {
-            out.push(Violation {
-                field: self.field(),
-                rule: format!("must have at most {MAX_MAP_ENTRIES} entries"),
-            });
-        }
         if !map.keys().all(|k| rules::is_qualified_name(k)) {
             out.push(Violation {
                 field: self.field(),
@@ -239,7 +232,8 @@ impl<S> MapRule<S> {
     }
 }
 
-/// The Secret's labels and annotations, for both kinds.
+/// The Secret's labels and annotations and the rollout selector's labels,
+/// for both kinds.
 pub(crate) fn common_map_rules<S: CommonSpec>() -> Vec<MapRule<S>> {
     vec![
         MapRule {
@@ -252,10 +246,19 @@ pub(crate) fn common_map_rules<S: CommonSpec>() -> Vec<MapRule<S>> {
             label_values: false,
             get: |s: &S| s.secret_annotations(),
         },
+        MapRule {
+            path: &["rollout", "selector", "matchLabels"],
+            label_values: true,
+            get: |s: &S| {
+                s.rollout()
+                    .and_then(|r| r.selector.as_ref())
+                    .and_then(|selector| selector.match_labels.as_ref())
+            },
+        },
     ]
 }
 
-impl<S> KindRules<S> {
+impl<S: serde::Serialize> KindRules<S> {
     pub fn check(&self, spec: &S, name: &str) -> Vec<Violation> {
         let mut out = Vec::new();
         for rule in &self.fields {
@@ -278,6 +281,12 @@ impl<S> KindRules<S> {
         }
         for rule in &self.maps {
             rule.check(spec, &mut out);
+        }
+        // The bounds read the JSON, as the apiserver does; serialising our own
+        // types cannot fail (a Null would only skip the bounds, loudly in tests).
+        let json = serde_json::to_value(spec).unwrap_or_default();
+        for bound in &self.bounds {
+            bound.check(&json, &mut out);
         }
         out
     }
@@ -495,6 +504,36 @@ pub(crate) fn rollout_target_names_rule<S: CommonSpec + 'static>() -> CrossRule<
             spec.rollout()
                 .and_then(|r| r.targets.as_ref())
                 .is_none_or(|targets| targets.iter().all(|t| rules::is_dns_subdomain(&t.name)))
+        }),
+    }
+}
+
+/// A selector expression with In or NotIn needs values; one with Exists or
+/// DoesNotExist takes none (Kubernetes' rule: a list call with anything else
+/// is refused, so no valid resource may hold it). Unknown operators are the
+/// operator bound's to report.
+pub(crate) fn selector_values_rule<S: CommonSpec + 'static>() -> CrossRule<S> {
+    CrossRule {
+        field: "spec.rollout.selector.matchExpressions",
+        scope: Scope::Spec(&["rollout", "selector"]),
+        field_path: ".matchExpressions",
+        cel: "!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? (has(e.values) && size(e.values) > 0) : (!(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || size(e.values) == 0))".to_string(),
+        message: "every In or NotIn expression needs values, and every Exists or DoesNotExist expression takes none".to_string(),
+        holds: Box::new(|spec: &S, _| {
+            let expressions = spec
+                .rollout()
+                .and_then(|r| r.selector.as_ref())
+                .and_then(|selector| selector.match_expressions.as_ref());
+            expressions.is_none_or(|expressions| {
+                expressions.iter().all(|e| {
+                    let count = e.values.as_ref().map_or(0, Vec::len);
+                    match e.operator.as_str() {
+                        "In" | "NotIn" => count > 0,
+                        "Exists" | "DoesNotExist" => count == 0,
+                        _ => true,
+                    }
+                })
+            })
         }),
     }
 }

@@ -6,7 +6,7 @@ use kube::CustomResourceExt;
 use serde_json::{Map, Value, json};
 
 use crate::admission::{
-    KindRules, MAX_MAP_ENTRIES, SECRET_TYPE_IMMUTABLE_CEL, SECRET_TYPE_IMMUTABLE_RULE, Scope,
+    Bound, KindRules, Limit, SECRET_TYPE_IMMUTABLE_CEL, SECRET_TYPE_IMMUTABLE_RULE, Scope, Step,
     gateway_app_rules, signature_key_rules,
 };
 use crate::api::{GatewayApp, SignatureKey};
@@ -65,7 +65,6 @@ fn render_rules<S>(root: &mut Value, rules: &KindRules<S>) {
             continue;
         };
         let object = ensure_object(node);
-        object.insert("maxProperties".into(), json!(MAX_MAP_ENTRIES));
         if rule.label_values {
             let values = ensure_object(
                 object
@@ -76,6 +75,9 @@ fn render_rules<S>(root: &mut Value, rules: &KindRules<S>) {
             values.insert("pattern".into(), json!(rules::LABEL_VALUE_PATTERN));
         }
         push_validation(object, rule.keys_cel(), rule.keys_message(), "");
+    }
+    for bound in &rules.bounds {
+        render_bound(root, bound);
     }
     push_validation(
         ensure_object(root),
@@ -98,6 +100,42 @@ fn render_rules<S>(root: &mut Value, rules: &KindRules<S>) {
             rule.field_path,
         );
     }
+}
+
+/// A bound as schema keywords (and CEL where no keyword says it).
+fn render_bound(root: &mut Value, bound: &Bound) {
+    let Some(node) = bound_node(root, bound.path) else {
+        return;
+    };
+    let object = ensure_object(node);
+    let (keyword, value) = match bound.limit {
+        Limit::Items(max) => ("maxItems", json!(max)),
+        Limit::Entries(max) => ("maxProperties", json!(max)),
+        Limit::Length(max) => ("maxLength", json!(max)),
+        Limit::TotalLength(_) => ("", Value::Null),
+        Limit::OneOf(allowed) => ("enum", json!(allowed)),
+        Limit::LabelValue => {
+            object.insert("pattern".into(), json!(rules::LABEL_VALUE_PATTERN));
+            ("maxLength", json!(rules::LABEL_VALUE_MAX_LEN))
+        }
+        Limit::QualifiedName => ("maxLength", json!(rules::QUALIFIED_NAME_MAX_LEN)),
+    };
+    if !keyword.is_empty() {
+        object.insert(keyword.into(), value);
+    }
+    if let Some(cel) = bound.limit.cel() {
+        push_validation(object, cel, bound.limit.rule(), "");
+    }
+}
+
+/// The schema node a bound's path (below `spec`) leads to.
+pub fn bound_node<'a>(root: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
+    let spec = node_at(root, &spec_path(&[]))?;
+    path.iter().try_fold(spec, |node, step| match step {
+        Step::Field(name) => node.get_mut("properties")?.get_mut(*name),
+        Step::Items => node.get_mut("items"),
+        Step::Values => node.get_mut("additionalProperties"),
+    })
 }
 
 /// Adds a CEL rule to a schema node's `x-kubernetes-validations`.

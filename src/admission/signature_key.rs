@@ -4,7 +4,7 @@ use super::{
     CrossRule, FieldRule, Format, KindRules, Scope, Violation, basic_auth_keys_rule,
     common_field_rules, common_map_rules, derived_name_rule, distinct,
     distinct_keys_cel_with_fixed, duration_at_least_one_minute, generator_length_rule,
-    rollout_target_names_rule,
+    rollout_target_names_rule, selector_values_rule,
 };
 use crate::api::names::data_keys;
 use crate::api::{SignAlgorithm, SignType, SignatureKey, SignatureKeySpec};
@@ -58,12 +58,14 @@ pub fn signature_key_rules() -> KindRules<S> {
     cross.extend(generator_rules());
     cross.push(duration_at_least_one_minute::<S>());
     cross.push(rollout_target_names_rule::<S>());
+    cross.push(selector_values_rule::<S>());
     cross.push(distinct_keys_rule());
     cross.push(basic_auth_rule());
     KindRules {
         fields: field_rules(),
         cross,
         maps: common_map_rules(),
+        bounds: super::bounds::common_bounds(),
     }
 }
 

@@ -342,6 +342,24 @@ mod agreement_with_cel {
         .prop_map(|i| i.map(|i| json!({"interval": i})))
     }
 
+    /// Selector expressions around the values-cardinality rule.
+    fn rollout() -> impl Strategy<Value = Option<Value>> {
+        let expressions = |e: Value| json!({"selector": {"matchExpressions": e}});
+        opt(vec![
+            expressions(json!([{"key": "app", "operator": "In"}])),
+            expressions(json!([{"key": "app", "operator": "NotIn", "values": []}])),
+            expressions(json!([{"key": "app", "operator": "In", "values": ["a"]}])),
+            expressions(json!([{"key": "app", "operator": "Exists", "values": ["a"]}])),
+            expressions(json!([{"key": "app", "operator": "DoesNotExist", "values": []}])),
+            expressions(
+                json!([{"key": "app", "operator": "Exists"}, {"key": "b", "operator": "NotIn"}]),
+            ),
+            expressions(json!([{"key": "app", "operator": "Nope", "values": ["a"]}])),
+            json!({"selector": {"matchLabels": {"app": "x"}}}),
+            json!({"targets": [{"kind": "Deployment", "name": "web"}]}),
+        ])
+    }
+
     fn insert(spec: &mut serde_json::Map<String, Value>, key: &str, value: Option<Value>) {
         if let Some(value) = value {
             spec.insert(key.into(), value);
@@ -414,8 +432,10 @@ mod agreement_with_cel {
             generator in generator(),
             rotation in interval(),
             keys in key_names(),
+            rollout in rollout(),
         ) {
             let mut spec = serde_json::Map::new();
+            insert(&mut spec, "rollout", rollout);
             insert(&mut spec, "appName", app_name.map(|n| json!(n)));
             insert(&mut spec, "generator", generator);
             insert(&mut spec, "rotation", rotation);
@@ -439,8 +459,10 @@ mod agreement_with_cel {
             generator in generator(),
             rotation in interval(),
             keys in key_names(),
+            rollout in rollout(),
         ) {
             let mut spec = serde_json::Map::new();
+            insert(&mut spec, "rollout", rollout);
             insert(&mut spec, "signType", sign_type.map(|t| json!(t)));
             insert(&mut spec, "signAlgorithm", algorithm.map(|a| json!(a)));
             insert(&mut spec, "signKey", sign_key.map(|k| json!(k)));
@@ -509,6 +531,13 @@ mod hostile_input {
             "appSecret",
             "appId",
             "signSecret",
+            "rollout",
+            "targets",
+            "selector",
+            "matchLabels",
+            "matchExpressions",
+            "operator",
+            "values",
             "items",
             "spec",
             "metadata",
@@ -592,6 +621,274 @@ mod hostile_input {
                 .join("---\n");
             let findings = check_text(&text);
             prop_assert!(findings.is_ok(), "valid YAML is never a parse error: {findings:?}");
+        }
+    }
+}
+
+mod bounded_input {
+    //! SPEC §10 "Bounded input": every list, map and string of both specs has
+    //! a maximum in the schema, and the offline validator holds the same.
+    use super::*;
+    use crate::admission::bounds::*;
+    use crate::admission::schema;
+
+    fn spec_schema(
+        crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    ) -> Value {
+        let root = serde_json::to_value(
+            crd.spec.versions[0]
+                .schema
+                .as_ref()
+                .unwrap()
+                .open_api_v3_schema
+                .as_ref()
+                .unwrap(),
+        )
+        .unwrap();
+        root["properties"]["spec"].clone()
+    }
+
+    /// Every node below `node` that could hold input of any size.
+    fn unbounded(node: &Value, path: &str, out: &mut Vec<String>) {
+        match node["type"].as_str() {
+            Some("string") if node.get("maxLength").is_none() && node.get("enum").is_none() => {
+                out.push(path.to_string())
+            }
+            Some("array") if node.get("maxItems").is_none() => out.push(path.to_string()),
+            Some("object")
+                if node.get("additionalProperties").is_some()
+                    && node.get("maxProperties").is_none() =>
+            {
+                out.push(path.to_string())
+            }
+            _ => {}
+        }
+        if let Some(fields) = node["properties"].as_object() {
+            for (name, child) in fields {
+                unbounded(child, &format!("{path}.{name}"), out);
+            }
+        }
+        if node["items"].is_object() {
+            unbounded(&node["items"], &format!("{path}[*]"), out);
+        }
+        if node["additionalProperties"].is_object() {
+            unbounded(&node["additionalProperties"], &format!("{path}.*"), out);
+        }
+    }
+
+    #[test]
+    fn every_string_list_and_map_of_both_specs_is_bounded() {
+        for crd in schema::crds() {
+            let mut out = Vec::new();
+            unbounded(&spec_schema(&crd), "spec", &mut out);
+            assert!(
+                out.is_empty(),
+                "{}: unbounded {out:#?}",
+                crd.spec.names.kind
+            );
+        }
+    }
+
+    #[test]
+    fn every_bound_is_rendered_where_its_path_leads() {
+        for crd in schema::crds() {
+            let mut root = serde_json::to_value(&crd).unwrap()["spec"]["versions"][0]["schema"]
+                ["openAPIV3Schema"]
+                .clone();
+            for bound in common_bounds() {
+                assert!(
+                    schema::bound_node(&mut root, bound.path).is_some(),
+                    "{}: {} leads nowhere",
+                    crd.spec.names.kind,
+                    bound.field()
+                );
+            }
+        }
+    }
+
+    fn annotations(entries: usize, value_len: usize) -> Value {
+        let map: serde_json::Map<String, Value> = (0..entries)
+            .map(|i| (format!("a{i:02}"), json!("v".repeat(value_len))))
+            .collect();
+        json!({"secret": {"annotations": map}})
+    }
+
+    #[test]
+    fn annotations_are_bounded_per_value_and_in_total() {
+        let check = |spec: Value| fields(check_gateway_app(&app("app", spec)));
+        // Keys of three characters: four values of 4093 make 16384 together.
+        assert!(check(annotations(4, MAX_ANNOTATION_VALUE_LEN - 3)).is_empty());
+        assert_eq!(
+            check(annotations(4, MAX_ANNOTATION_VALUE_LEN - 2)),
+            ["spec.secret.annotations"]
+        );
+        assert!(check(annotations(1, MAX_ANNOTATION_VALUE_LEN)).is_empty());
+        assert_eq!(
+            check(annotations(1, MAX_ANNOTATION_VALUE_LEN + 1)),
+            ["spec.secret.annotations.a00"]
+        );
+        assert!(check(annotations(64, 1)).is_empty());
+        assert_eq!(check(annotations(65, 1)), ["spec.secret.annotations"]);
+        // Characters, not bytes, as the apiserver counts them.
+        let wide = json!({"secret": {"annotations": {"k": "✓".repeat(MAX_ANNOTATION_VALUE_LEN)}}});
+        assert!(check(wide).is_empty());
+    }
+
+    /// The input: 60 annotations of 20 KiB (1.2 MB per resource).
+    #[test]
+    fn the_memory_exhaustion_input_is_refused() {
+        let v = check_signature_key(&sigkey("key", annotations(60, 20 * 1024)));
+        assert!(
+            v.iter().any(|v| v.field == "spec.secret.annotations"),
+            "{v:?}"
+        );
+        assert_eq!(v.len(), 61, "every value and the total: {v:?}");
+    }
+
+    fn selector(expressions: Value) -> Value {
+        json!({"rollout": {"selector": {"matchExpressions": expressions}}})
+    }
+
+    #[test]
+    fn selectors_take_only_valid_operators_with_the_right_values() {
+        let check = |e: Value| fields(check_gateway_app(&app("app", selector(e))));
+        assert!(
+            check(json!([
+                {"key": "app", "operator": "In", "values": ["a", "b"]},
+                {"key": "app", "operator": "NotIn", "values": ["c"]},
+                {"key": "example.com/tier", "operator": "Exists"},
+                {"key": "legacy", "operator": "DoesNotExist", "values": []},
+            ]))
+            .is_empty()
+        );
+        assert_eq!(
+            check(json!([{"key": "app", "operator": "Equals", "values": ["a"]}])),
+            ["spec.rollout.selector.matchExpressions[0].operator"]
+        );
+        assert_eq!(
+            check(json!([{"key": "app", "operator": "in", "values": ["a"]}])),
+            ["spec.rollout.selector.matchExpressions[0].operator"]
+        );
+        assert_eq!(
+            check(json!([{"key": "app", "operator": "In"}])),
+            ["spec.rollout.selector.matchExpressions"]
+        );
+        assert_eq!(
+            check(json!([{"key": "app", "operator": "Exists", "values": ["a"]}])),
+            ["spec.rollout.selector.matchExpressions"]
+        );
+        assert_eq!(
+            check(json!([{"key": "bad key!", "operator": "Exists"}])),
+            ["spec.rollout.selector.matchExpressions[0].key"]
+        );
+        assert_eq!(
+            check(json!([{"key": "app", "operator": "In", "values": ["ok", "not ok!"]}])),
+            ["spec.rollout.selector.matchExpressions[0].values[1]"]
+        );
+        let values: Vec<String> = (0..=MAX_SELECTOR_VALUES).map(|i| format!("v{i}")).collect();
+        assert_eq!(
+            check(json!([{"key": "app", "operator": "In", "values": values}])),
+            ["spec.rollout.selector.matchExpressions[0].values"]
+        );
+        let many = vec![json!({"key": "app", "operator": "Exists"}); MAX_SELECTOR_EXPRESSIONS + 1];
+        assert_eq!(
+            check(json!(many)),
+            ["spec.rollout.selector.matchExpressions"]
+        );
+    }
+
+    #[test]
+    fn selector_labels_follow_label_rules_and_are_few() {
+        let check = |labels: Value| {
+            fields(check_signature_key(&sigkey(
+                "key",
+                json!({"rollout": {"selector": {"matchLabels": labels}}}),
+            )))
+        };
+        assert!(check(json!({"app": "orders", "example.com/tier": ""})).is_empty());
+        assert_eq!(
+            check(json!({"app": "not a value!"})),
+            ["spec.rollout.selector.matchLabels.app"]
+        );
+        assert_eq!(
+            check(json!({"bad key!": "x"})),
+            ["spec.rollout.selector.matchLabels"]
+        );
+        let many: serde_json::Map<String, Value> = (0..=MAX_SELECTOR_LABELS)
+            .map(|i| (format!("k{i}"), json!("v")))
+            .collect();
+        assert_eq!(check(json!(many)), ["spec.rollout.selector.matchLabels"]);
+    }
+
+    #[test]
+    fn rollout_targets_are_bounded() {
+        let check = |targets: Value| {
+            fields(check_gateway_app(&app(
+                "app",
+                json!({"rollout": {"targets": targets}}),
+            )))
+        };
+        let target = |name: String| json!({"kind": "Deployment", "name": name});
+        let many: Vec<Value> = (0..MAX_ROLLOUT_TARGETS)
+            .map(|i| target(format!("w{i}")))
+            .collect();
+        assert!(check(json!(many)).is_empty());
+        let too_many: Vec<Value> = (0..=MAX_ROLLOUT_TARGETS)
+            .map(|i| target(format!("w{i}")))
+            .collect();
+        assert_eq!(check(json!(too_many)), ["spec.rollout.targets"]);
+        let long = format!("{}.{}", "a".repeat(126), "b".repeat(127));
+        assert_eq!(long.len(), 254);
+        assert_eq!(
+            check(json!([target(long)])),
+            ["spec.rollout.targets", "spec.rollout.targets[0].name"]
+        );
+    }
+
+    fn cel_messages(schema: &Value, object: &Value) -> Vec<String> {
+        match kube::core::cel::Validator::new().validate(schema, object, None) {
+            Ok(()) => vec![],
+            Err(errors) => errors.into_vec().into_iter().map(|e| e.message).collect(),
+        }
+    }
+
+    fn openapi(
+        crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    ) -> Value {
+        serde_json::to_value(crd).unwrap()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+            .clone()
+    }
+
+    /// The CEL of the bounds (the annotations' total, the expression keys)
+    /// fails exactly where the Rust check does, on the client-side engine.
+    #[test]
+    fn bound_cel_agrees_with_the_rust_check() {
+        let schema = openapi(&schema::gateway_app_crd());
+        let object = |spec: Value| {
+            json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+                   "metadata": {"name": "app"}, "spec": spec})
+        };
+        let cases = [
+            annotations(0, 0),
+            annotations(4, MAX_ANNOTATION_VALUE_LEN - 3),
+            annotations(4, MAX_ANNOTATION_VALUE_LEN - 2),
+            annotations(8, 2000),
+            annotations(9, 2000),
+            selector(json!([{"key": "app", "operator": "Exists"}])),
+            selector(json!([{"key": "bad key!", "operator": "Exists"}])),
+            selector(json!([{"key": format!("{}/x", "a".repeat(254)), "operator": "Exists"}])),
+            selector(json!([{"key": format!("{}/x", "a".repeat(253)), "operator": "Exists"}])),
+            selector(json!([{"key": "a/b/c", "operator": "Exists"}])),
+        ];
+        for spec in cases {
+            let rust_ok = check_gateway_app(&app("app", spec.clone())).is_empty();
+            let cel = cel_messages(&schema, &object(spec.clone()));
+            assert_eq!(
+                cel.is_empty(),
+                rust_ok,
+                "{cel:?} for {}",
+                &spec.to_string()[..80.min(spec.to_string().len())]
+            );
         }
     }
 }

@@ -230,10 +230,12 @@ pub struct AppSecretTemplate {
     /// Names of the data keys (e.g. Kong's key-auth wants `key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<AppSecretKeys>,
-    /// Labels copied onto the Secret (the resource's own labels never are).
+    /// Labels copied onto the Secret (the resource's own labels never are):
+    /// at most 64, with Kubernetes' label keys and values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<StringMap>,
-    /// Annotations copied onto the Secret.
+    /// Annotations copied onto the Secret: at most 64, each value at most
+    /// 4096 characters, keys and values together at most 16384.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<StringMap>,
     /// Delete (default): the Secret is owned by the GatewayApp and deleted with

@@ -129,12 +129,14 @@ impl RotationReason {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rollout {
-    /// Deployments, StatefulSets and DaemonSets of this namespace, by kind and name.
+    /// Deployments, StatefulSets and DaemonSets of this namespace, by kind
+    /// and name: at most 32.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
     pub targets: Option<Vec<RolloutTarget>>,
     /// Also every Deployment, StatefulSet and DaemonSet of this namespace whose
-    /// labels match this selector.
+    /// labels match this selector: at most 16 matchLabels and 16
+    /// matchExpressions; an expression's operator is In or NotIn (with 1–16
+    /// values) or Exists or DoesNotExist (without).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
     /// At most one restart of a target per this interval (a Go duration such
@@ -153,7 +155,6 @@ pub struct RolloutTarget {
     /// Deployment, StatefulSet or DaemonSet.
     pub kind: WorkloadKind,
     /// Its name, in this namespace.
-    #[schemars(length(max = 253))]
     pub name: String,
 }
 
