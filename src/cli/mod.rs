@@ -71,8 +71,8 @@ pub struct RunArgs {
     /// TokenReview and who may `get` the non-resource URL /metrics (SubjectAccessReview).
     #[arg(long, env = "KEYSMITH_METRICS_SECURE")]
     pub metrics_secure: bool,
-    /// With --metrics-secure: a directory holding tls.crt and tls.key (default: a
-    /// self-signed certificate made in memory at start).
+    /// With --metrics-secure: a directory holding tls.crt and tls.key, read again
+    /// when they change (default: a self-signed certificate made in memory at start).
     #[arg(long, env = "KEYSMITH_METRICS_CERT_DIR", value_name = "DIR")]
     pub metrics_cert_dir: Option<std::path::PathBuf>,
     /// Where to serve /healthz and /readyz ("off" to disable; may equal --metrics-addr

@@ -1,17 +1,21 @@
 //! HTTPS for `/metrics`: the serving certificate (from a directory holding
-//! `tls.crt` and `tls.key`, or self-signed in memory at start, as
-//! controller-runtime does), and a listener that hands axum TLS streams.
+//! `tls.crt` and `tls.key`, reloaded when they change, or self-signed in
+//! memory at start, as controller-runtime does), and a listener that hands
+//! axum TLS streams.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
+use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::server::TlsStream;
 
@@ -22,6 +26,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The names a self-signed certificate is valid for (scrapers of one are
 /// expected to skip verification, as with controller-runtime's).
 const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+/// How often the certificate directory is read again: a renewed Secret
+/// (cert-manager's, say) reaches the mounted files within a minute anyway.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -50,22 +57,90 @@ pub type CertifiedPair = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
 /// The serving configuration: HTTP/1.1 only (as controller-runtime, which
 /// turns HTTP/2 off for its metrics), TLS 1.2 and 1.3, ring as the provider
-/// (the one kube's client already uses).
+/// (the one kube's client already uses). A certificate directory is watched
+/// for renewals (this spawns a task: call it inside the runtime).
 pub fn server_config(cert_dir: Option<&Path>) -> Result<Arc<ServerConfig>, TlsError> {
-    config_for(match cert_dir {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let pair = match cert_dir {
         Some(dir) => load_pair(dir)?,
         None => self_signed()?,
-    })
-}
-
-fn config_for((chain, key): CertifiedPair) -> Result<Arc<ServerConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    };
+    let current = Arc::new(CurrentCert::new(certified_key(pair, &provider)?));
+    if let Some(dir) = cert_dir {
+        tokio::spawn(watch_cert_dir(
+            dir.to_path_buf(),
+            current.clone(),
+            provider.clone(),
+            RELOAD_INTERVAL,
+        ));
+    }
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(current);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+fn certified_key(
+    (chain, key): CertifiedPair,
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    Ok(Arc::new(CertifiedKey::from_der(chain, key, provider)?))
+}
+
+/// The certificate every handshake gets; swapped when the files change.
+#[derive(Debug)]
+pub struct CurrentCert(RwLock<Arc<CertifiedKey>>);
+
+impl CurrentCert {
+    fn new(key: Arc<CertifiedKey>) -> Self {
+        CurrentCert(RwLock::new(key))
+    }
+
+    fn get(&self) -> Option<Arc<CertifiedKey>> {
+        self.0.read().ok().map(|key| key.clone())
+    }
+
+    fn set(&self, key: Arc<CertifiedKey>) {
+        if let Ok(mut current) = self.0.write() {
+            *current = key;
+        }
+    }
+}
+
+impl ResolvesServerCert for CurrentCert {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.get()
+    }
+}
+
+/// Reads `tls.crt` and `tls.key` again every `interval`; a changed pair that
+/// loads replaces the current one, a broken one (say, caught half-written)
+/// is reported and tried again next time while the old one keeps serving.
+async fn watch_cert_dir(
+    dir: PathBuf,
+    current: Arc<CurrentCert>,
+    provider: Arc<CryptoProvider>,
+    interval: Duration,
+) {
+    let read = || [CERT_FILE, KEY_FILE].map(|file| std::fs::read(dir.join(file)).ok());
+    let mut loaded = read();
+    loop {
+        tokio::time::sleep(interval).await;
+        let now = read();
+        if now == loaded {
+            continue;
+        }
+        match load_pair(&dir).and_then(|pair| certified_key(pair, &provider)) {
+            Ok(key) => {
+                current.set(key);
+                loaded = now;
+                tracing::info!(dir = %dir.display(), "reloaded the metrics certificate");
+            }
+            Err(error) => tracing::warn!(%error, "keeping the metrics certificate"),
+        }
+    }
 }
 
 /// `tls.crt` (the chain, leaf first) and `tls.key`, as a `kubernetes.io/tls` Secret holds them.
@@ -202,7 +277,14 @@ mod tests {
         let (chain, key) = self_signed().unwrap();
         let root = chain[0].clone();
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let listener = TlsListener::new(tcp, config_for((chain, key)).unwrap()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let current = CurrentCert::new(certified_key((chain, key), &provider).unwrap());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(current));
+        let listener = TlsListener::new(tcp, Arc::new(config)).unwrap();
         let port = axum::serve::Listener::local_addr(&listener).unwrap().port();
         let routes = axum::Router::new().route("/", axum::routing::get(|| async { "over tls" }));
         let server = tokio::spawn(async move { axum::serve(listener, routes).await });
@@ -246,8 +328,8 @@ mod tests {
         server.abort();
     }
 
-    #[test]
-    fn a_certificate_directory_is_read() {
+    #[tokio::test]
+    async fn a_certificate_directory_is_read() {
         let dir = std::env::temp_dir().join(format!("keysmith-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let certified = rcgen::generate_simple_self_signed(vec!["metrics".into()]).unwrap();
@@ -267,6 +349,55 @@ mod tests {
             error.contains("cannot read") && error.contains(KEY_FILE),
             "{error}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn write_pair(dir: &Path, name: &str) -> CertificateDer<'static> {
+        let certified = rcgen::generate_simple_self_signed(vec![name.into()]).unwrap();
+        std::fs::write(dir.join(CERT_FILE), certified.cert.pem()).unwrap();
+        std::fs::write(dir.join(KEY_FILE), certified.signing_key.serialize_pem()).unwrap();
+        certified.cert.der().clone()
+    }
+
+    #[tokio::test]
+    async fn a_renewed_certificate_replaces_the_served_one() {
+        let dir = std::env::temp_dir().join(format!("keysmith-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let first = write_pair(&dir, "first");
+        let current = Arc::new(CurrentCert::new(
+            certified_key(load_pair(&dir).unwrap(), &provider).unwrap(),
+        ));
+        let interval = Duration::from_millis(20);
+        let watch = tokio::spawn(watch_cert_dir(
+            dir.clone(),
+            current.clone(),
+            provider.clone(),
+            interval,
+        ));
+        let served = || current.get().unwrap().cert[0].clone();
+        assert_eq!(served(), first);
+
+        // A key that does not match the certificate is not taken.
+        let second = write_pair(&dir, "second");
+        let stray = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(dir.join(KEY_FILE), stray.serialize_pem()).unwrap();
+        tokio::time::sleep(interval * 5).await;
+        assert_eq!(served(), first);
+
+        let second_dir = dir.join("second");
+        std::fs::create_dir_all(&second_dir).unwrap();
+        let renewed = write_pair(&second_dir, "renewed");
+        assert_ne!(renewed, second);
+        for file in [CERT_FILE, KEY_FILE] {
+            std::fs::rename(second_dir.join(file), dir.join(file)).unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while served() != renewed {
+            assert!(std::time::Instant::now() < deadline, "never reloaded");
+            tokio::time::sleep(interval).await;
+        }
+        watch.abort();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
