@@ -500,3 +500,160 @@ async fn the_chart_rbac_is_enough_and_every_rule_is_needed() {
         )
         .await;
 }
+
+#[test]
+fn the_chart_serves_secure_metrics_only_when_asked() {
+    let plain = render(&["--set", "metrics.serviceMonitor.enabled=true"]);
+    assert!(!plain.contains("--metrics-secure") && !plain.contains("tokenreviews"));
+    assert!(!plain.contains("metrics-reader") && !plain.contains("scheme: https"));
+
+    let secure = render(&[
+        "--set",
+        "metrics.secure=true",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+    ]);
+    assert!(secure.contains("- --metrics-secure\n") && !secure.contains("--metrics-cert-dir"));
+    let documents: Vec<serde_json::Value> = secure
+        .split("\n---")
+        .filter_map(|d| serde_norway::from_str(d).ok())
+        .collect();
+    let named = |kind: &str, name: &str| {
+        documents
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}:\n{secure}"))
+            .clone()
+    };
+    let reader = named("ClusterRole", "keysmith-metrics-reader");
+    assert_eq!(
+        reader["rules"],
+        serde_json::json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}])
+    );
+    let auth = named("ClusterRole", "keysmith-metrics-auth");
+    assert_eq!(
+        auth["rules"],
+        serde_json::json!([
+            {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+            {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}
+        ])
+    );
+    named("ClusterRoleBinding", "keysmith-metrics-auth");
+    let service = named("Service", "keysmith-metrics");
+    assert_eq!(service["spec"]["ports"][0]["name"], "https");
+    let monitor = named("ServiceMonitor", "keysmith");
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert_eq!(endpoint["port"], "https");
+    assert_eq!(endpoint["scheme"], "https");
+    assert_eq!(
+        endpoint["bearerTokenFile"],
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    );
+    assert_eq!(endpoint["tlsConfig"]["insecureSkipVerify"], true);
+
+    let with_cert = render(&[
+        "--set",
+        "metrics.secure=true",
+        "--set",
+        "metrics.certSecret=metrics-tls",
+    ]);
+    assert!(with_cert.contains("- --metrics-cert-dir=/etc/keysmith/metrics-tls\n"));
+    assert!(with_cert.contains("secretName: metrics-tls\n"));
+    let refused = run(
+        helm(),
+        &[
+            "template",
+            "k",
+            "charts/keysmith",
+            "--set",
+            "metrics.secure=yes",
+        ],
+        None,
+    );
+    assert!(!refused.status.success(), "metrics.secure is a boolean");
+}
+
+#[tokio::test]
+async fn the_chart_rbac_is_enough_for_secure_metrics() {
+    use support::secure_metrics::{
+        bind_metrics_reader, https_get, service_account_token, serving_cert,
+    };
+    needs_control_plane!();
+    let cp = control_plane::control_plane();
+    let client = control_plane::client().await;
+    let install = run(
+        helm(),
+        &[
+            "install",
+            "scrape",
+            "charts/keysmith",
+            "--namespace",
+            "scrape-system",
+            "--create-namespace",
+            "--skip-crds",
+            "--set",
+            "metrics.secure=true",
+            "--wait=false",
+        ],
+        Some(&cp.kubeconfig),
+    );
+    assert!(install.status.success(), "helm install: {}", text(&install));
+
+    // keysmith as the chart's ServiceAccount, serving metrics securely.
+    let kubeconfig = cp.dir.join("scrape-sa.kubeconfig");
+    service_account_kubeconfig(&client, "scrape-system", "scrape-keysmith", &kubeconfig).await;
+    let ns = control_plane::namespace(&client, "scrape").await;
+    let sa_plane = control_plane::ControlPlane {
+        dir: cp.dir.clone(),
+        kubeconfig,
+        supervisor: cp.supervisor,
+    };
+    let (cert_dir, root) = serving_cert(&cp.dir.join("scrape-tls"));
+    let cert_dir = cert_dir.to_string_lossy().into_owned();
+    let operator = operator::Operator::start_with(
+        &sa_plane,
+        &ns,
+        "-scrape",
+        &["--metrics-secure", "--metrics-cert-dir", &cert_dir],
+    );
+
+    // A scraper bound to the chart's reader ClusterRole gets the metrics; one without, 403.
+    let scraper = service_account_token(&client, &ns, "prometheus").await;
+    let stranger = service_account_token(&client, &ns, "stranger").await;
+    bind_metrics_reader(
+        &client,
+        &ns,
+        "prometheus",
+        "scrape-keysmith-metrics-reader",
+        true,
+    )
+    .await;
+    let scraper = format!("Bearer {scraper}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (code, body) = loop {
+        let answer = https_get(operator.metrics_port, &root, Some(&scraper)).await;
+        if let Some(answer) = answer.as_ref().filter(|a| a.0 == 200) {
+            break answer.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no metrics for the reader with the chart's RBAC (last: {answer:?}):\n{}",
+            operator.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(code, 200);
+    assert!(body.contains("keysmith_reconciles_total"), "{body}");
+    let refused = https_get(
+        operator.metrics_port,
+        &root,
+        Some(&format!("Bearer {stranger}")),
+    )
+    .await;
+    assert_eq!(refused.map(|a| a.0), Some(403));
+    assert!(
+        !operator.logs().contains("forbidden"),
+        "a permission was missing:\n{}",
+        operator.logs()
+    );
+}

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{control_plane, operator, policy};
+use support::{control_plane, operator, policy, secure_metrics};
 
 use std::time::{Duration, Instant};
 
@@ -514,4 +514,78 @@ async fn gitops_diff_is_empty_after_keysmith_reconciled_the_examples() {
         String::from_utf8_lossy(&diff.stderr)
     );
     assert!(diff.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn secure_metrics_answer_only_callers_rbac_allows() {
+    use secure_metrics::{bind_metrics_reader, https_get, service_account_token, serving_cert};
+    needs_control_plane!();
+    let cp = control_plane::control_plane();
+    let client = control_plane::client().await;
+    let ns = control_plane::namespace(&client, "secure-metrics").await;
+    let (cert_dir, root) = serving_cert(&cp.dir.join(format!("{ns}-tls")));
+
+    // "scraper" may get /metrics; "stranger" has no RBAC at all.
+    let scraper = service_account_token(&client, &ns, "scraper").await;
+    let stranger = service_account_token(&client, &ns, "stranger").await;
+    let reader = format!("{ns}-metrics-reader");
+    bind_metrics_reader(&client, &ns, "scraper", &reader, true).await;
+
+    let cert_dir_arg = cert_dir.to_string_lossy().into_owned();
+    let operator = Operator::start_with(
+        cp,
+        &ns,
+        "",
+        &["--metrics-secure", "--metrics-cert-dir", &cert_dir_arg],
+    );
+    // The probes stay plain HTTP.
+    wait_http(&operator, operator.health_port, "/healthz", 200).await;
+    let port = operator.metrics_port;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let unauthenticated = loop {
+        if let Some(answer) = https_get(port, &root, None).await {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no HTTPS on the metrics port:\n{}",
+            operator.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(unauthenticated.0, 401, "no token: {unauthenticated:?}");
+    let garbage = https_get(port, &root, Some("Bearer not-a-token")).await;
+    assert_eq!(garbage.map(|a| a.0), Some(401), "an unknown token");
+    let basic = https_get(port, &root, Some("Basic c2NyYXBlcjpwdw==")).await;
+    assert_eq!(basic.map(|a| a.0), Some(401), "not a bearer token");
+
+    let forbidden = https_get(port, &root, Some(&format!("Bearer {stranger}"))).await;
+    assert_eq!(
+        forbidden.as_ref().map(|a| a.0),
+        Some(403),
+        "a ServiceAccount without RBAC: {forbidden:?}"
+    );
+    // Twice: the second answer comes from the cache and is the same.
+    for _ in 0..2 {
+        let (code, body) = https_get(port, &root, Some(&format!("Bearer {scraper}")))
+            .await
+            .expect("an answer");
+        assert_eq!(code, 200, "the reader's ServiceAccount: {body}");
+        assert_eq!(
+            sample(&body, "keysmith_reconciles_total{kind=\"GatewayApp\"}"),
+            Some(0.0),
+            "{body}"
+        );
+    }
+    let again = https_get(port, &root, Some(&format!("Bearer {stranger}"))).await;
+    assert_eq!(again.map(|a| a.0), Some(403), "a cached refusal");
+
+    // Plain HTTP to the metrics port gets no HTTP answer at all.
+    assert_eq!(operator.http_get(port, "/metrics"), None);
+    let logs = operator.logs();
+    assert!(
+        !logs.contains(&scraper) && !logs.contains(&stranger),
+        "a token reached the log"
+    );
+    bind_metrics_reader(&client, &ns, "scraper", &reader, false).await;
 }

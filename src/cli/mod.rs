@@ -68,7 +68,16 @@ pub struct RunArgs {
     /// Where to serve Prometheus /metrics ("off" to disable).
     #[arg(long, env = "KEYSMITH_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: String,
-    /// Where to serve /healthz and /readyz ("off" to disable; may equal --metrics-addr).
+    /// Serve /metrics over HTTPS, only to callers whose bearer token passes a
+    /// TokenReview and who may `get` the non-resource URL /metrics (SubjectAccessReview).
+    #[arg(long, env = "KEYSMITH_METRICS_SECURE")]
+    pub metrics_secure: bool,
+    /// With --metrics-secure: a directory holding tls.crt and tls.key, read again
+    /// when they change (default: a self-signed certificate made in memory at start).
+    #[arg(long, env = "KEYSMITH_METRICS_CERT_DIR", value_name = "DIR")]
+    pub metrics_cert_dir: Option<std::path::PathBuf>,
+    /// Where to serve /healthz and /readyz ("off" to disable; may equal --metrics-addr
+    /// unless --metrics-secure).
     #[arg(long, env = "KEYSMITH_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
     pub health_addr: String,
     /// Run as one of several replicas: only the holder of a Lease reconciles.
@@ -184,6 +193,8 @@ fn run_config(args: RunArgs) -> Result<crate::runtime::RunConfig, String> {
                 .into(),
         );
     }
+    let metrics_addr = parse_addr("metrics-addr", &args.metrics_addr)?;
+    let health_addr = parse_addr("health-addr", &args.health_addr)?;
     Ok(crate::runtime::RunConfig {
         controller: crate::controller::Options {
             record_key_secret: Some(record_key_secret(&args.record_key_secret)),
@@ -191,10 +202,35 @@ fn run_config(args: RunArgs) -> Result<crate::runtime::RunConfig, String> {
             concurrency: args.concurrency,
             record_key: None,
         },
-        metrics_addr: parse_addr("metrics-addr", &args.metrics_addr)?,
-        health_addr: parse_addr("health-addr", &args.health_addr)?,
+        metrics_secure: secure_metrics(
+            args.metrics_secure,
+            args.metrics_cert_dir,
+            metrics_addr,
+            health_addr,
+        )?,
+        metrics_addr,
+        health_addr,
         leader,
     })
+}
+
+fn secure_metrics(
+    secure: bool,
+    cert_dir: Option<std::path::PathBuf>,
+    metrics_addr: Option<std::net::SocketAddr>,
+    health_addr: Option<std::net::SocketAddr>,
+) -> Result<Option<crate::runtime::SecureMetrics>, String> {
+    if !secure {
+        return match cert_dir {
+            Some(_) => Err("--metrics-cert-dir needs --metrics-secure".into()),
+            None => Ok(None),
+        };
+    }
+    // The probes stay plain HTTP, so they cannot share the HTTPS port.
+    if metrics_addr.is_some() && metrics_addr == health_addr {
+        return Err("--metrics-secure needs --metrics-addr and --health-addr to differ".into());
+    }
+    Ok(Some(crate::runtime::SecureMetrics { cert_dir }))
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -350,5 +386,30 @@ fn read_input(file: &str) -> std::io::Result<String> {
         Ok(text)
     } else {
         std::fs::read_to_string(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> Option<std::net::SocketAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn secure_metrics_need_their_own_port_and_the_flag() {
+        let (metrics, health) = (addr("0.0.0.0:8080"), addr("0.0.0.0:8081"));
+        assert!(
+            secure_metrics(false, None, metrics, health)
+                .unwrap()
+                .is_none()
+        );
+        let dir = std::path::PathBuf::from("/certs");
+        let secure = secure_metrics(true, Some(dir.clone()), metrics, health).unwrap();
+        assert_eq!(secure.unwrap().cert_dir, Some(dir.clone()));
+        assert!(secure_metrics(true, None, metrics, metrics).is_err());
+        assert!(secure_metrics(false, Some(dir), metrics, health).is_err());
+        assert!(secure_metrics(true, None, None, None).unwrap().is_some());
     }
 }

@@ -12,7 +12,9 @@ use crate::controller::{self, Health, Metrics, Options, shutdown_signal};
 
 pub mod http;
 pub mod leader;
+pub mod metrics_auth;
 mod signals;
+pub mod tls;
 
 use leader::{Election, LeaderOptions};
 use signals::watch_signals;
@@ -21,8 +23,16 @@ use signals::watch_signals;
 pub struct RunConfig {
     pub controller: Options,
     pub metrics_addr: Option<SocketAddr>,
+    /// Serve `/metrics` over HTTPS to authorized callers only.
+    pub metrics_secure: Option<SecureMetrics>,
     pub health_addr: Option<SocketAddr>,
     pub leader: Option<LeaderOptions>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SecureMetrics {
+    /// Holds `tls.crt` and `tls.key`; without it a self-signed certificate is made at start.
+    pub cert_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +47,8 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("metrics TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     #[error("leader election: {0}")]
     Leader(#[from] kube_lease_manager::LeaseManagerError),
     #[error("lost the leader lease; exiting so that a fresh start competes again")]
@@ -61,26 +73,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let health = Arc::new(Health::new(2));
     let signals = watch_signals();
 
-    // One listener when both addresses are the same.
-    let mut servers = Vec::new();
-    let mut routes: Vec<(SocketAddr, axum::Router)> = Vec::new();
-    if let Some(addr) = config.health_addr {
-        routes.push((addr, http::health_routes(health.clone())));
-    }
-    if let Some(addr) = config.metrics_addr {
-        let metrics_routes = http::metrics_routes(metrics.clone());
-        match routes.iter_mut().find(|(a, _)| *a == addr) {
-            Some((_, existing)) => *existing = existing.clone().merge(metrics_routes),
-            None => routes.push((addr, metrics_routes)),
-        }
-    }
-    for (addr, router) in routes {
-        let server = http::serve(addr, router, shutdown_signal(signals.clone()))
-            .await
-            .map_err(|source| RunError::Listen { addr, source })?;
-        info!(%addr, "serving HTTP");
-        servers.push(server);
-    }
+    let servers = start_servers(&config, &client, &metrics, &health, &signals).await?;
 
     let result = match &config.leader {
         None => {
@@ -102,6 +95,55 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         server.abort();
     }
     result
+}
+
+/// The probe and metrics listeners, bound before the controllers start.
+async fn start_servers(
+    config: &RunConfig,
+    client: &kube::Client,
+    metrics: &Arc<Metrics>,
+    health: &Arc<Health>,
+    signals: &watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, RunError> {
+    let mut servers = Vec::new();
+    // One plain listener when both addresses are the same.
+    let mut routes: Vec<(SocketAddr, axum::Router)> = Vec::new();
+    if let Some(addr) = config.health_addr {
+        routes.push((addr, http::health_routes(health.clone())));
+    }
+    match (config.metrics_addr, &config.metrics_secure) {
+        (Some(addr), Some(secure)) => {
+            let tls = tls::server_config(secure.cert_dir.as_deref())?;
+            let auth = Arc::new(metrics_auth::MetricsAuth::new(client.clone()));
+            let router = http::secure_metrics_routes(metrics.clone(), auth);
+            let server = http::serve_tls(addr, tls, router, shutdown_signal(signals.clone()))
+                .await
+                .map_err(|source| RunError::Listen { addr, source })?;
+            let certificate = if secure.cert_dir.is_some() {
+                "from --metrics-cert-dir"
+            } else {
+                "self-signed"
+            };
+            info!(%addr, certificate, "serving /metrics over HTTPS to authorized callers");
+            servers.push(server);
+        }
+        (Some(addr), None) => {
+            let metrics_routes = http::metrics_routes(metrics.clone());
+            match routes.iter_mut().find(|(a, _)| *a == addr) {
+                Some((_, existing)) => *existing = existing.clone().merge(metrics_routes),
+                None => routes.push((addr, metrics_routes)),
+            }
+        }
+        (None, _) => {}
+    }
+    for (addr, router) in routes {
+        let server = http::serve(addr, router, shutdown_signal(signals.clone()))
+            .await
+            .map_err(|source| RunError::Listen { addr, source })?;
+        info!(%addr, "serving HTTP");
+        servers.push(server);
+    }
+    Ok(servers)
 }
 
 async fn run_as_candidate(

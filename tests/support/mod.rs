@@ -10,4 +10,5 @@ pub mod fixtures;
 pub mod leak;
 pub mod operator;
 pub mod policy;
+pub mod secure_metrics;
 pub mod traefik;
