@@ -1308,7 +1308,7 @@ async fn a_write_the_apiserver_refuses_is_reported_on_the_resource_without_a_ret
 }
 
 #[tokio::test]
-async fn a_secret_left_behind_by_retain_is_taken_over_only_on_request() {
+async fn a_secret_left_behind_by_retain_is_taken_over_only_with_both_sides_consent() {
     needs_control_plane!();
     let env = Env::new("adopt").await;
     env.create_app("kept", json!({"secret": {"deletionPolicy": "Retain"}}))
@@ -1329,15 +1329,13 @@ async fn a_secret_left_behind_by_retain_is_taken_over_only_on_request() {
     env.create_app("kept", json!({"secret": {"deletionPolicy": "Retain"}}))
         .await;
     let app = wait_app(&env, "kept", "SecretConflict", reason_is("SecretConflict")).await;
-    assert!(
-        app_ready(&app)
-            .unwrap()
-            .2
-            .contains("keysmith.dev/adopt-secret")
-    );
+    let message = app_ready(&app).unwrap().2;
+    assert!(message.contains("keysmith.dev/adopt-secret=true"), "{message}");
+    assert!(message.contains("keysmith.dev/adopt=true"), "{message}");
     assert_eq!(env.secret_data("kept").await, issued, "left untouched");
 
-    // ...only when it asks, and then it keeps the (valid) credentials.
+    // ...nor when it asks alone (SPEC §10: the Secret itself must consent,
+    // or anyone who may create a resource of that name takes it)...
     env.apps()
         .patch(
             "kept",
@@ -1345,6 +1343,20 @@ async fn a_secret_left_behind_by_retain_is_taken_over_only_on_request() {
             &Patch::Merge(
                 json!({"metadata": {"annotations": {(annotations::ADOPT_SECRET): "true"}}}),
             ),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let app = wait_app(&env, "kept", "still SecretConflict", reason_is("SecretConflict")).await;
+    assert!(app.status.unwrap().app_key.is_none(), "nothing adopted");
+    assert_eq!(env.secret_data("kept").await, issued, "left untouched");
+
+    // ...only when the Secret opts in too; then it keeps the (valid) credentials.
+    env.secrets()
+        .patch(
+            "kept",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {(annotations::ADOPT): "true"}}})),
         )
         .await
         .unwrap();

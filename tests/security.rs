@@ -1,8 +1,11 @@
 //! The holes of the second security review (SPEC §10 as amended), each
-//! reproduced on the real control plane: a forged owner label, a `Retain`
-//! leftover taken without the Secret's consent, a planted previous value,
+//! reproduced on the real control plane: a forged owner label, a planted
+//! previous value,
 //! an edit hidden behind keysmith's field manager name, two resources
-//! issuing into one Secret at once, and aes key material in status.
+//! issuing into one Secret at once, and aes key material in status. (A
+//! `Retain` leftover taken without the Secret's consent: tests/controller.rs,
+//! `a_secret_left_behind_by_retain_…`; AppKey squatting across namespaces:
+//! tests/uniqueness.rs.)
 
 mod support;
 
@@ -143,69 +146,6 @@ async fn a_forged_owner_label_never_takes_a_live_secret() {
             .is_some()
     );
     assert!(is_ready(&env.app(&victim).await));
-}
-
-/// Hole 3: a `Retain` leftover was taken by anyone who could create a
-/// resource of that name. Now the Secret itself must opt in
-/// (`keysmith.dev/adopt: "true"`), besides the resource asking.
-#[tokio::test]
-async fn a_retain_leftover_is_adopted_only_with_the_secrets_consent() {
-    needs_control_plane!();
-    let env = Env::new("leftover").await;
-    env.create_app("orders", json!({"secret": {"deletionPolicy": "Retain"}}))
-        .await;
-    env.wait_app("orders", "issued", is_ready).await;
-    let issued = data(&env.secret("orders").await);
-    env.apps()
-        .delete("orders", &DeleteParams::default())
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while env.apps().get_opt("orders").await.unwrap().is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "not deleted");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    // Asking on the resource alone is not enough.
-    let asking = json!({
-        "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
-        "metadata": {"name": "orders", "annotations": {(annotations::ADOPT_SECRET): "true"}},
-        "spec": {"secret": {"deletionPolicy": "Retain"}},
-    });
-    env.apps()
-        .patch(
-            "orders",
-            &PatchParams::apply("keysmith-tests"),
-            &Patch::Apply(&asking),
-        )
-        .await
-        .unwrap();
-    let refused = env
-        .wait_app("orders", "refused", reason_is("SecretConflict"))
-        .await;
-    assert!(
-        ready(&refused)
-            .unwrap()
-            .2
-            .contains("keysmith.dev/adopt=true"),
-        "the message says how to consent: {:?}",
-        ready(&refused)
-    );
-    assert_eq!(data(&env.secret("orders").await), issued, "left untouched");
-
-    // The Secret consents: adopted, its values kept.
-    env.secrets()
-        .patch(
-            "orders",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {(annotations::ADOPT): "true"}}})),
-        )
-        .await
-        .unwrap();
-    env.wait_app("orders", "adopted", is_ready).await;
-    let adopted = data(&env.secret("orders").await);
-    assert_eq!(adopted["app_key"], issued["app_key"]);
-    assert_eq!(adopted["app_secret"], issued["app_secret"]);
 }
 
 /// Hole 5: a previous value planted in the output Secret (with a far-future
