@@ -933,6 +933,13 @@ async fn a_crash_between_secret_and_status_is_completed_without_rotating_again()
         "app_secret".into(),
         ByteString(b"Written-Before-Crash-1".to_vec()),
     );
+    // Sealed as keysmith seals what it writes (its key is in its own Secret).
+    let seal = seal_as_keysmith(&env, &secret).await;
+    secret
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(annotations::SEAL.into(), seal);
     // Applied whole, as keysmith's own field manager wrote it.
     secret.metadata.managed_fields = None;
     secret.metadata.resource_version = None;
@@ -968,6 +975,32 @@ async fn a_crash_between_secret_and_status_is_completed_without_rotating_again()
         "not rotated again"
     );
     assert_eq!(revision(&env.apps().get("app").await.unwrap()), Some(2));
+}
+
+/// The seal keysmith would write on `secret` (an output Secret of a
+/// GatewayApp): its key from keysmith's own Secret, bound to the owner uid.
+async fn seal_as_keysmith(env: &Env, secret: &Secret) -> String {
+    use keysmith::engine::seal;
+    let keys: Api<Secret> = Api::namespaced(env.client.clone(), "default");
+    let material = keys.get("keysmith-record-key").await.unwrap().data.unwrap();
+    let key = keysmith::engine::RecordKey::new(&material["key"].0).unwrap();
+    let annotations = secret.annotations();
+    let at = seal::Binding {
+        owner_uid: &annotations[annotations::OWNER_UID],
+        secret_name: &secret.name_any(),
+    };
+    let data: BTreeMap<String, String> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8(v.0.clone()).unwrap()))
+        .collect();
+    let values: BTreeMap<&str, &str> = ["app_key", "app_secret", "app_secret_previous"]
+        .into_iter()
+        .filter_map(|k| Some((k, data.get(k)?.as_str())))
+        .collect();
+    let record = keysmith::engine::snapshot::record_annotations(annotations);
+    seal::seal(&key, &at, &values, &record)
 }
 
 async fn resource_versions(env: &Env) -> BTreeMap<String, String> {
@@ -1330,7 +1363,10 @@ async fn a_secret_left_behind_by_retain_is_taken_over_only_with_both_sides_conse
         .await;
     let app = wait_app(&env, "kept", "SecretConflict", reason_is("SecretConflict")).await;
     let message = app_ready(&app).unwrap().2;
-    assert!(message.contains("keysmith.dev/adopt-secret=true"), "{message}");
+    assert!(
+        message.contains("keysmith.dev/adopt-secret=true"),
+        "{message}"
+    );
     assert!(message.contains("keysmith.dev/adopt=true"), "{message}");
     assert_eq!(env.secret_data("kept").await, issued, "left untouched");
 
@@ -1347,7 +1383,13 @@ async fn a_secret_left_behind_by_retain_is_taken_over_only_with_both_sides_conse
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let app = wait_app(&env, "kept", "still SecretConflict", reason_is("SecretConflict")).await;
+    let app = wait_app(
+        &env,
+        "kept",
+        "still SecretConflict",
+        reason_is("SecretConflict"),
+    )
+    .await;
     assert!(app.status.unwrap().app_key.is_none(), "nothing adopted");
     assert_eq!(env.secret_data("kept").await, issued, "left untouched");
 
