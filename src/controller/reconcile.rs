@@ -45,6 +45,8 @@ struct Observation {
     previous: PreviousStatus,
     key_held_by: Option<String>,
     now: Timestamp,
+    /// Read only before a gateway Secret write (`with_gateway_others`).
+    gateway_others: Vec<engine::OtherGatewaySecret>,
 }
 
 /// The reconcile kube-runtime calls, timed and counted.
@@ -75,8 +77,11 @@ where
     // predate a status an earlier pass wrote.
     let _ = ctx.shared.writes.is_status_echo(&*object);
     let object = ctx.newest(&object);
-    let seen = observe(&object, ctx).await?;
-    let plan = plan(&seen)?;
+    let mut seen = observe(&object, ctx).await?;
+    let mut plan = plan(&seen)?;
+    if !plan.gateway.is_empty() {
+        plan = with_gateway_others(&mut seen, ctx).await?;
+    }
     let applied = apply_secret(&object, ctx, &seen, plan).await?;
     let rollout = rollout::roll_out(&*object, ctx, &seen.namespace, &applied, seen.now).await;
     status::apply_status(ctx, &object, &seen.intent, &applied, &rollout, seen.now).await?;
@@ -135,7 +140,24 @@ where
         intent,
         source,
         previous,
+        gateway_others: Vec::new(),
     })
+}
+
+/// Step 2b, only in a pass that writes a gateway Secret: reads the other
+/// resources' gateway Secrets of the layout and plans again, so the
+/// duplicate check (engine guard `check_gateway_unique`) sees them.
+async fn with_gateway_others<K>(seen: &mut Observation, ctx: &KindContext<K>) -> Result<Plan>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    if let Some(gateway) = &seen.intent.gateway {
+        let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
+        let own = engine::gateway::names(gateway);
+        seen.gateway_others =
+            super::gateway_others::gather(&api, &seen.namespace, gateway, &own).await?;
+    }
+    plan(seen)
 }
 
 /// Where to read the output Secret, or `None` to read nothing. A resource
@@ -168,6 +190,7 @@ fn plan(seen: &Observation) -> Result<Plan> {
         status: &seen.previous,
         key_held_by: seen.key_held_by.clone(),
         gateway: seen.gateway.clone(),
+        gateway_others: seen.gateway_others.clone(),
     };
     Ok(engine::plan(
         &seen.intent,

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use rand::SeedableRng;
 
-use super::inputs::{Intent, KeyGenerator, ObservedSecret, PreviousStatus, SourceValue};
+use super::inputs::{
+    Intent, KeyGenerator, ObservedSecret, OtherGatewaySecret, PreviousStatus, SourceValue,
+};
 use super::snapshot::Snapshot;
 use super::{DesiredSecret, Observed, Plan};
 use crate::api::names::annotations;
@@ -106,6 +108,7 @@ pub struct World {
     pub key_held_by: Option<String>,
     pub gateway: BTreeMap<String, ObservedSecret>,
     pub now: Timestamp,
+    pub gateway_others: Vec<OtherGatewaySecret>,
 }
 
 impl World {
@@ -119,6 +122,7 @@ impl World {
             key_held_by: None,
             gateway: BTreeMap::new(),
             now: t(10),
+            gateway_others: Vec::new(),
         }
     }
 
@@ -137,6 +141,7 @@ impl World {
             status: &self.status,
             key_held_by: self.key_held_by.clone(),
             gateway: self.gateway.clone(),
+            gateway_others: self.gateway_others.clone(),
         }
     }
 

@@ -119,6 +119,21 @@ pub struct Observed<'a> {
     pub key_held_by: Option<String>,
     /// The gateway Secrets found, by name (read only with `spec.gateway`).
     pub gateway: BTreeMap<String, ObservedSecret>,
+    /// Other resources' gateway Secrets of the same layout in the namespace
+    /// (read only in a pass that writes a gateway Secret): the duplicate check.
+    pub gateway_others: Vec<OtherGatewaySecret>,
+}
+
+/// Another resource's gateway Secret of the same layout, in the same
+/// namespace: a gateway that reads both must never see one credential twice.
+/// (Debug shows names, never values.)
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct OtherGatewaySecret {
+    pub name: String,
+    /// Its resource, as `Kind name` (same namespace), from its labels.
+    pub owner: Option<String>,
+    /// UTF-8 entries only (a gateway reads text).
+    pub data: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for ObservedSecret {
@@ -131,6 +146,16 @@ impl std::fmt::Debug for ObservedSecret {
             .field("owner_referenced", &self.owner_referenced)
             .field("edited_keys", &self.edited_keys)
             .field("foreign_data", &self.foreign_data)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OtherGatewaySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtherGatewaySecret")
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .field("data_keys", &self.data.keys().collect::<Vec<_>>())
             .finish()
     }
 }

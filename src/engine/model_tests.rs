@@ -99,6 +99,7 @@ impl Model {
             status: &self.status,
             key_held_by: None,
             gateway: Default::default(),
+            gateway_others: Vec::new(),
         };
         plan(&self.intent, &observed, t(self.now), &mut self.rng).expect("a plan")
     }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use super::inputs::{Intent, Observed, ObservedSecret, PreviousStatus, SourceValue};
+use super::inputs::{
+    Intent, Observed, ObservedSecret, OtherGatewaySecret, PreviousStatus, SourceValue,
+};
 use crate::api::RotationReason;
 use crate::api::names::annotations;
 use crate::rules::FormatRule;
@@ -27,6 +29,8 @@ pub struct Snapshot<'a> {
     pub issued: Option<Issued>,
     /// The rotation record: the Secret's annotations, else the status.
     pub record: Record,
+    /// Other resources' gateway Secrets of the same layout (duplicate check).
+    pub gateway_others: &'a [OtherGatewaySecret],
 }
 
 /// One credential value in the Secret, checked against its rule.
@@ -152,6 +156,7 @@ impl<'a> Snapshot<'a> {
             gateway: &observed.gateway,
             issued: observed.secret.map(|secret| issued_in(secret, intent)),
             record: Record::carried(observed.secret, observed.status),
+            gateway_others: &observed.gateway_others,
         }
     }
 

@@ -34,6 +34,7 @@ impl World {
             status: &self.status,
             key_held_by: None,
             gateway: Default::default(),
+            gateway_others: Vec::new(),
         };
         let plan = plan(intent, &observed, now, &mut self.rng).unwrap();
         if let Some(secret) = &plan.secret {
@@ -308,6 +309,7 @@ fn conflicts_block_every_write() {
         status: &status,
         key_held_by: None,
         gateway: Default::default(),
+        gateway_others: Vec::new(),
     };
     let plan = plan(&intent(), &observed, t(0), &mut world.rng).unwrap();
     assert_eq!(plan.readiness.reason.as_str(), "SecretConflict");
@@ -320,6 +322,7 @@ fn conflicts_block_every_write() {
         status: &status,
         key_held_by: Some("shop/older".into()),
         gateway: Default::default(),
+        gateway_others: Vec::new(),
     };
     let plan = super::plan(&intent(), &observed, t(0), &mut world.rng).unwrap();
     assert_eq!(plan.readiness.reason.as_str(), "AppKeyConflict");
