@@ -79,7 +79,7 @@ where
     let object = ctx.newest(&object);
     let mut seen = observe(&object, ctx).await?;
     let mut plan = plan(&seen)?;
-    if !plan.gateway.is_empty() {
+    if !plan.gateway.is_empty() && engine::gateway::needs_others(&seen.intent) {
         plan = with_gateway_others(&mut seen, ctx).await?;
     }
     let applied = apply_secret(&object, ctx, &seen, plan).await?;
@@ -144,7 +144,8 @@ where
     })
 }
 
-/// Step 2b, only in a pass that writes a gateway Secret: reads the other
+/// Step 2b, only in a pass that writes a gateway Secret with a custom value
+/// (`engine::gateway::needs_others`): reads the other
 /// resources' gateway Secrets of the layout and plans again, so the
 /// duplicate check (engine guard `check_gateway_unique`) sees them.
 async fn with_gateway_others<K>(seen: &mut Observation, ctx: &KindContext<K>) -> Result<Plan>

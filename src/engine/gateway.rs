@@ -186,12 +186,9 @@ fn desired<R: TryCryptoRng>(
     };
     let layout = gateway.layout;
     let envoy_client = format!("{key}{}", names::PREVIOUS_CLIENT_SUFFIX);
-    // A previous secret equal to the current one (a reset that kept a
-    // custom secret) would be a duplicate at the gateway: once is enough.
     let previous = outcome
         .previous
         .as_ref()
-        .filter(|(value, _)| value != secret)
         .map(|(value, _)| (value.as_str(), outcome.previous_key.as_deref()));
     let previous = previous_credential(layout, key, previous, &envoy_client);
     let current = (key.as_str(), secret.as_str());
@@ -379,6 +376,15 @@ fn several_or_single(
         Overlap::SecondEntry => several(layout, current, previous),
         Overlap::SecondSecret => single(layout, current),
     }
+}
+
+/// Whether a pass that writes a gateway Secret must first read the other
+/// gateway Secrets (the duplicate check). Only custom values can collide: a
+/// generated one is random (at least 128 bits), and a custom value equal to
+/// someone's generated one is caught by the resource holding the custom one.
+/// So resources without custom values cost no read, even at first issue.
+pub fn needs_others(intent: &Intent) -> bool {
+    intent.gateway.is_some() && (intent.custom_key.is_some() || intent.secret_from.is_some())
 }
 
 /// After a `GatewayConflict` before the first issue: each gateway Secret
@@ -799,6 +805,19 @@ mod tests {
                 .values()
                 .any(|v| v == "Shared-custom-1")
         );
+    }
+
+    #[test]
+    fn only_custom_values_need_the_other_gateway_secrets_read() {
+        let mut world = world(GatewayLayout::EnvoyGatewayApiKey);
+        assert!(!needs_others(&world.intent), "generated values are random");
+        world.intent.custom_key = Some("custom-key-1".into());
+        assert!(needs_others(&world.intent));
+        world.intent.custom_key = None;
+        world.intent.secret_from = Some(("byo".into(), "secret".into()));
+        assert!(needs_others(&world.intent));
+        world.intent.gateway = None;
+        assert!(!needs_others(&world.intent), "no gateway Secret");
     }
 
     #[test]
