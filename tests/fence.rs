@@ -112,7 +112,8 @@ fn the_fence_and_the_namespaced_rights_render_only_when_asked() {
     );
     assert_eq!(binding[0]["spec"]["validationActions"], json!(["Deny"]));
     assert!(grants_workloads(find(&rollout, "ClusterRole")[0]));
-    assert!(find(&rollout, "Role").is_empty());
+    // (The one Role is the seal key's, in the release namespace.)
+    assert!(find(&rollout, "Role").iter().all(|r| !grants_workloads(r)));
 
     let unfenced = render(&[
         "--set",
@@ -129,8 +130,14 @@ fn the_fence_and_the_namespaced_rights_render_only_when_asked() {
         "rollout.namespaces={shop,web}",
     ]);
     assert!(!grants_workloads(find(&listed, "ClusterRole")[0]));
-    let roles = find(&listed, "Role");
-    let bindings = find(&listed, "RoleBinding");
+    let roles: Vec<&Value> = find(&listed, "Role")
+        .into_iter()
+        .filter(|r| grants_workloads(r))
+        .collect();
+    let bindings: Vec<&Value> = find(&listed, "RoleBinding")
+        .into_iter()
+        .filter(|b| b["roleRef"]["name"].as_str().unwrap().ends_with("-rollout"))
+        .collect();
     let namespaces = |documents: &[&Value]| -> Vec<String> {
         documents
             .iter()
@@ -158,7 +165,7 @@ fn the_fence_and_the_namespaced_rights_render_only_when_asked() {
         "rollout.namespaces={shop}",
     ]);
     let roles = find(&own, "Role");
-    assert_eq!(roles.len(), 2);
+    assert_eq!(roles.len(), 3, "keysmith's, rollout's, the seal key's");
     assert!(roles.iter().filter(|r| grants_workloads(r)).count() == 1);
     let refused = helm_run(
         &[

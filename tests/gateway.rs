@@ -497,7 +497,7 @@ async fn the_second_gateway_secret_holds_the_previous_credential_exactly_through
         "a fresh placeholder"
     );
 
-    // An entry someone adds (Kong would take it as a field of the credential) is removed.
+    // An entry someone adds (Envoy Gateway would take it as an API key) is removed.
     let extra = json!({"data": {"extra": "c29tZW9uZQ=="}});
     env.secrets()
         .patch(

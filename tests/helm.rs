@@ -456,7 +456,8 @@ async fn the_chart_rbac_is_enough_and_every_rule_is_needed() {
     .unwrap_or_else(|_| panic!("not rolled out with rollout.enabled:\n{}", operator.logs()))
     .unwrap();
 
-    // Take away one needed permission (patching Secrets): the failure says what is missing.
+    // Take away one needed permission (creating Secrets: a first issue is a
+    // create): the failure says what is missing.
     let roles: Api<ClusterRole> = Api::all(client.clone());
     let mut role = roles.get("keysmith").await.unwrap();
     for rule in role.rules.iter_mut().flatten() {
@@ -465,7 +466,7 @@ async fn the_chart_rbac_is_enough_and_every_rule_is_needed() {
             .as_ref()
             .is_some_and(|r| r.contains(&"secrets".to_string()))
         {
-            rule.verbs.retain(|v| v != "patch");
+            rule.verbs.retain(|v| v != "create");
         }
     }
     role.metadata.managed_fields = None;
@@ -483,7 +484,7 @@ async fn the_chart_rbac_is_enough_and_every_rule_is_needed() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let logs = operator.logs();
-        if logs.contains("cannot patch resource \\\"secrets\\\"") && logs.contains("WriteSecret") {
+        if logs.contains("cannot create resource \\\"secrets\\\"") && logs.contains("WriteSecret") {
             break;
         }
         assert!(

@@ -136,10 +136,13 @@ pub enum GatewayLayout {
     /// Traefik BasicAuth middleware: a single `users` entry of htpasswd lines,
     /// `<AppKey>:{SHA}<hash of the AppSecret>`.
     TraefikBasicAuth,
+    /// Envoy Gateway basic auth (SecurityPolicy basicAuth.users): a single
+    /// `.htpasswd` entry of htpasswd lines, `<AppKey>:{SHA}<hash of the AppSecret>`.
+    EnvoyGatewayBasicAuth,
 }
 
 impl GatewayLayout {
-    pub const ALL: [GatewayLayout; 7] = [
+    pub const ALL: [GatewayLayout; 8] = [
         GatewayLayout::KongKeyAuth,
         GatewayLayout::KongBasicAuth,
         GatewayLayout::KongHmacAuth,
@@ -147,6 +150,7 @@ impl GatewayLayout {
         GatewayLayout::ApisixHmacAuth,
         GatewayLayout::EnvoyGatewayApiKey,
         GatewayLayout::TraefikBasicAuth,
+        GatewayLayout::EnvoyGatewayBasicAuth,
     ];
 
     /// The wire spelling (as serde writes it; a unit test holds them equal).
@@ -159,6 +163,7 @@ impl GatewayLayout {
             GatewayLayout::ApisixHmacAuth => "ApisixHmacAuth",
             GatewayLayout::EnvoyGatewayApiKey => "EnvoyGatewayApiKey",
             GatewayLayout::TraefikBasicAuth => "TraefikBasicAuth",
+            GatewayLayout::EnvoyGatewayBasicAuth => "EnvoyGatewayBasicAuth",
         }
     }
 

@@ -17,6 +17,9 @@ pub mod labels {
     pub const GATEWAY_APP: &str = "keysmith.dev/gatewayapp";
     /// The SignatureKey a Secret belongs to.
     pub const SIGNATURE_KEY: &str = "keysmith.dev/signaturekey";
+    /// On a gateway Secret: its layout, so the duplicate check finds the
+    /// namespace's gateway Secrets of one layout with a label selector.
+    pub const GATEWAY_LAYOUT: &str = "keysmith.dev/gateway-layout";
     /// Longest label value Kubernetes accepts.
     pub const MAX_VALUE_LEN: usize = 63;
 
@@ -140,6 +143,8 @@ pub mod gateway {
     pub const KEY_ID: &str = "key_id";
     pub const SECRET_KEY: &str = "secret_key";
     pub const USERS: &str = "users";
+    /// Envoy Gateway's basic-auth Secret entry (api/v1alpha1/basic_auth_types.go).
+    pub const HTPASSWD: &str = ".htpasswd";
     /// Default gateway Secret name: the output Secret's plus this.
     pub const DEFAULT_SUFFIX: &str = "-gateway";
     /// The second gateway Secret, holding the previous credential during
@@ -249,6 +254,10 @@ pub enum Reason {
     SourceNotAllowed,
     /// The apiserver refused the Secret write as invalid or forbidden.
     SecretRefused,
+    /// The credential would appear twice at a gateway: another resource's
+    /// gateway Secret of the same layout holds the same key, username or
+    /// secret; this resource's entry is not written.
+    GatewayConflict,
     /// RolloutReady: every target carries the current revision.
     RolledOut,
     /// RolloutReady=False: a target waits for `minInterval`.
@@ -263,7 +272,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::Issued,
         Reason::Rotated,
         Reason::Reset,
@@ -276,6 +285,7 @@ impl Reason {
         Reason::InvalidSecretData,
         Reason::SourceNotAllowed,
         Reason::SecretRefused,
+        Reason::GatewayConflict,
         Reason::RolledOut,
         Reason::RolloutPending,
         Reason::RolloutFailed,
@@ -297,6 +307,7 @@ impl Reason {
             Reason::InvalidSecretData => "InvalidSecretData",
             Reason::SourceNotAllowed => "SourceNotAllowed",
             Reason::SecretRefused => "SecretRefused",
+            Reason::GatewayConflict => "GatewayConflict",
             Reason::RolledOut => "RolledOut",
             Reason::RolloutPending => "RolloutPending",
             Reason::RolloutFailed => "RolloutFailed",

@@ -19,6 +19,7 @@ pub mod context;
 pub mod echo;
 pub mod error;
 pub mod events;
+pub mod gateway_others;
 pub mod health;
 pub mod index;
 pub mod metrics;

@@ -48,6 +48,8 @@ struct Observation {
     previous: PreviousStatus,
     key_held_by: Option<String>,
     now: Timestamp,
+    /// Read only before a gateway Secret write (`with_gateway_others`).
+    gateway_others: Vec<engine::OtherGatewaySecret>,
 }
 
 /// The reconcile kube-runtime calls, timed and counted.
@@ -78,8 +80,11 @@ where
     // predate a status an earlier pass wrote.
     let _ = ctx.shared.writes.is_status_echo(&*object);
     let object = ctx.newest(&object);
-    let seen = observe(&object, ctx).await?;
-    let plan = plan(&seen, ctx.shared.record_key.as_ref())?;
+    let mut seen = observe(&object, ctx).await?;
+    let mut plan = plan(&seen, ctx.shared.record_key.as_ref())?;
+    if !plan.gateway.is_empty() && engine::gateway::needs_others(&seen.intent) {
+        plan = with_gateway_others(&mut seen, ctx).await?;
+    }
     let applied = apply_secret(&object, ctx, &seen, plan).await?;
     let rollout = rollout::roll_out(&*object, ctx, &seen.namespace, &applied, seen.now).await;
     status::apply_status(ctx, &object, &seen.intent, &applied, &rollout, seen.now).await?;
@@ -140,15 +145,33 @@ where
         intent,
         source,
         previous,
+        gateway_others: Vec::new(),
     })
+}
+
+/// Step 2b, only in a pass that writes a gateway Secret with a custom value
+/// (`engine::gateway::needs_others`): reads the other
+/// resources' gateway Secrets of the layout and plans again, so the
+/// duplicate check (engine guard `check_gateway_unique`) sees them.
+async fn with_gateway_others<K>(seen: &mut Observation, ctx: &KindContext<K>) -> Result<Plan>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    if let Some(gateway) = &seen.intent.gateway {
+        let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
+        let own = engine::gateway::names(gateway);
+        seen.gateway_others =
+            super::gateway_others::gather(&api, &seen.namespace, gateway, &own).await?;
+    }
+    plan(seen, ctx.shared.record_key.as_ref())
 }
 
 /// Where to read the output Secret, or `None` to read nothing. A resource
 /// never issued (no revision in status, none written by this process) almost
 /// never has a Secret yet: if the Secret watch shows none, nothing is read;
 /// otherwise it is read from the apiserver's watch cache. A stale "absent"
-/// cannot hurt: the Secret is then created without forcing, so one that
-/// appeared meanwhile is not taken over (the apply conflicts, the retry reads it).
+/// cannot hurt: the Secret is then created, and a create fails on one that
+/// appeared meanwhile (409; the retry reads it).
 fn read_from<K: CredentialKind>(
     object: &K,
     ctx: &KindContext<K>,
@@ -174,6 +197,7 @@ fn plan(seen: &Observation, record_key: Option<&RecordKey>) -> Result<Plan> {
         key_held_by: seen.key_held_by.clone(),
         gateway: seen.gateway.clone(),
         record_key,
+        gateway_others: seen.gateway_others.clone(),
     };
     Ok(engine::plan(
         &seen.intent,

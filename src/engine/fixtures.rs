@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use rand::SeedableRng;
 
-use super::inputs::{Intent, KeyGenerator, ObservedSecret, PreviousStatus, SourceValue};
+use super::inputs::{
+    Intent, KeyGenerator, ObservedSecret, OtherGatewaySecret, PreviousStatus, SourceValue,
+};
 use super::ownership::Ownership;
 use super::seal::RecordKey;
 use super::snapshot::Snapshot;
@@ -109,6 +111,7 @@ pub struct World {
     pub gateway: BTreeMap<String, ObservedSecret>,
     pub now: Timestamp,
     pub record_key: Option<RecordKey>,
+    pub gateway_others: Vec<OtherGatewaySecret>,
 }
 
 impl World {
@@ -123,6 +126,7 @@ impl World {
             gateway: BTreeMap::new(),
             now: t(10),
             record_key: None,
+            gateway_others: Vec::new(),
         }
     }
 
@@ -142,6 +146,7 @@ impl World {
             key_held_by: self.key_held_by.clone(),
             gateway: self.gateway.clone(),
             record_key: self.record_key.as_ref(),
+            gateway_others: self.gateway_others.clone(),
         }
     }
 

@@ -58,7 +58,9 @@ enum Overlap {
 
 fn overlap(layout: GatewayLayout) -> Overlap {
     match layout {
-        GatewayLayout::EnvoyGatewayApiKey | GatewayLayout::TraefikBasicAuth => Overlap::SecondEntry,
+        GatewayLayout::EnvoyGatewayApiKey
+        | GatewayLayout::TraefikBasicAuth
+        | GatewayLayout::EnvoyGatewayBasicAuth => Overlap::SecondEntry,
         _ => Overlap::SecondSecret,
     }
 }
@@ -97,7 +99,9 @@ fn single(layout: GatewayLayout, (key, secret): Credential) -> BTreeMap<String, 
         GatewayLayout::KongBasicAuth => &[(names::USERNAME, key), (names::PASSWORD, secret)],
         GatewayLayout::KongHmacAuth => &[(names::USERNAME, key), (names::SECRET, secret)],
         GatewayLayout::ApisixHmacAuth => &[(names::KEY_ID, key), (names::SECRET_KEY, secret)],
-        GatewayLayout::EnvoyGatewayApiKey | GatewayLayout::TraefikBasicAuth => &[],
+        GatewayLayout::EnvoyGatewayApiKey
+        | GatewayLayout::TraefikBasicAuth
+        | GatewayLayout::EnvoyGatewayBasicAuth => &[],
     };
     pairs
         .iter()
@@ -112,14 +116,20 @@ fn several(
     previous: Option<Credential>,
 ) -> BTreeMap<String, String> {
     let all = std::iter::once(current).chain(previous);
-    match layout {
-        GatewayLayout::TraefikBasicAuth => {
+    // The htpasswd layouts keep every line in one entry.
+    let htpasswd_entry = match layout {
+        GatewayLayout::TraefikBasicAuth => Some(names::USERS),
+        GatewayLayout::EnvoyGatewayBasicAuth => Some(names::HTPASSWD),
+        _ => None,
+    };
+    match htpasswd_entry {
+        Some(entry) => {
             let lines: Vec<String> = all
                 .map(|(key, secret)| htpasswd_line(key, secret))
                 .collect();
-            BTreeMap::from([(names::USERS.to_string(), lines.join("\n"))])
+            BTreeMap::from([(entry.to_string(), lines.join("\n"))])
         }
-        _ => all
+        None => all
             .map(|(client, secret)| (client.to_string(), secret.to_string()))
             .collect(),
     }
@@ -261,6 +271,12 @@ fn secret_of(
             .and_then(layout_labels)
             .map(|(k, v)| (k.to_string(), v.to_string())),
     );
+    if let Some(layout) = layout {
+        labels.insert(
+            crate::api::names::labels::GATEWAY_LAYOUT.to_string(),
+            layout.as_str().to_string(),
+        );
+    }
     let mut annotations = intent.annotations.clone();
     annotations.remove(annotations::PLACEHOLDER);
     if placeholder {
@@ -277,6 +293,116 @@ fn secret_of(
         annotations,
         owned: intent.owned,
     }
+}
+
+/// What a gateway compares across every credential it reads: the
+/// identifiers (client IDs, usernames, key IDs) and the secrets (API keys,
+/// passwords; for htpasswd lines the hash, equal exactly when the secret is).
+#[derive(Default, PartialEq, Eq)]
+pub struct Atoms {
+    pub ids: std::collections::BTreeSet<String>,
+    pub secrets: std::collections::BTreeSet<String>,
+}
+
+/// The [`Atoms`] of a gateway Secret's data in `layout`.
+pub fn atoms(layout: GatewayLayout, data: &BTreeMap<String, String>) -> Atoms {
+    let mut atoms = Atoms::default();
+    match overlap(layout) {
+        Overlap::SecondEntry if layout == GatewayLayout::EnvoyGatewayApiKey => {
+            atoms.ids.extend(data.keys().cloned());
+            atoms.secrets.extend(data.values().cloned());
+        }
+        Overlap::SecondEntry => {
+            let lines = data.values().flat_map(|v| v.lines());
+            for (user, hash) in lines.filter_map(|line| line.split_once(':')) {
+                atoms.ids.insert(user.to_string());
+                atoms.secrets.insert(hash.to_string());
+            }
+        }
+        Overlap::SecondSecret => {
+            // Which entry is the identifier and which the secret: the layout's shape.
+            let (id, secret) = ("\u{0}id", "\u{0}secret");
+            for (entry, role) in single(layout, (id, secret)) {
+                let Some(value) = data.get(&entry) else {
+                    continue;
+                };
+                if role == id {
+                    atoms.ids.insert(value.clone());
+                } else {
+                    atoms.secrets.insert(value.clone());
+                }
+            }
+        }
+    }
+    atoms
+}
+
+/// The [`Atoms`] of what this resource would have at the gateway in this
+/// pass, as far as a guard can know before new values are made (a generated
+/// value is random, so it cannot collide): the custom or current key and
+/// secret, and the kept previous secret under its key.
+pub fn own_atoms(s: &Snapshot, layout: GatewayLayout) -> Atoms {
+    // A key still to be generated is unknown (and random): none is compared.
+    let key = s.intent.custom_key.as_ref().or(s.current_key());
+    let key = key.map(String::as_str).unwrap_or_default();
+    let Some(secret) = s.source_value().or(s.current_secret()) else {
+        return Atoms::default();
+    };
+    let envoy_client = format!("{key}{}", names::PREVIOUS_CLIENT_SUFFIX);
+    let previous = s.issued.as_ref().and_then(|i| i.previous.as_deref());
+    let previous_key = s.record.previous_key.as_deref();
+    let previous = previous_credential(
+        layout,
+        key,
+        previous.map(|p| (p, previous_key)),
+        &envoy_client,
+    );
+    let mut all = atoms(layout, &several_or_single(layout, (key, secret), None));
+    if let Some(previous) = previous {
+        let more = atoms(layout, &several_or_single(layout, previous, None));
+        all.ids.extend(more.ids);
+        all.secrets.extend(more.secrets);
+    }
+    all.ids.remove("");
+    all
+}
+
+fn several_or_single(
+    layout: GatewayLayout,
+    current: Credential,
+    previous: Option<Credential>,
+) -> BTreeMap<String, String> {
+    match overlap(layout) {
+        Overlap::SecondEntry => several(layout, current, previous),
+        Overlap::SecondSecret => single(layout, current),
+    }
+}
+
+/// Whether a pass that writes a gateway Secret must first read the other
+/// gateway Secrets (the duplicate check). Only custom values can collide: a
+/// generated one is random (at least 128 bits), and a custom value equal to
+/// someone's generated one is caught by the resource holding the custom one.
+/// So resources without custom values cost no read, even at first issue.
+pub fn needs_others(intent: &Intent) -> bool {
+    intent.gateway.is_some() && (intent.custom_key.is_some() || intent.secret_from.is_some())
+}
+
+/// After a `GatewayConflict` before the first issue: each gateway Secret
+/// that does not exist yet, with no entry, so a gateway object listing it
+/// (an Envoy Gateway policy refuses a missing Secret and answers 500 on
+/// every route it protects) keeps serving everyone else.
+pub fn empty_writes(s: &Snapshot) -> Vec<GatewayWrite> {
+    let Some(gateway) = &s.intent.gateway else {
+        return vec![];
+    };
+    names(gateway)
+        .into_iter()
+        .filter(|name| !s.gateway.contains_key(name))
+        .map(|name| GatewayWrite {
+            secret: secret_of(s.intent, &name, BTreeMap::new(), false),
+            remove_keys: vec![],
+        })
+        .collect()
 }
 
 /// The writes that bring the gateway Secrets in step with `outcome`: the
@@ -390,7 +516,7 @@ mod tests {
     fn each_layout_holds_what_its_gateway_reads_and_nothing_else() {
         let sha = format!("{KEY}:{{SHA}}Lp+/9zJVPU62UCup5svoSlMUcgg=");
         type Case<'a> = (GatewayLayout, Vec<(&'a str, &'a str)>, Option<&'a str>);
-        let cases: [Case; 7] = [
+        let cases: [Case; 8] = [
             (
                 GatewayLayout::KongKeyAuth,
                 vec![("key", SECRET)],
@@ -414,6 +540,11 @@ mod tests {
             ),
             (GatewayLayout::EnvoyGatewayApiKey, vec![(KEY, SECRET)], None),
             (GatewayLayout::TraefikBasicAuth, vec![("users", &sha)], None),
+            (
+                GatewayLayout::EnvoyGatewayBasicAuth,
+                vec![(".htpasswd", &sha)],
+                None,
+            ),
         ];
         for (layout, want, kong) in cases {
             let mut world = world(layout);
@@ -426,7 +557,9 @@ mod tests {
             assert_eq!(data(&world, "orders-gateway"), map(&want), "{layout:?}");
             let previous = world.gateway.get("orders-gateway-previous");
             match layout {
-                GatewayLayout::EnvoyGatewayApiKey | GatewayLayout::TraefikBasicAuth => {
+                GatewayLayout::EnvoyGatewayApiKey
+                | GatewayLayout::TraefikBasicAuth
+                | GatewayLayout::EnvoyGatewayBasicAuth => {
                     assert_eq!(plan.gateway.len(), 1, "{layout:?}");
                     assert!(
                         previous.is_none(),
@@ -560,6 +693,7 @@ mod tests {
     fn gateways_keyed_by_username_keep_the_previous_only_under_its_own_key() {
         for layout in [
             GatewayLayout::TraefikBasicAuth,
+            GatewayLayout::EnvoyGatewayBasicAuth,
             GatewayLayout::KongBasicAuth,
             GatewayLayout::KongHmacAuth,
             GatewayLayout::ApisixHmacAuth,
@@ -581,16 +715,21 @@ mod tests {
             assert_ne!(key, KEY, "{layout:?}: the key rotated with the secret");
             let record = &world.secret.as_ref().unwrap().annotations;
             assert_eq!(record[annotations::PREVIOUS_KEY], KEY);
-            match layout {
-                GatewayLayout::TraefikBasicAuth => assert_eq!(
-                    data(&world, "orders-gateway")["users"],
+            let lines_entry = match layout {
+                GatewayLayout::TraefikBasicAuth => Some("users"),
+                GatewayLayout::EnvoyGatewayBasicAuth => Some(".htpasswd"),
+                _ => None,
+            };
+            match lines_entry {
+                Some(entry) => assert_eq!(
+                    data(&world, "orders-gateway")[entry],
                     format!(
                         "{}\n{}",
                         htpasswd_line(&key, &secret),
                         htpasswd_line(KEY, SECRET)
                     )
                 ),
-                _ => {
+                None => {
                     let previous = data(&world, "orders-gateway-previous");
                     assert!(previous.values().any(|v| v == KEY), "{layout:?}");
                     assert!(previous.values().any(|v| v == SECRET), "{layout:?}");
@@ -624,6 +763,61 @@ mod tests {
         assert_eq!(plan.readiness.reason, Reason::SecretConflict);
         assert!(plan.readiness.message.contains("orders-gateway"));
         assert!(plan.gateway.is_empty() && plan.secret.is_none());
+    }
+
+    #[test]
+    fn a_conflict_before_the_first_issue_leaves_an_empty_gateway_secret_and_nothing_else() {
+        let mut world = world(GatewayLayout::EnvoyGatewayApiKey);
+        world.secret = None;
+        world.intent.secret_from = Some(("byo".into(), "secret".into()));
+        world.source = Some(crate::engine::SourceValue::Found("Shared-custom-1".into()));
+        world.gateway_others = vec![crate::engine::OtherGatewaySecret {
+            name: "first-gateway".into(),
+            owner: Some("GatewayApp first".into()),
+            data: map(&[("first-key-001", "Shared-custom-1")]),
+        }];
+        let blocked = plan(&world.intent, &world.observed(), world.now, &mut rng()).unwrap();
+        assert_eq!(blocked.readiness.reason, Reason::GatewayConflict);
+        assert!(blocked.secret.is_none(), "nothing issued");
+        assert_eq!(blocked.gateway.len(), 1);
+        let empty = &blocked.gateway[0].secret;
+        assert_eq!(empty.name, "orders-gateway");
+        assert!(empty.data.is_empty(), "no entry written");
+        assert_eq!(
+            empty.labels[crate::api::names::labels::GATEWAY_LAYOUT],
+            "EnvoyGatewayApiKey"
+        );
+        // Once it exists, a blocked pass leaves it alone.
+        world
+            .gateway
+            .insert("orders-gateway".into(), written(empty));
+        let again = plan(&world.intent, &world.observed(), world.now, &mut rng()).unwrap();
+        assert!(again.gateway.is_empty());
+        // The other resource gone: issued into it.
+        world.gateway_others.clear();
+        let issued = plan(&world.intent, &world.observed(), world.now, &mut rng()).unwrap();
+        assert_eq!(issued.readiness.reason, Reason::Issued);
+        assert_eq!(issued.gateway.len(), 1);
+        assert!(
+            issued.gateway[0]
+                .secret
+                .data
+                .values()
+                .any(|v| v == "Shared-custom-1")
+        );
+    }
+
+    #[test]
+    fn only_custom_values_need_the_other_gateway_secrets_read() {
+        let mut world = world(GatewayLayout::EnvoyGatewayApiKey);
+        assert!(!needs_others(&world.intent), "generated values are random");
+        world.intent.custom_key = Some("custom-key-1".into());
+        assert!(needs_others(&world.intent));
+        world.intent.custom_key = None;
+        world.intent.secret_from = Some(("byo".into(), "secret".into()));
+        assert!(needs_others(&world.intent));
+        world.intent.gateway = None;
+        assert!(!needs_others(&world.intent), "no gateway Secret");
     }
 
     #[test]

@@ -22,7 +22,7 @@ type Guard = fn(&Snapshot) -> Option<Blocked>;
 
 /// In order: whose key, whose Secret, a source that opted in and is usable,
 /// usable Secret data.
-pub const GUARDS: [(&str, Guard); 8] = [
+pub const GUARDS: [(&str, Guard); 9] = [
     ("spec within the floors", check_floors),
     ("key is unique", check_key_unique),
     ("Secret is ours", check_secret_is_ours),
@@ -31,6 +31,7 @@ pub const GUARDS: [(&str, Guard); 8] = [
     ("source is valid", check_source_valid),
     ("previous value is keysmith's", check_previous_is_ours),
     ("Secret data is usable", check_secret_data),
+    ("no duplicate at the gateway", check_gateway_unique),
 ];
 
 /// The first guard that blocks, if any.
@@ -113,6 +114,41 @@ pub fn check_gateway_secrets_are_ours(s: &Snapshot) -> Option<Blocked> {
         reason: Reason::SecretConflict,
         message: format!(
             "Secret {name} (a gateway Secret of spec.gateway) exists and was not created by keysmith for this resource; it is left untouched (delete it, or set spec.gateway.name to another name)"
+        ),
+    })
+}
+
+/// The credential would appear twice at a gateway: another resource's
+/// gateway Secret of the same layout in the namespace already holds the
+/// same key, username or secret. Envoy Gateway then refuses the whole policy
+/// (500 on every route it protects), Kong drops every consumer involved,
+/// APISIX refuses the consumer: so this resource's entry is not written and
+/// the gateway keeps serving everyone else. The other resource is named
+/// (same namespace only: nothing is read elsewhere); no value ever is.
+pub fn check_gateway_unique(s: &Snapshot) -> Option<Blocked> {
+    let layout = s.intent.gateway.as_ref()?.layout;
+    let own = super::gateway::own_atoms(s, layout);
+    let (other, what) = s.gateway_others.iter().find_map(|other| {
+        let theirs = super::gateway::atoms(layout, &other.data);
+        if !own.ids.is_disjoint(&theirs.ids) {
+            Some((other, "username or client ID"))
+        } else if !own.secrets.is_disjoint(&theirs.secrets) {
+            Some((other, "secret"))
+        } else {
+            None
+        }
+    })?;
+    let owner = other
+        .owner
+        .as_ref()
+        .map(|owner| format!(" of {owner}"))
+        .unwrap_or_default();
+    Some(Blocked {
+        reason: Reason::GatewayConflict,
+        message: format!(
+            "gateway Secret {}{owner} already holds the same {what} ({} layout): a gateway reading both would see it twice, so this resource's entry is not written; give one of them another value",
+            other.name,
+            layout.as_str()
         ),
     })
 }
@@ -366,6 +402,114 @@ mod tests {
         world.set_data("app_secret", None);
         let blocked = world.check(check_secret_data).unwrap();
         assert!(blocked.message.contains("no key app_key"));
+    }
+
+    fn other(name: &str, pairs: &[(&str, &str)]) -> crate::engine::OtherGatewaySecret {
+        crate::engine::OtherGatewaySecret {
+            name: name.into(),
+            owner: Some(format!("GatewayApp {}", name.trim_end_matches("-gateway"))),
+            data: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn with_gateway(layout: crate::api::GatewayLayout) -> World {
+        let mut world = World::issued();
+        world.intent.gateway = Some(crate::engine::GatewayIntent {
+            layout,
+            name: "orders-gateway".into(),
+        });
+        world
+    }
+
+    #[test]
+    fn gateway_unique_blocks_a_key_or_client_id_another_gateway_secret_holds() {
+        use crate::api::GatewayLayout::EnvoyGatewayApiKey;
+        use crate::engine::fixtures::{KEY, SECRET};
+        let mut world = with_gateway(EnvoyGatewayApiKey);
+        assert_eq!(world.check(check_gateway_unique), None, "nobody else");
+        world.gateway_others = vec![other("shop-gateway", &[("shop-key-1", "Other-secret-123")])];
+        assert_eq!(world.check(check_gateway_unique), None, "all different");
+
+        world.gateway_others = vec![other("shop-gateway", &[("shop-key-1", SECRET)])];
+        let blocked = world.check(check_gateway_unique).unwrap();
+        assert_eq!(blocked.reason, Reason::GatewayConflict);
+        assert!(
+            blocked.message.contains("shop-gateway of GatewayApp shop"),
+            "{}",
+            blocked.message
+        );
+        assert!(
+            blocked.message.contains("same secret"),
+            "{}",
+            blocked.message
+        );
+        assert!(!blocked.message.contains(SECRET), "never the value");
+
+        world.gateway_others = vec![other("shop-gateway", &[(KEY, "Other-secret-123")])];
+        let blocked = world.check(check_gateway_unique).unwrap();
+        assert!(blocked.message.contains("client ID"), "{}", blocked.message);
+        assert!(!blocked.message.contains(KEY), "never the value");
+        assert_eq!(
+            reason(world.check(first_failure)),
+            Some(Reason::GatewayConflict)
+        );
+    }
+
+    #[test]
+    fn gateway_unique_checks_the_custom_secret_before_it_is_issued() {
+        use crate::api::GatewayLayout::EnvoyGatewayApiKey;
+        let mut world = with_gateway(EnvoyGatewayApiKey);
+        world.secret = None;
+        world.intent.secret_from = Some(("byo".into(), "secret".into()));
+        world.source = Some(SourceValue::Found("Shared-custom-1".into()));
+        world.intent.custom_key = Some("custom-key-9".into());
+        world.gateway_others = vec![other("a-gateway", &[("a-key-0001", "Shared-custom-1")])];
+        assert_eq!(
+            reason(world.check(check_gateway_unique)),
+            Some(Reason::GatewayConflict)
+        );
+        // A generated secret cannot collide: nothing to compare yet.
+        world.intent.secret_from = None;
+        world.source = None;
+        assert_eq!(world.check(check_gateway_unique), None);
+    }
+
+    #[test]
+    fn gateway_unique_compares_htpasswd_users_and_hashes_and_single_credentials() {
+        use crate::api::GatewayLayout::{EnvoyGatewayBasicAuth, KongBasicAuth, KongKeyAuth};
+        use crate::engine::fixtures::{KEY, SECRET};
+        use crate::engine::gateway::htpasswd_line;
+        let mut world = with_gateway(EnvoyGatewayBasicAuth);
+        let same_hash = htpasswd_line("someone-else", SECRET);
+        world.gateway_others = vec![other("b-gateway", &[(".htpasswd", &same_hash)])];
+        assert!(
+            world
+                .check(check_gateway_unique)
+                .unwrap()
+                .message
+                .contains("same secret")
+        );
+        let same_user = htpasswd_line(KEY, "Another-secret-1");
+        world.gateway_others = vec![other("b-gateway", &[(".htpasswd", &same_user)])];
+        assert!(
+            world
+                .check(check_gateway_unique)
+                .unwrap()
+                .message
+                .contains("username")
+        );
+
+        let mut world = with_gateway(KongKeyAuth);
+        world.gateway_others = vec![other("k-gateway-previous", &[("key", SECRET)])];
+        assert!(world.check(check_gateway_unique).is_some());
+        let mut world = with_gateway(KongBasicAuth);
+        world.gateway_others = vec![other("k-gateway", &[("username", KEY), ("password", "x")])];
+        assert!(world.check(check_gateway_unique).is_some());
+        world.gateway_others = vec![other("k-gateway", &[("username", "u"), ("password", "x")])];
+        assert_eq!(world.check(check_gateway_unique), None);
     }
 
     #[test]

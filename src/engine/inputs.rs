@@ -138,6 +138,9 @@ pub struct Observed<'a> {
     /// The key of keysmith's seals; `None` seals nothing (and trusts a
     /// Secret's values and record as an earlier release did).
     pub record_key: Option<&'a RecordKey>,
+    /// Other resources' gateway Secrets of the same layout in the namespace
+    /// (read only in a pass that writes a gateway Secret): the duplicate check.
+    pub gateway_others: Vec<OtherGatewaySecret>,
 }
 
 impl ObservedSecret {
@@ -145,6 +148,18 @@ impl ObservedSecret {
     pub fn ours(&self) -> bool {
         self.ownership.ours()
     }
+}
+
+/// Another resource's gateway Secret of the same layout, in the same
+/// namespace: a gateway that reads both must never see one credential twice.
+/// (Debug shows names, never values.)
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct OtherGatewaySecret {
+    pub name: String,
+    /// Its resource, as `Kind name` (same namespace), from its labels.
+    pub owner: Option<String>,
+    /// UTF-8 entries only (a gateway reads text).
+    pub data: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for ObservedSecret {
@@ -157,6 +172,16 @@ impl std::fmt::Debug for ObservedSecret {
             .field("owner_referenced", &self.owner_referenced)
             .field("edited_keys", &self.edited_keys)
             .field("foreign_data", &self.foreign_data)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OtherGatewaySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtherGatewaySecret")
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .field("data_keys", &self.data.keys().collect::<Vec<_>>())
             .finish()
     }
 }

@@ -38,7 +38,8 @@ use rand::TryCryptoRng;
 pub use gateway::GatewayWrite;
 pub use generate::GenerateError;
 pub use inputs::{
-    GatewayIntent, Intent, KeyGenerator, Observed, ObservedSecret, PreviousStatus, SourceValue,
+    GatewayIntent, Intent, KeyGenerator, Observed, ObservedSecret, OtherGatewaySecret,
+    PreviousStatus, SourceValue,
 };
 pub use ownership::{Claimant, Foreign, Ownership, SecretIdentity};
 pub use render::{DesiredSecret, Plan, PlannedEvent, Readiness, Severity, State};
@@ -60,7 +61,12 @@ pub fn plan<R: TryCryptoRng>(
 ) -> Result<Plan, PlanError> {
     let snapshot = Snapshot::gather(intent, observed, now);
     if let Some(blocked) = guards::first_failure(&snapshot) {
-        return Ok(render::render_blocked(blocked, observed.status));
+        let conflict = blocked.reason == crate::api::Reason::GatewayConflict;
+        let mut plan = render::render_blocked(blocked, observed.status);
+        if conflict && snapshot.issued.is_none() {
+            plan.gateway = gateway::empty_writes(&snapshot);
+        }
+        return Ok(plan);
     }
     let renewal = triggers::evaluate(&snapshot);
     let (key, secret) = outcome::issue_values(intent, &renewal, rng)?;

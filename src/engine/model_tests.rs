@@ -140,6 +140,7 @@ impl Model {
             key_held_by: None,
             gateway: Default::default(),
             record_key: Some(&self.record_key),
+            gateway_others: Vec::new(),
         };
         plan(&self.intent, &observed, t(self.now), &mut self.rng).expect("a plan")
     }

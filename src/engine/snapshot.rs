@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use super::inputs::{Intent, Observed, ObservedSecret, PreviousStatus, SourceValue};
+use super::inputs::{
+    Intent, Observed, ObservedSecret, OtherGatewaySecret, PreviousStatus, SourceValue,
+};
 use super::ownership::Ownership;
 use super::seal::{self, Binding, RecordKey};
 use crate::api::RotationReason;
@@ -37,6 +39,8 @@ pub struct Snapshot<'a> {
     /// The Secret carries this resource's uid but no seal of keysmith's,
     /// and keysmith never issued for it: someone wrote the uid there first.
     pub forged_identity: bool,
+    /// Other resources' gateway Secrets of the same layout (duplicate check).
+    pub gateway_others: &'a [OtherGatewaySecret],
 }
 
 /// One credential value in the Secret, checked against its rule.
@@ -185,6 +189,7 @@ impl<'a> Snapshot<'a> {
                         && observed.status.revision.is_none()
                 },
             ),
+            gateway_others: &observed.gateway_others,
         }
     }
 

@@ -35,6 +35,7 @@ impl World {
             key_held_by: None,
             gateway: Default::default(),
             record_key: None,
+            gateway_others: Vec::new(),
         };
         let plan = plan(intent, &observed, now, &mut self.rng).unwrap();
         if let Some(secret) = &plan.secret {
@@ -310,6 +311,7 @@ fn conflicts_block_every_write() {
         key_held_by: None,
         gateway: Default::default(),
         record_key: None,
+        gateway_others: Vec::new(),
     };
     let plan = plan(&intent(), &observed, t(0), &mut world.rng).unwrap();
     assert_eq!(plan.readiness.reason.as_str(), "SecretConflict");
@@ -323,6 +325,7 @@ fn conflicts_block_every_write() {
         key_held_by: Some("shop/older".into()),
         gateway: Default::default(),
         record_key: None,
+        gateway_others: Vec::new(),
     };
     let plan = super::plan(&intent(), &observed, t(0), &mut world.rng).unwrap();
     assert_eq!(plan.readiness.reason.as_str(), "AppKeyConflict");

@@ -5,6 +5,7 @@
 
 pub mod control_plane;
 pub mod env;
+pub mod envoy;
 pub mod faults;
 pub mod fixtures;
 pub mod leak;
