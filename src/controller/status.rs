@@ -53,9 +53,13 @@ where
     if desired == current {
         return Ok(());
     }
+    // The uid makes the write conditional on the object this pass decided
+    // for: a pass still running for a deleted resource must never write its
+    // status onto a new resource of the same name (identity is the uid).
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
+        "metadata": {"uid": object.meta().uid},
         "status": desired,
     });
     let written = api
