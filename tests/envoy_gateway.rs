@@ -285,8 +285,10 @@ fn assert_overlap_held(seen: &Overlap, expiry: Timestamp) {
         "a client that switched over met a failure"
     );
     let refused_at = Timestamp::now();
+    // The pass at the expiry, its two writes and Envoy's reload: seconds on
+    // an idle machine, 7 s once on a loaded one.
     assert!(
-        refused_at >= expiry && refused_at < expiry + SignedDuration::from_secs(6),
+        refused_at >= expiry && refused_at < expiry + SignedDuration::from_secs(12),
         "the previous credential was refused at {refused_at}, expiry {expiry}"
     );
 }
