@@ -113,7 +113,7 @@ pub(crate) fn rotation_status(
             observed_reset_annotation: state.observed_reset_annotation.clone(),
             observed_generation: generation,
             generator_length: Some(intent.generator_length as u32),
-            sealed: state.sealed.then_some(true),
+            sealed: never_unsealed(state.sealed, previous.sealed),
             rollout,
             conditions,
         },
@@ -185,9 +185,27 @@ pub(crate) fn never_earlier(planned: Option<Timestamp>, recorded: Option<&Time>)
     planned.max(recorded.map(|t| t.0)).map(Time)
 }
 
+/// `sealed` as planned, but never unset once the status says it: a pass
+/// planned on a copy older than the status that set it (our own write still
+/// on its way to the cache) must not clear it.
+pub(crate) fn never_unsealed(planned: bool, recorded: Option<bool>) -> Option<bool> {
+    (planned || recorded == Some(true)).then_some(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_is_never_unset() {
+        assert_eq!(never_unsealed(true, None), Some(true));
+        assert_eq!(
+            never_unsealed(false, Some(true)),
+            Some(true),
+            "a lagging copy"
+        );
+        assert_eq!(never_unsealed(false, None), None);
+    }
 
     #[test]
     fn a_recorded_restart_time_is_kept_when_the_plan_lost_it() {
