@@ -40,9 +40,6 @@ pub struct KindContext<K: CredentialKind> {
     pub sources: Mutex<SourceIndex>,
     /// Which objects hold which unique key (empty for kinds without unique keys).
     pub keys: Mutex<KeyIndex>,
-    /// Which objects have issued which unique key (they keep it). Locked
-    /// after `keys` when both are held.
-    pub issued_keys: Mutex<KeyIndex>,
     /// Retry delays of failing objects.
     pub backoff: Backoff,
 }
@@ -54,7 +51,6 @@ impl<K: CredentialKind> KindContext<K> {
             cache,
             sources: Mutex::new(SourceIndex::default()),
             keys: Mutex::new(KeyIndex::default()),
-            issued_keys: Mutex::new(KeyIndex::default()),
             backoff: Backoff::default(),
         }
     }
@@ -84,9 +80,18 @@ impl<K: CredentialKind> KindContext<K> {
         let wanted = object.unique_key_wanted(intent)?;
         let me = holder_of(object);
         let mine = object.issued_unique_key().as_ref() == Some(&wanted);
+        // Whether a holder has issued the key: its cached status says so.
+        let issued = |h: &Holder| {
+            let found = self
+                .cache
+                .get(&ObjectRef::new(&h.name).within(&h.namespace));
+            found.is_some_and(|o| {
+                o.meta().uid.as_deref() == Some(h.uid.as_str())
+                    && o.issued_unique_key().as_ref() == Some(&wanted)
+            })
+        };
         let claims = lock(&self.keys);
-        let issued = lock(&self.issued_keys);
-        let holder = key_holder(&issued, &claims, &wanted, &me, mine)?;
+        let holder = key_holder(&claims, &wanted, &me, mine, &issued)?;
         Some(match holder.namespace == me.namespace {
             true => format!("{} {}", K::KIND.as_str(), holder.display()),
             false => format!("another {}", K::KIND.as_str()),

@@ -164,22 +164,22 @@ impl<V: Ord + Clone + std::hash::Hash> Index<V> {
     }
 }
 
-/// AppKeys held by GatewayApps (the custom key asked for and the key issued;
-/// or, as the issued-key index, the key issued alone).
+/// AppKeys held by GatewayApps (the custom key asked for and the key issued).
 pub type KeyIndex = Index<String>;
 
 /// Who holds `key` against `me` (SPEC §5, Uniqueness): whoever has issued
 /// it keeps it (the oldest of them, should several have); among claimants of
 /// a key nobody has issued, the oldest. `None` when `me` may have it.
-/// `mine`: `me` has issued it.
+/// `mine`: `me` has issued it; `issued(h)`: holder `h` has (every issuer is
+/// among the index's holders of its key, so no second index is kept).
 pub fn key_holder<'a>(
-    issued: &'a KeyIndex,
     claims: &'a KeyIndex,
     key: &String,
     me: &Holder,
     mine: bool,
+    issued: &dyn Fn(&Holder) -> bool,
 ) -> Option<&'a Holder> {
-    let mut issuers = issued.holders(key).filter(|h| h.uid != me.uid);
+    let mut issuers = claims.holders(key).filter(|h| h.uid != me.uid && issued(h));
     match issuers.next() {
         Some(issuer) => (!mine || *issuer < *me).then_some(issuer),
         None if mine => None,
@@ -224,32 +224,36 @@ mod tests {
 
     #[test]
     fn whoever_issued_a_key_keeps_it_against_older_claimants() {
-        let (mut issued, mut claims) = (KeyIndex::default(), KeyIndex::default());
+        let mut claims = KeyIndex::default();
         let old = holder("old", 10);
         let new = holder("new", 20);
         // `new` issued k; `old`, long existing, is edited to claim it.
-        issued.upsert(entry(&new, &["k"]));
         claims.upsert(entry(&new, &["k"]));
         claims.upsert(entry(&old, &["k"]));
         let k = "k".to_string();
-        assert_eq!(key_holder(&issued, &claims, &k, &old, false), Some(&new));
-        assert_eq!(key_holder(&issued, &claims, &k, &new, true), None);
+        let new_issued = |h: &Holder| h.name == "new";
+        assert_eq!(
+            key_holder(&claims, &k, &old, false, &new_issued),
+            Some(&new)
+        );
+        assert_eq!(key_holder(&claims, &k, &new, true, &new_issued), None);
         // Nobody issued it: the oldest claimant.
-        let (issued, claims2) = (KeyIndex::default(), claims);
-        assert_eq!(key_holder(&issued, &claims2, &k, &new, false), Some(&old));
-        assert_eq!(key_holder(&issued, &claims2, &k, &old, false), None);
+        let nobody = |_: &Holder| false;
+        assert_eq!(key_holder(&claims, &k, &new, false, &nobody), Some(&old));
+        assert_eq!(key_holder(&claims, &k, &old, false, &nobody), None);
     }
 
     #[test]
     fn of_two_issuers_of_one_key_the_older_keeps_it() {
-        let (mut issued, claims) = (KeyIndex::default(), KeyIndex::default());
+        let mut claims = KeyIndex::default();
         let old = holder("old", 10);
         let new = holder("new", 20);
-        issued.upsert(entry(&old, &["k"]));
-        issued.upsert(entry(&new, &["k"]));
+        claims.upsert(entry(&old, &["k"]));
+        claims.upsert(entry(&new, &["k"]));
         let k = "k".to_string();
-        assert_eq!(key_holder(&issued, &claims, &k, &new, true), Some(&old));
-        assert_eq!(key_holder(&issued, &claims, &k, &old, true), None);
+        let both = |_: &Holder| true;
+        assert_eq!(key_holder(&claims, &k, &new, true, &both), Some(&old));
+        assert_eq!(key_holder(&claims, &k, &old, true, &both), None);
     }
 
     #[test]

@@ -121,12 +121,10 @@ fn index_events<K: CredentialKind>(
         let mut affected = BTreeSet::new();
         let mut sources = lock(&ctx.sources);
         let mut keys = lock(&ctx.keys);
-        let mut issued = lock(&ctx.issued_keys);
         match event {
             watcher::Event::Init => {
                 sources.begin_resync();
                 keys.begin_resync();
-                issued.begin_resync();
             }
             watcher::Event::InitApply(object) | watcher::Event::Apply(object) => {
                 let holder = holder_of(object);
@@ -135,12 +133,8 @@ fn index_events<K: CredentialKind>(
                     values: sources_of(object),
                 });
                 affected.extend(keys.upsert(Entry {
-                    holder: holder.clone(),
-                    values: object.unique_keys(),
-                }));
-                affected.extend(issued.upsert(Entry {
                     holder,
-                    values: object.issued_unique_key().into_iter().collect(),
+                    values: object.unique_keys(),
                 }));
             }
             watcher::Event::Delete(object) => {
@@ -148,12 +142,10 @@ fn index_events<K: CredentialKind>(
                 let uid = object.meta().uid.clone().unwrap_or_default();
                 sources.remove(&uid);
                 affected.extend(keys.remove(&uid));
-                affected.extend(issued.remove(&uid));
             }
             watcher::Event::InitDone => {
                 affected.extend(sources.end_resync());
                 affected.extend(keys.end_resync());
-                affected.extend(issued.end_resync());
                 // The first complete list: this kind's cache is synced.
                 if !synced {
                     synced = true;
