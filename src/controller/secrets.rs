@@ -577,6 +577,26 @@ mod tests {
     }
 
     #[test]
+    fn a_write_error_quotes_no_value_raw_or_base64() {
+        let value = "Secret-Value-0123456789".to_string();
+        let wire = base64::engine::general_purpose::STANDARD.encode(&value);
+        let status: kube::core::Status = serde_json::from_value(json!({
+            "code": 422, "reason": "Invalid",
+            "message": format!("data[x]: Invalid value: {value:?} and {wire}"),
+            "details": {"causes": [{"field": "data[x]", "message": format!("Invalid value: {value}")}]},
+        }))
+        .unwrap();
+        let error = redacted(kube::Error::Api(status.boxed()), [&value].into_iter());
+        let kube::Error::Api(status) = &error else {
+            panic!("still an API error");
+        };
+        let all = format!("{error} {status:?}");
+        assert!(!all.contains(&value) && !all.contains(&wire), "{all}");
+        assert!(status.message.contains("<redacted>"));
+        assert_eq!(status.code, 422, "the code and reason stay");
+    }
+
+    #[test]
     fn sources_opt_in_by_annotation_or_label() {
         assert!(!allows_reading(&secret(json!({}), json!({}))));
         assert!(allows_reading(&secret(
