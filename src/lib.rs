@@ -14,12 +14,15 @@
 //! 5. [`kinds`] — the only place that names a kind: the trait each kind
 //!    implements to turn its spec into the engine's intent and a plan into
 //!    its status.
-//! 6. [`controller`] — the kube-runtime shell: watches, a reconcile of named
+//! 6. [`providers`] — the cloud API gateways' management APIs (SPEC §11):
+//!    one client per provider behind one trait, request signing, the shared
+//!    HTTP transport. Knows no Kubernetes type.
+//! 7. [`controller`] — the kube-runtime shell: watches, a reconcile of named
 //!    steps (observe → plan → apply Secret → apply status → emit), Secret and
 //!    status I/O, own-write bookkeeping, events, metrics, errors.
-//! 7. [`runtime`] — `keysmith run`: probes, metrics endpoint, leader
+//! 8. [`runtime`] — `keysmith run`: probes, metrics endpoint, leader
 //!    election, memory, signals.
-//! 8. [`cli`] — the command line.
+//! 9. [`cli`] — the command line.
 
 pub mod admission;
 pub mod api;
@@ -27,5 +30,6 @@ pub mod cli;
 pub mod controller;
 pub mod engine;
 pub mod kinds;
+pub mod providers;
 pub mod rules;
 pub mod runtime;

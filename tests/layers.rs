@@ -6,12 +6,13 @@
 use std::path::Path;
 
 /// Lowest first, as `src/lib.rs` lists them.
-const LAYERS: [&str; 8] = [
+const LAYERS: [&str; 9] = [
     "api",
     "rules",
     "admission",
     "engine",
     "kinds",
+    "providers",
     "controller",
     "runtime",
     "cli",

@@ -3,6 +3,7 @@
 //! fault helpers and a real Traefik gateway. Each test binary uses part of it (hence `dead_code`).
 #![allow(dead_code)]
 
+pub mod conformance;
 pub mod control_plane;
 pub mod env;
 pub mod envoy;

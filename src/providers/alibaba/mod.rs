@@ -1,0 +1,1 @@
+//! alibaba: to be written (SPEC §11).

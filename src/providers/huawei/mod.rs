@@ -1,0 +1,1 @@
+//! huawei: to be written (SPEC §11).
