@@ -8,6 +8,11 @@
 //! carries on from that record (one reset, one revision, the kept previous
 //! secret still there).
 //!
+//! The previous release runs with its own CRDs (`keysmith crds` of that
+//! binary) and this build with this build's, applied in between as a user
+//! upgrading the chart would: a changed schema (conditions became a map
+//! keyed by `type`) must keep every existing status intact.
+//!
 //! Release note that goes with it: `…SecretFrom` sources must now opt in;
 //! before upgrading, `kubectl annotate secret NAME keysmith.dev/allow-source=true`
 //! for each source (this test does so, as users are told to).
@@ -21,6 +26,7 @@ use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use keysmith::api::names::annotations;
 use keysmith::api::*;
@@ -160,6 +166,48 @@ async fn wait_all_ready(client: &Client, ns: &str, operator: &Operator, what: &s
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Applies the CRDs `binary crds` prints, as a user upgrading would.
+async fn install_crds_of(client: &Client, binary: &std::path::Path) {
+    let output = std::process::Command::new(binary)
+        .arg("crds")
+        .output()
+        .unwrap_or_else(|e| panic!("{} crds: {e}", binary.display()));
+    assert!(output.status.success(), "{} crds failed", binary.display());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let crds: Vec<CustomResourceDefinition> = text
+        .split("\n---")
+        .filter(|doc| doc.contains("kind: CustomResourceDefinition"))
+        .map(|doc| serde_norway::from_str(doc).expect("a CRD"))
+        .collect();
+    assert_eq!(crds.len(), 2, "the previous release's CRDs");
+    install_crds(client, crds).await;
+}
+
+async fn install_crds(client: &Client, crds: Vec<CustomResourceDefinition>) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crds {
+        let name = crd.name_any();
+        api.patch(
+            &name,
+            &PatchParams::apply("keysmith-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
+        let established = kube::runtime::wait::await_condition(
+            api.clone(),
+            &name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        );
+        tokio::time::timeout(TIMEOUT, established)
+            .await
+            .expect("CRD Established")
+            .unwrap();
+    }
+    // The apiserver serves the new schema a moment after Established.
+    tokio::time::sleep(Duration::from_secs(2)).await;
 }
 
 fn tail(text: &str) -> String {
@@ -305,6 +353,7 @@ async fn this_build_takes_over_what_the_previous_release_wrote_without_a_write()
     ] {
         create(&client, &ns, manifest).await;
     }
+    install_crds_of(&client, &previous).await;
     let mut operator = Operator::start_binary(cp, &ns, &previous);
     wait_all_ready(&client, &ns, &operator, "the previous release").await;
     // A reset under the previous release: a new revision, a kept previous secret.
@@ -328,7 +377,8 @@ async fn this_build_takes_over_what_the_previous_release_wrote_without_a_write()
         9
     );
 
-    // The upgrade.
+    // The upgrade: this build's CRDs, then this build.
+    install_crds(&client, keysmith::admission::schema::crds()).await;
     operator.switch_to(&Operator::this_build());
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while reconciles(&operator) < 8 {

@@ -207,6 +207,9 @@ pub enum ConditionType {
 }
 
 impl ConditionType {
+    /// Every condition type keysmith writes; any other belongs to someone else.
+    pub const ALL: [ConditionType; 2] = [ConditionType::Ready, ConditionType::RolloutReady];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             ConditionType::Ready => "Ready",

@@ -270,8 +270,11 @@ pub struct RotationStatus {
     /// Current state. `Ready` is True once the credentials are issued and the
     /// Secret matches them; its reason says why not otherwise. `RolloutReady`
     /// (with `spec.rollout`) says whether every target runs the current
-    /// revision.
+    /// revision. A map keyed by `type`, as the Kubernetes API conventions
+    /// ask: keysmith owns only its own condition types, so a condition
+    /// another controller adds stays.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use super::status::{RolloutReport, never_earlier, previous_rotation, rotation_status};
+use super::status::{
+    RolloutReport, never_earlier, own_conditions, previous_rotation, rotation_status,
+};
 use super::{CredentialKind, KindParts, intent_from, time};
 use crate::api::names::labels;
 use crate::api::{
@@ -138,8 +140,11 @@ impl CredentialKind for GatewayApp {
         serde_json::to_value(status).unwrap_or_default()
     }
 
+    /// The status as keysmith would write it: its own conditions only.
     fn current_status(&self) -> serde_json::Value {
-        serde_json::to_value(self.status.clone().unwrap_or_default()).unwrap_or_default()
+        let mut status = self.status.clone().unwrap_or_default();
+        status.rotation.conditions = own_conditions(&status.rotation.conditions);
+        serde_json::to_value(status).unwrap_or_default()
     }
 
     fn rollout(&self) -> Option<&crate::api::Rollout> {

@@ -43,8 +43,9 @@ fn condition(
     }
 }
 
-/// Ready first, then RolloutReady (as the report says), then conditions
-/// others set, as they are.
+/// Ready first, then RolloutReady (as the report says): keysmith's own
+/// conditions only. The list is a map keyed by `type`, so server-side apply
+/// leaves every other writer's conditions where they are.
 fn conditions(
     previous: &[Condition],
     plan: &Plan,
@@ -77,14 +78,17 @@ fn conditions(
         ),
         RolloutReport::Absent => {}
     }
-    let ours = [ConditionType::Ready.as_str(), rollout_ready];
-    out.extend(
-        previous
-            .iter()
-            .filter(|c| !ours.contains(&c.type_.as_str()))
-            .cloned(),
-    );
     out
+}
+
+/// The conditions keysmith writes, in the order it writes them: what a
+/// status shows of keysmith's own, to compare with what it would write.
+pub(crate) fn own_conditions(conditions: &[Condition]) -> Vec<Condition> {
+    ConditionType::ALL
+        .iter()
+        .filter_map(|t| conditions.iter().find(|c| c.type_ == t.as_str()))
+        .cloned()
+        .collect()
 }
 
 pub(crate) fn rotation_status(
