@@ -132,6 +132,87 @@ pub fn common_bounds() -> Vec<Bound> {
     ]
 }
 
+/// `spec.connectionRef.name` (GatewayApp): a Kubernetes object name.
+pub fn connection_ref_bounds() -> Vec<Bound> {
+    const NAME: &[Step] = &[Field("connectionRef"), Field("name")];
+    vec![Bound {
+        path: NAME,
+        limit: Limit::Length(rules::SECRET_NAME_MAX_LEN),
+    }]
+}
+
+/// Characters of a connection's endpoint URL.
+pub const MAX_ENDPOINT_LEN: usize = 2048;
+/// Characters of a provider id (region, project, instance) or a data key name.
+pub const MAX_PROVIDER_ID_LEN: usize = 128;
+/// Characters of a connection's `caBundle` (a few PEM certificates).
+pub const MAX_CA_BUNDLE_LEN: usize = 65536;
+/// Characters of a duration (`10s`, `10m`).
+pub const MAX_DURATION_LEN: usize = 32;
+
+/// The bounds of both connection kinds (the cluster kind's selector too;
+/// a path the namespaced kind lacks is skipped when rendering).
+pub fn connection_bounds() -> Vec<Bound> {
+    const ENDPOINT: &[Step] = &[Field("endpoint")];
+    const REGION: &[Step] = &[Field("region")];
+    const PROJECT: &[Step] = &[Field("projectId")];
+    const INSTANCE: &[Step] = &[Field("instanceId")];
+    const CREDENTIALS: &[Step] = &[Field("credentialsRef"), Field("name")];
+    const ID_KEY: &[Step] = &[Field("credentialsRef"), Field("accessKeyIdKey")];
+    const SECRET_KEY: &[Step] = &[Field("credentialsRef"), Field("accessKeySecretKey")];
+    const CA: &[Step] = &[Field("caBundle")];
+    const TIMEOUT: &[Step] = &[Field("limits"), Field("timeout")];
+    const DRIFT: &[Step] = &[Field("driftCheckInterval")];
+    const NS_LABELS: &[Step] = &[Field("namespaceSelector"), Field("matchLabels")];
+    const NS_LABEL_VALUES: &[Step] = &[Field("namespaceSelector"), Field("matchLabels"), Values];
+    const NS_EXPRESSIONS: &[Step] = &[Field("namespaceSelector"), Field("matchExpressions")];
+    const NS_KEYS: &[Step] = &[
+        Field("namespaceSelector"),
+        Field("matchExpressions"),
+        Items,
+        Field("key"),
+    ];
+    const NS_OPERATORS: &[Step] = &[
+        Field("namespaceSelector"),
+        Field("matchExpressions"),
+        Items,
+        Field("operator"),
+    ];
+    const NS_VALUES: &[Step] = &[
+        Field("namespaceSelector"),
+        Field("matchExpressions"),
+        Items,
+        Field("values"),
+    ];
+    const NS_VALUE: &[Step] = &[
+        Field("namespaceSelector"),
+        Field("matchExpressions"),
+        Items,
+        Field("values"),
+        Items,
+    ];
+    let bound = |path, limit| Bound { path, limit };
+    vec![
+        bound(ENDPOINT, Limit::Length(MAX_ENDPOINT_LEN)),
+        bound(REGION, Limit::Length(MAX_PROVIDER_ID_LEN)),
+        bound(PROJECT, Limit::Length(MAX_PROVIDER_ID_LEN)),
+        bound(INSTANCE, Limit::Length(MAX_PROVIDER_ID_LEN)),
+        bound(CREDENTIALS, Limit::Length(rules::SECRET_NAME_MAX_LEN)),
+        bound(ID_KEY, Limit::Length(MAX_PROVIDER_ID_LEN)),
+        bound(SECRET_KEY, Limit::Length(MAX_PROVIDER_ID_LEN)),
+        bound(CA, Limit::Length(MAX_CA_BUNDLE_LEN)),
+        bound(TIMEOUT, Limit::Length(MAX_DURATION_LEN)),
+        bound(DRIFT, Limit::Length(MAX_DURATION_LEN)),
+        bound(NS_LABELS, Limit::Entries(MAX_SELECTOR_LABELS)),
+        bound(NS_LABEL_VALUES, Limit::LabelValue),
+        bound(NS_EXPRESSIONS, Limit::Items(MAX_SELECTOR_EXPRESSIONS)),
+        bound(NS_KEYS, Limit::QualifiedName),
+        bound(NS_OPERATORS, Limit::OneOf(SELECTOR_OPERATORS)),
+        bound(NS_VALUES, Limit::Items(MAX_SELECTOR_VALUES)),
+        bound(NS_VALUE, Limit::LabelValue),
+    ]
+}
+
 impl Bound {
     /// The path for people: `spec.rollout.targets[*].name`.
     pub fn field(&self) -> String {

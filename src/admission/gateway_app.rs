@@ -17,7 +17,11 @@ pub fn gateway_app_rules() -> KindRules<S> {
         fields: field_rules(),
         cross: cross_rules(),
         maps: common_map_rules(),
-        bounds: super::bounds::common_bounds(),
+        bounds: [
+            super::bounds::common_bounds(),
+            super::bounds::connection_ref_bounds(),
+        ]
+        .concat(),
     }
 }
 

@@ -9,12 +9,30 @@ use crate::admission::{
     Bound, KindRules, Limit, SECRET_TYPE_IMMUTABLE_CEL, SECRET_TYPE_IMMUTABLE_RULE, Scope, Step,
     gateway_app_rules, signature_key_rules,
 };
-use crate::api::{GatewayApp, SignatureKey};
+use crate::api::{ClusterGatewayConnection, GatewayApp, GatewayConnection, SignatureKey};
 use crate::rules;
 
 /// Both CRDs, as installed.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![gateway_app_crd(), signature_key_crd()]
+    vec![
+        gateway_app_crd(),
+        signature_key_crd(),
+        connection_crd(GatewayConnection::crd()),
+        connection_crd(ClusterGatewayConnection::crd()),
+    ]
+}
+
+/// A connection kind's CRD with its bounds rendered (no format rules: a
+/// connection holds coordinates, not credentials).
+pub fn connection_crd(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let mut value = serde_json::to_value(&crd).unwrap_or(Value::Null);
+    if let Some(root) = value.pointer_mut("/spec/versions/0/schema/openAPIV3Schema") {
+        for bound in &crate::admission::bounds::connection_bounds() {
+            render_bound(root, bound);
+        }
+        strip_defaults_and_unsigned(root);
+    }
+    serde_json::from_value(value).unwrap_or(crd)
 }
 
 pub fn gateway_app_crd() -> CustomResourceDefinition {

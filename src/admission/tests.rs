@@ -691,7 +691,7 @@ mod bounded_input {
 
     #[test]
     fn every_bound_is_rendered_where_its_path_leads() {
-        for crd in schema::crds() {
+        for crd in [schema::gateway_app_crd(), schema::signature_key_crd()] {
             let mut root = serde_json::to_value(&crd).unwrap()["spec"]["versions"][0]["schema"]
                 ["openAPIV3Schema"]
                 .clone();

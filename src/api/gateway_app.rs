@@ -9,7 +9,10 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DeletionPolicy, Generator, Rollout, RotationStatus, SecretSource, StringMap};
+use super::{
+    CloudGatewayStatus, ConnectionRef, DeletionPolicy, Generator, Rollout, RotationStatus,
+    SecretSource, StringMap,
+};
 
 /// What the GatewayApp should be. Every field is optional; effective values
 /// of defaulted fields are reported in status.
@@ -99,6 +102,11 @@ pub struct GatewayAppSpec {
     /// and kept in step with it (docs/gateways.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<Box<GatewaySecret>>,
+    /// Keep this app at a cloud API gateway equal to the resource (SPEC
+    /// §11.2): created there with the issued AppKey/AppSecret, every reset,
+    /// rotation and name or remark change pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_ref: Option<Box<ConnectionRef>>,
 }
 
 /// The gateway Secret: what one gateway reads, and nothing else.
@@ -290,6 +298,9 @@ pub struct GatewayAppStatus {
     /// When the key, the secret or the app's attributes last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_time: Option<Time>,
+    /// With `spec.connectionRef`: what the cloud gateway holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Box<CloudGatewayStatus>>,
     #[serde(flatten)]
     pub rotation: RotationStatus,
 }

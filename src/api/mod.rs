@@ -4,12 +4,14 @@
 //!
 //! Doc comments here become the CRD descriptions that `kubectl explain` shows.
 
+mod connection;
 mod data_keys;
 mod gateway_app;
 pub mod names;
 mod shared;
 mod signature_key;
 
+pub use connection::*;
 pub use data_keys::{AppDataKeys, SignDataKeys};
 pub use gateway_app::*;
 pub use names::{ConditionType, FIELD_MANAGER, Kind, Reason};

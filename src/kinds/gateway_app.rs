@@ -130,10 +130,13 @@ impl CredentialKind for GatewayApp {
                 app_type: Some(self.spec.app_type.unwrap_or(AppType::Apig)),
                 register_time: time(state.register_time),
                 update_time: never_earlier(state.update_time, previous.update_time.as_ref()),
+                // Written by the gateway sync under its own field manager.
+                gateway: None,
                 rotation,
             },
             None => GatewayAppStatus {
                 rotation,
+                gateway: None,
                 ..previous
             },
         };
@@ -144,6 +147,7 @@ impl CredentialKind for GatewayApp {
     fn current_status(&self) -> serde_json::Value {
         let mut status = self.status.clone().unwrap_or_default();
         status.rotation.conditions = own_conditions(&status.rotation.conditions);
+        status.gateway = None;
         serde_json::to_value(status).unwrap_or_default()
     }
 
