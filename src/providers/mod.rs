@@ -282,10 +282,18 @@ pub trait GatewayApi: Send + Sync {
     fn check(&self) -> impl Future<Output = Result<()>> + Send;
     /// Whether an app holds several key pairs (overlap at the gateway).
     fn holds_several_keys(&self) -> bool;
+    /// Whether [`Self::list_apps`] returns each app's key pairs. Where it does
+    /// not (Alibaba: no paged list carries AppKeys), a drift check of the
+    /// keys costs one [`Self::find_app`] per app.
+    fn list_carries_keys(&self) -> bool {
+        true
+    }
 
     /// The app of this exact name, if there is one.
     fn find_app(&self, name: &str) -> impl Future<Output = Result<Option<RemoteApp>>> + Send;
-    /// One page of apps, with their key pairs (secrets where the list gives them).
+    /// One page of apps, with their key pairs (secrets where the list gives
+    /// them; none where [`Self::list_carries_keys`] is false). Pages count
+    /// from 1; [`Page::next`] names the one to ask for next.
     fn list_apps(&self, page: u32) -> impl Future<Output = Result<Page<RemoteApp>>> + Send;
     fn create_app(&self, app: &AppWrite) -> impl Future<Output = Result<RemoteApp>> + Send;
     /// Name and remark.
