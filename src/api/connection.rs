@@ -217,6 +217,12 @@ pub struct CloudGatewayStatus {
     /// The credential revision the gateway holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
+    /// The AppKey (or sign key name) the gateway holds: an identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// A digest of the name and remark the gateway holds (a change is pushed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<String>,
     /// The previous AppKey still held at the gateway for the overlap
     /// (providers with several key pairs per app); removed when it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -51,6 +51,9 @@ pub mod annotations {
     pub const RESET_REQUEST: &str = "keysmith.dev/reset-request";
     /// On a Secret, `"true"`: it may be read as a `…SecretFrom` source (SPEC §10).
     pub const ALLOW_SOURCE: &str = "keysmith.dev/allow-source";
+    /// On a resource with `spec.connectionRef`: take over an app of the same
+    /// name that already exists at the cloud gateway (SPEC §11.2).
+    pub const ADOPT_GATEWAY_APP: &str = "keysmith.dev/adopt-gateway-app";
     /// The value of [`ALLOW_SOURCE`] that opts in.
     pub const ALLOW_SOURCE_VALUE: &str = "true";
 
@@ -204,6 +207,9 @@ pub enum ConditionType {
     Ready,
     /// With `spec.rollout`: every target runs the current revision.
     RolloutReady,
+    /// With `spec.connectionRef`: the cloud gateway holds the current revision
+    /// (written by the gateway sync under its own field manager).
+    GatewaySynced,
 }
 
 impl ConditionType {
@@ -214,6 +220,7 @@ impl ConditionType {
         match self {
             ConditionType::Ready => "Ready",
             ConditionType::RolloutReady => "RolloutReady",
+            ConditionType::GatewaySynced => "GatewaySynced",
         }
     }
 }
@@ -272,10 +279,20 @@ pub enum Reason {
     /// The spec breaks a floor the engine holds even without admission
     /// (128-bit generated secrets, 1-minute rotation interval; SPEC §10).
     InvalidSpec,
+    /// GatewaySynced=True: the cloud gateway holds the current revision.
+    GatewaySynced,
+    /// The cloud gateway does not hold the current revision yet, or a call failed.
+    GatewaySyncFailed,
+    /// A value breaks the target gateway's own rules, or the gateway refused it for good.
+    GatewayRejected,
+    /// `spec.connectionRef` names no connection, or it cannot be used.
+    ConnectionNotReady,
+    /// A ClusterGatewayConnection does not serve this namespace.
+    ConnectionNotAllowed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 23] = [
         Reason::Issued,
         Reason::Rotated,
         Reason::Reset,
@@ -294,6 +311,11 @@ impl Reason {
         Reason::RolloutFailed,
         Reason::RolloutTriggered,
         Reason::InvalidSpec,
+        Reason::GatewaySynced,
+        Reason::GatewaySyncFailed,
+        Reason::GatewayRejected,
+        Reason::ConnectionNotReady,
+        Reason::ConnectionNotAllowed,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -316,6 +338,11 @@ impl Reason {
             Reason::RolloutFailed => "RolloutFailed",
             Reason::RolloutTriggered => "RolloutTriggered",
             Reason::InvalidSpec => "InvalidSpec",
+            Reason::GatewaySynced => "GatewaySynced",
+            Reason::GatewaySyncFailed => "GatewaySyncFailed",
+            Reason::GatewayRejected => "GatewayRejected",
+            Reason::ConnectionNotReady => "ConnectionNotReady",
+            Reason::ConnectionNotAllowed => "ConnectionNotAllowed",
         }
     }
 

@@ -29,6 +29,10 @@ pub struct Shared {
     pub secret_names: Mutex<SecretNames>,
     /// The key of keysmith's seals (`None` seals nothing).
     pub record_key: Option<RecordKey>,
+    /// Cloud gateway clients, one per connection (SPEC §11).
+    pub gateway_clients: Arc<super::connections::Clients>,
+    /// keysmith's own namespace: where cluster connections' credentials live.
+    pub own_namespace: Option<String>,
 }
 
 /// One kind's controller state.

@@ -15,6 +15,7 @@
 //!   [`backoff`]: how long a failing object waits.
 
 pub mod backoff;
+pub mod connections;
 pub mod context;
 pub mod echo;
 pub mod error;
@@ -120,7 +121,18 @@ pub async fn run(
         writes: OwnWrites::default(),
         secret_names: Mutex::new(SecretNames::default()),
         record_key: options.record_key.clone(),
+        gateway_clients: Arc::default(),
+        own_namespace: options.record_key_secret.as_ref().map(|s| s.namespace.clone()),
     });
+    let connections = connections::run(
+        Arc::new(connections::ConnectionContext {
+            client: shared.client.clone(),
+            clients: shared.gateway_clients.clone(),
+            own_namespace: shared.own_namespace.clone(),
+        }),
+        options.namespace.clone(),
+        shutdown.clone(),
+    );
     let (apps, app_listener) = KindController::<GatewayApp>::new(&shared);
     let (keys, key_listener) = KindController::<SignatureKey>::new(&shared);
     let secrets = tokio::spawn(watches::watch_secrets(
@@ -134,7 +146,8 @@ pub async fn run(
     );
     futures::join!(
         apps.run(&options, health.clone(), shutdown.clone()),
-        keys.run(&options, health, shutdown)
+        keys.run(&options, health, shutdown),
+        connections,
     );
     secrets.abort();
     // Drained: let the queued events out (the publisher gives up after

@@ -155,6 +155,25 @@ impl CredentialKind for GatewayApp {
         crate::api::CommonSpec::rollout(&self.spec)
     }
 
+    fn cloud_sync(&self) -> Option<super::CloudSync> {
+        let reference = self.spec.connection_ref.as_deref()?.clone();
+        Some(super::CloudSync {
+            reference,
+            name: self.effective_app_name(),
+            remark: self.spec.remark.clone().unwrap_or_default(),
+            status: self
+                .status
+                .as_ref()
+                .and_then(|s| s.gateway.as_deref())
+                .cloned()
+                .unwrap_or_default(),
+            adopt: self
+                .annotations()
+                .get(crate::api::names::annotations::ADOPT_GATEWAY_APP)
+                .is_some_and(|v| v == "true"),
+        })
+    }
+
     fn recorded_rotation(&self) -> Option<&RotationStatus> {
         self.status.as_ref().map(|s| &s.rotation)
     }

@@ -24,6 +24,19 @@ mod status;
 
 pub use status::RolloutReport;
 
+/// A resource's side of the cloud gateway sync.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CloudSync {
+    pub reference: crate::api::ConnectionRef,
+    /// The app's name and remark at the gateway.
+    pub name: String,
+    pub remark: String,
+    /// What the gateway holds, as last recorded.
+    pub status: crate::api::CloudGatewayStatus,
+    /// `keysmith.dev/adopt-gateway-app: "true"`.
+    pub adopt: bool,
+}
+
 /// What the controller needs of a kind.
 pub trait CredentialKind:
     Resource<DynamicType = ()>
@@ -65,6 +78,11 @@ pub trait CredentialKind:
     }
     /// `spec.rollout`: the workloads to restart when the credentials change.
     fn rollout(&self) -> Option<&crate::api::Rollout>;
+
+    /// With `spec.connectionRef`: what the cloud gateway sync needs (SPEC §11.2).
+    fn cloud_sync(&self) -> Option<CloudSync> {
+        None
+    }
     /// The unique key this object wants to hold now (checked against older
     /// holders before anything is issued); none by default.
     fn unique_key_wanted(&self, _intent: &Intent) -> Option<String> {

@@ -338,3 +338,102 @@ pub trait GatewayApi: Send + Sync {
     ) -> impl Future<Output = Result<()>> + Send;
     fn delete_signature(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
 }
+
+/// A client of whichever provider a connection names: the one type the
+/// controller holds (the trait's async methods are not object-safe).
+#[derive(Clone)]
+pub enum Client {
+    Alibaba(alibaba::AlibabaClient),
+}
+
+/// Calls `$call` on the client inside, whichever provider it is.
+macro_rules! each_provider {
+    ($client:expr, $inner:ident => $call:expr) => {
+        match $client {
+            Client::Alibaba($inner) => $call,
+        }
+    };
+}
+
+impl Client {
+    /// A client for `connection` (no call is made).
+    pub fn connect(connection: &Connection) -> Result<Client> {
+        match connection.provider {
+            Provider::AlibabaApiGateway => {
+                Ok(Client::Alibaba(alibaba::AlibabaClient::new(connection)?))
+            }
+            Provider::HuaweiApig => Err(GatewayError::Unreachable {
+                provider: Provider::HuaweiApig.label(),
+                operation: "connect",
+                reason: "this build has no HuaweiAPIG client".into(),
+            }),
+        }
+    }
+}
+
+impl Client {
+    /// The gateway's own rules for an app, checked before any call: the
+    /// breach (parameter and rule) in words, if one is broken.
+    pub fn check_app_rules(&self, app: &AppWrite) -> std::result::Result<(), String> {
+        match self {
+            Client::Alibaba(_) => alibaba::rules::check_app(app).map_err(|b| b.to_string()),
+        }
+    }
+}
+
+impl GatewayApi for Client {
+    async fn check(&self) -> Result<()> {
+        each_provider!(self, c => c.check().await)
+    }
+    fn holds_several_keys(&self) -> bool {
+        each_provider!(self, c => c.holds_several_keys())
+    }
+    fn list_carries_keys(&self) -> bool {
+        each_provider!(self, c => c.list_carries_keys())
+    }
+    async fn find_app(&self, name: &str) -> Result<Option<RemoteApp>> {
+        each_provider!(self, c => c.find_app(name).await)
+    }
+    async fn list_apps(&self, page: u32) -> Result<Page<RemoteApp>> {
+        each_provider!(self, c => c.list_apps(page).await)
+    }
+    async fn create_app(&self, app: &AppWrite) -> Result<RemoteApp> {
+        each_provider!(self, c => c.create_app(app).await)
+    }
+    async fn update_app(&self, id: &str, app: &AppWrite) -> Result<()> {
+        each_provider!(self, c => c.update_app(id, app).await)
+    }
+    async fn reset_secret(
+        &self,
+        id: &str,
+        current_key: &str,
+        key: &str,
+        secret: &SecretValue,
+    ) -> Result<()> {
+        each_provider!(self, c => c.reset_secret(id, current_key, key, secret).await)
+    }
+    async fn add_key(&self, id: &str, key: &str, secret: &SecretValue) -> Result<()> {
+        each_provider!(self, c => c.add_key(id, key, secret).await)
+    }
+    async fn remove_key(&self, id: &str, key: &str) -> Result<()> {
+        each_provider!(self, c => c.remove_key(id, key).await)
+    }
+    async fn delete_app(&self, id: &str) -> Result<()> {
+        each_provider!(self, c => c.delete_app(id).await)
+    }
+    async fn find_signature(&self, name: &str) -> Result<Option<RemoteSignature>> {
+        each_provider!(self, c => c.find_signature(name).await)
+    }
+    async fn list_signatures(&self, page: u32) -> Result<Page<RemoteSignature>> {
+        each_provider!(self, c => c.list_signatures(page).await)
+    }
+    async fn create_signature(&self, signature: &SignatureWrite) -> Result<RemoteSignature> {
+        each_provider!(self, c => c.create_signature(signature).await)
+    }
+    async fn update_signature(&self, id: &str, signature: &SignatureWrite) -> Result<()> {
+        each_provider!(self, c => c.update_signature(id, signature).await)
+    }
+    async fn delete_signature(&self, id: &str) -> Result<()> {
+        each_provider!(self, c => c.delete_signature(id).await)
+    }
+}

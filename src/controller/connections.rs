@@ -1,0 +1,568 @@
+//! Connections to cloud API gateways (SPEC §11.1): resolving a resource's
+//! `spec.connectionRef` into a provider client, and the controllers that
+//! check each `GatewayConnection` and `ClusterGatewayConnection` with a
+//! read-only call and report `Ready`.
+//!
+//! A namespaced connection's credentials come from a Secret in its own
+//! namespace that opted in (`keysmith.dev/allow-source: "true"`, as any
+//! source); a cluster connection's from keysmith's own namespace, and only
+//! namespaces its `namespaceSelector` picks may use it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::runtime::utils::PredicateConfig;
+use kube::{Client, Resource, ResourceExt};
+use tracing::{debug, info};
+
+use super::lock;
+use super::rollout::selector_text;
+use crate::api::names::annotations;
+use crate::api::{
+    ClientLimits, ClusterGatewayConnection, ConnectionKind, ConnectionRef, CredentialsRef,
+    GatewayConnection, GatewayConnectionStatus, GatewayProvider,
+};
+use crate::providers::{self, AccessKey, GatewayApi, Limits, Provider, SecretValue};
+
+/// The field manager of connection statuses.
+const MANAGER: &str = "keysmith";
+/// How often a Ready connection is checked again.
+const RECHECK: Duration = Duration::from_secs(300);
+/// How soon a connection that is not Ready is checked again.
+const RETRY: Duration = Duration::from_secs(30);
+/// Default data keys of the credentials Secret.
+const ACCESS_KEY_ID_KEY: &str = "accessKeyId";
+const ACCESS_KEY_SECRET_KEY: &str = "accessKeySecret";
+
+/// Why a connection cannot be used: the reason word for conditions and the
+/// message (never a credential).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    fn new(reason: &'static str, message: impl Into<String>) -> Problem {
+        Problem {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// The parts both connection kinds share, borrowed.
+struct View<'a> {
+    provider: GatewayProvider,
+    endpoint: &'a str,
+    region: Option<&'a str>,
+    project_id: Option<&'a str>,
+    instance_id: Option<&'a str>,
+    credentials: &'a CredentialsRef,
+    ca_bundle: Option<&'a str>,
+    limits: Option<&'a ClientLimits>,
+}
+
+fn view_of_namespaced(c: &GatewayConnection) -> View<'_> {
+    let s = &c.spec;
+    View {
+        provider: s.provider,
+        endpoint: &s.endpoint,
+        region: s.region.as_deref(),
+        project_id: s.project_id.as_deref(),
+        instance_id: s.instance_id.as_deref(),
+        credentials: &s.credentials_ref,
+        ca_bundle: s.ca_bundle.as_deref(),
+        limits: s.limits.as_ref(),
+    }
+}
+
+fn view_of_cluster(c: &ClusterGatewayConnection) -> View<'_> {
+    let s = &c.spec;
+    View {
+        provider: s.provider,
+        endpoint: &s.endpoint,
+        region: s.region.as_deref(),
+        project_id: s.project_id.as_deref(),
+        instance_id: s.instance_id.as_deref(),
+        credentials: &s.credentials_ref,
+        ca_bundle: s.ca_bundle.as_deref(),
+        limits: s.limits.as_ref(),
+    }
+}
+
+/// A resolved connection: its client and how status names it.
+#[derive(Clone)]
+pub struct Resolved {
+    /// `GatewayConnection/NAME` or `ClusterGatewayConnection/NAME`.
+    pub label: String,
+    pub provider: Provider,
+    pub client: providers::Client,
+}
+
+/// Clients by connection, rebuilt when the connection or its credentials change.
+#[derive(Default)]
+pub struct Clients {
+    by_connection: Mutex<HashMap<String, (String, providers::Client)>>,
+}
+
+impl Clients {
+    fn get_or_build(
+        &self,
+        label: &str,
+        fingerprint: String,
+        build: impl FnOnce() -> Result<providers::Client, Problem>,
+    ) -> Result<providers::Client, Problem> {
+        if let Some((seen, client)) = lock(&self.by_connection).get(label)
+            && *seen == fingerprint
+        {
+            return Ok(client.clone());
+        }
+        let client = build()?;
+        lock(&self.by_connection).insert(label.to_string(), (fingerprint, client.clone()));
+        Ok(client)
+    }
+}
+
+/// Resolves `reference` for a resource in `namespace`: the connection
+/// exists, the namespace may use it, its credentials are readable.
+pub async fn resolve(
+    client: &Client,
+    clients: &Clients,
+    own_namespace: Option<&str>,
+    namespace: &str,
+    reference: &ConnectionRef,
+) -> Result<Resolved, Problem> {
+    let kind = reference.kind.unwrap_or_default();
+    let name = &reference.name;
+    match kind {
+        ConnectionKind::GatewayConnection => {
+            let api: Api<GatewayConnection> = Api::namespaced(client.clone(), namespace);
+            let connection = get(&api, kind, name).await?;
+            let label = format!("GatewayConnection/{name}");
+            let at = (namespace, true);
+            build(client, clients, label, &connection, view_of_namespaced(&connection), at).await
+        }
+        ConnectionKind::ClusterGatewayConnection => {
+            let api: Api<ClusterGatewayConnection> = Api::all(client.clone());
+            let connection = get(&api, kind, name).await?;
+            namespace_allowed(client, &connection, namespace).await?;
+            let label = format!("ClusterGatewayConnection/{name}");
+            let own = own_namespace.ok_or_else(|| {
+                Problem::new(
+                    "ConnectionNotReady",
+                    "keysmith does not know its own namespace (set --record-key-secret or POD_NAMESPACE)",
+                )
+            })?;
+            build(client, clients, label, &connection, view_of_cluster(&connection), (own, false)).await
+        }
+    }
+}
+
+async fn get<K>(api: &Api<K>, kind: ConnectionKind, name: &str) -> Result<K, Problem>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.get_opt(name).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(Problem::new(
+            "ConnectionNotFound",
+            format!("spec.connectionRef: {kind:?} {name} does not exist"),
+        )),
+        Err(e) => Err(Problem::new(
+            "ConnectionNotReady",
+            format!("reading {kind:?} {name}: {e}"),
+        )),
+    }
+}
+
+/// A cluster connection serves only the namespaces its selector picks
+/// (none when unset).
+async fn namespace_allowed(
+    client: &Client,
+    connection: &ClusterGatewayConnection,
+    namespace: &str,
+) -> Result<(), Problem> {
+    let refused = || {
+        Problem::new(
+            "ConnectionNotAllowed",
+            format!(
+                "ClusterGatewayConnection {} does not serve namespace {namespace} (its spec.namespaceSelector does not select it)",
+                connection.name_any()
+            ),
+        )
+    };
+    let Some(selector) = &connection.spec.namespace_selector else {
+        return Err(refused());
+    };
+    if selects_everything(selector) {
+        return Ok(());
+    }
+    let text = selector_text(selector).map_err(|e| {
+        Problem::new(
+            "ConnectionNotAllowed",
+            format!("spec.namespaceSelector: {e}"),
+        )
+    })?;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let params = ListParams::default()
+        .labels(&text)
+        .fields(&format!("metadata.name={namespace}"));
+    match api.list_metadata(&params).await {
+        Ok(list) if !list.items.is_empty() => Ok(()),
+        Ok(_) => Err(refused()),
+        Err(e) => Err(Problem::new(
+            "ConnectionNotReady",
+            format!("reading namespace {namespace}: {e}"),
+        )),
+    }
+}
+
+fn selects_everything(selector: &LabelSelector) -> bool {
+    selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(|e| e.is_empty())
+}
+
+/// Reads the credentials and builds (or reuses) the client.
+async fn build<K: Resource>(
+    client: &Client,
+    clients: &Clients,
+    label: String,
+    connection: &K,
+    view: View<'_>,
+    (secret_namespace, must_opt_in): (&str, bool),
+) -> Result<Resolved, Problem> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), secret_namespace);
+    let reference = view.credentials;
+    let secret = secrets.get_opt(&reference.name).await.map_err(|e| {
+        Problem::new(
+            "ConnectionNotReady",
+            format!("reading credentials Secret {secret_namespace}/{}: {e}", reference.name),
+        )
+    })?;
+    let secret = secret.ok_or_else(|| {
+        Problem::new(
+            "ConnectionNotReady",
+            format!(
+                "spec.credentialsRef: Secret {secret_namespace}/{} does not exist",
+                reference.name
+            ),
+        )
+    })?;
+    if must_opt_in && !opted_in(&secret) {
+        return Err(Problem::new(
+            "ConnectionNotReady",
+            format!(
+                "spec.credentialsRef: Secret {}/{} has not opted in: annotate it {}=true",
+                secret_namespace,
+                reference.name,
+                annotations::ALLOW_SOURCE
+            ),
+        ));
+    }
+    let access_key = access_key(&secret, reference)?;
+    let fingerprint = format!(
+        "{}/{}",
+        connection.meta().resource_version.clone().unwrap_or_default(),
+        secret.resource_version().unwrap_or_default()
+    );
+    let settings = settings(&view, access_key)?;
+    let provider = settings.provider;
+    let client = clients.get_or_build(&label, fingerprint, || {
+        providers::Client::connect(&settings).map_err(|e| Problem::new("ConnectionNotReady", e.to_string()))
+    })?;
+    Ok(Resolved {
+        label,
+        provider,
+        client,
+    })
+}
+
+fn opted_in(secret: &Secret) -> bool {
+    secret.annotations().get(annotations::ALLOW_SOURCE).map(String::as_str)
+        == Some(annotations::ALLOW_SOURCE_VALUE)
+}
+
+fn access_key(secret: &Secret, reference: &CredentialsRef) -> Result<AccessKey, Problem> {
+    let read = |key: &str| -> Result<String, Problem> {
+        let value = secret.data.as_ref().and_then(|d| d.get(key)).ok_or_else(|| {
+            Problem::new(
+                "ConnectionNotReady",
+                format!("spec.credentialsRef: Secret {} has no key {key}", reference.name),
+            )
+        })?;
+        String::from_utf8(value.0.clone()).map_err(|_| {
+            Problem::new(
+                "ConnectionNotReady",
+                format!("spec.credentialsRef: key {key} of Secret {} is not UTF-8", reference.name),
+            )
+        })
+    };
+    let id_key = reference.access_key_id_key.as_deref().unwrap_or(ACCESS_KEY_ID_KEY);
+    let secret_key = reference
+        .access_key_secret_key
+        .as_deref()
+        .unwrap_or(ACCESS_KEY_SECRET_KEY);
+    Ok(AccessKey {
+        id: read(id_key)?.trim().to_string(),
+        secret: SecretValue::new(read(secret_key)?.trim().to_string()),
+    })
+}
+
+/// The provider client's settings from the connection's spec.
+fn settings(view: &View<'_>, access_key: AccessKey) -> Result<providers::Connection, Problem> {
+    let provider = match view.provider {
+        GatewayProvider::HuaweiApig => Provider::HuaweiApig,
+        GatewayProvider::AlibabaApiGateway => Provider::AlibabaApiGateway,
+    };
+    if provider == Provider::HuaweiApig && (view.project_id.is_none() || view.instance_id.is_none()) {
+        return Err(Problem::new(
+            "ConnectionNotReady",
+            "spec.projectId and spec.instanceId are required for HuaweiAPIG",
+        ));
+    }
+    Ok(providers::Connection {
+        provider,
+        endpoint: view.endpoint.to_string(),
+        region: view.region.unwrap_or_default().to_string(),
+        project_id: view.project_id.map(str::to_string),
+        instance_id: view.instance_id.map(str::to_string),
+        access_key,
+        ca_bundle: view.ca_bundle.map(|pem| pem.as_bytes().to_vec()),
+        limits: limits(view.limits)?,
+    })
+}
+
+fn limits(spec: Option<&ClientLimits>) -> Result<Limits, Problem> {
+    let default = Limits::default();
+    let Some(spec) = spec else {
+        return Ok(default);
+    };
+    let timeout = match spec.timeout.as_deref() {
+        None => default.timeout,
+        Some(text) => crate::rules::parse_duration(text)
+            .filter(|d| !d.is_zero() && *d <= Duration::from_secs(300))
+            .ok_or_else(|| {
+                Problem::new(
+                    "ConnectionNotReady",
+                    format!("spec.limits.timeout: {text:?} is not a duration between 1s and 5m"),
+                )
+            })?,
+    };
+    Ok(Limits {
+        requests_per_second: f64::from(spec.requests_per_second.unwrap_or(10).clamp(1, 1000)),
+        burst: spec.burst.unwrap_or(20).clamp(1, 1000),
+        timeout,
+    })
+}
+
+/// Shared by the connection controllers.
+pub struct ConnectionContext {
+    pub client: Client,
+    pub clients: Arc<Clients>,
+    pub own_namespace: Option<String>,
+}
+
+/// Checks one connection with a read-only call; the outcome as a condition.
+async fn check(resolved: Result<Resolved, Problem>) -> (bool, &'static str, String) {
+    let resolved = match resolved {
+        Ok(r) => r,
+        Err(p) => return (false, p.reason, p.message),
+    };
+    match resolved.client.check().await {
+        Ok(()) => (
+            true,
+            "Connected",
+            format!("{} answered a read-only call with these credentials", resolved.provider.label()),
+        ),
+        Err(e) => (false, reason_of(&e), e.to_string()),
+    }
+}
+
+/// The condition reason for a failed check, from the error's kind.
+fn reason_of(error: &providers::GatewayError) -> &'static str {
+    use providers::GatewayError as E;
+    match error {
+        E::Unauthorized { .. } => "InvalidCredentials",
+        E::NotFound { .. } => "NotFound",
+        E::Unreachable { .. } | E::Uncertain { .. } => "Unreachable",
+        E::Throttled { .. } => "Throttled",
+        _ => "GatewayError",
+    }
+}
+
+fn ready_condition(
+    previous: &[Condition],
+    (ready, reason, message): (bool, &'static str, String),
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if ready { "True" } else { "False" };
+    let last_transition_time = match previous.iter().find(|c| c.type_ == "Ready") {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    Condition {
+        type_: "Ready".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time,
+        observed_generation: generation,
+    }
+}
+
+async fn write_status<K>(api: &Api<K>, object: &K, status: GatewayConnectionStatus) -> kube::Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"uid": object.meta().uid},
+        "status": status,
+    });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
+fn next_check(ready: bool) -> Action {
+    Action::requeue(if ready { RECHECK } else { RETRY })
+}
+
+async fn reconcile_namespaced(
+    object: Arc<GatewayConnection>,
+    ctx: Arc<ConnectionContext>,
+) -> Result<Action, kube::Error> {
+    let namespace = object.namespace().unwrap_or_default();
+    let label = format!("GatewayConnection/{}", object.name_any());
+    let resolved = build(
+        &ctx.client,
+        &ctx.clients,
+        label,
+        &*object,
+        view_of_namespaced(&object),
+        (&namespace, true),
+    )
+    .await;
+    let outcome = check(resolved).await;
+    let ready = outcome.0;
+    let previous = object.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let now = Timestamp::now();
+    let status = GatewayConnectionStatus {
+        last_check_time: Some(Time(now)),
+        observed_generation: object.meta().generation,
+        conditions: vec![ready_condition(previous, outcome, object.meta().generation, now)],
+    };
+    let api: Api<GatewayConnection> = Api::namespaced(ctx.client.clone(), &namespace);
+    write_status(&api, &object, status).await?;
+    Ok(next_check(ready))
+}
+
+async fn reconcile_cluster(
+    object: Arc<ClusterGatewayConnection>,
+    ctx: Arc<ConnectionContext>,
+) -> Result<Action, kube::Error> {
+    let label = format!("ClusterGatewayConnection/{}", object.name_any());
+    let resolved = match ctx.own_namespace.as_deref() {
+        Some(own) => build(
+            &ctx.client,
+            &ctx.clients,
+            label,
+            &*object,
+            view_of_cluster(&object),
+            (own, false),
+        )
+        .await,
+        None => Err(Problem::new(
+            "ConnectionNotReady",
+            "keysmith does not know its own namespace (set --record-key-secret or POD_NAMESPACE)",
+        )),
+    };
+    let outcome = check(resolved).await;
+    let ready = outcome.0;
+    let previous = object.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let now = Timestamp::now();
+    let status = GatewayConnectionStatus {
+        last_check_time: Some(Time(now)),
+        observed_generation: object.meta().generation,
+        conditions: vec![ready_condition(previous, outcome, object.meta().generation, now)],
+    };
+    let api: Api<ClusterGatewayConnection> = Api::all(ctx.client.clone());
+    write_status(&api, &object, status).await?;
+    Ok(next_check(ready))
+}
+
+fn retry_later<K>(_: Arc<K>, error: &kube::Error, _: Arc<ConnectionContext>) -> Action {
+    debug!(%error, "connection check failed to write its status");
+    Action::requeue(RETRY)
+}
+
+/// The connections whose spec changed (generation), with the store that
+/// holds them: a status write does not trigger the next check; checks repeat
+/// on their own schedule.
+fn changed<K>(
+    api: Api<K>,
+) -> (
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send,
+    kube::runtime::reflector::Store<K>,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = kube::runtime::reflector::store::<K>();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, PredicateConfig::default());
+    (stream, reader)
+}
+
+/// Runs both connection controllers until `shutdown`. Watches only the
+/// connection objects (generation changes: status writes do not re-trigger).
+pub async fn run(
+    ctx: Arc<ConnectionContext>,
+    namespace: Option<String>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let namespaced: Api<GatewayConnection> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let cluster: Api<ClusterGatewayConnection> = Api::all(ctx.client.clone());
+    info!("connection controllers started");
+    let (namespaced, namespaced_store) = changed(namespaced);
+    let (cluster, cluster_store) = changed(cluster);
+    let one = Controller::for_stream(namespaced, namespaced_store)
+        .graceful_shutdown_on(super::shutdown_signal(shutdown.clone()))
+        .run(reconcile_namespaced, retry_later, ctx.clone())
+        .for_each(|_| async {});
+    let two = Controller::for_stream(cluster, cluster_store)
+        .graceful_shutdown_on(super::shutdown_signal(shutdown))
+        .run(reconcile_cluster, retry_later, ctx)
+        .for_each(|_| async {});
+    futures::join!(one, two);
+}
