@@ -534,3 +534,82 @@ impl GatewayApi for HuaweiClient {
         self.send(call).await.map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &str, retry_after: Option<&str>) -> Response {
+        let mut headers = http::HeaderMap::new();
+        if let Some(value) = retry_after {
+            headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+        }
+        Response {
+            status,
+            headers,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    fn error(status: u16, code: &str, message: &str) -> GatewayError {
+        let body = format!(r#"{{"error_code":"{code}","error_msg":"{message}"}}"#);
+        error_from("Op", &response(status, &body, None), &["topsecret"])
+    }
+
+    #[test]
+    fn status_and_code_choose_the_variant() {
+        let unauthorized = error(401, "APIGW.0301", "verify aksk signature fail");
+        assert!(matches!(unauthorized, GatewayError::Unauthorized { .. }));
+        assert!(matches!(
+            error(403, "APIG.1005", "x"),
+            GatewayError::Unauthorized { .. }
+        ));
+        assert!(matches!(
+            error(404, "APIG.3004", "x"),
+            GatewayError::NotFound { .. }
+        ));
+        assert!(matches!(
+            error(400, "APIG.3203", "x"),
+            GatewayError::Rejected { .. }
+        ));
+        assert!(matches!(
+            error(409, "APIG.3203", "x"),
+            GatewayError::Rejected { .. }
+        ));
+        assert!(matches!(
+            error(400, "APIGW.0308", "x"),
+            GatewayError::Throttled { .. }
+        ));
+        let unavailable = error(500, "APIG.9999", "System error");
+        assert!(matches!(
+            unavailable,
+            GatewayError::Unavailable { status: 500, .. }
+        ));
+        assert!(unavailable.may_have_acted());
+    }
+
+    #[test]
+    fn throttling_keeps_retry_after() {
+        let answer = response(429, "not json", Some("7"));
+        match error_from("Op", &answer, &[]) {
+            GatewayError::Throttled { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(7)))
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn sent_values_are_removed_from_messages() {
+        let rejected = error(400, "APIG.2012", "app_secret topsecret is invalid");
+        assert!(!rejected.to_string().contains("topsecret"), "{rejected}");
+        assert!(!format!("{rejected:?}").contains("topsecret"));
+        let plain = error_from(
+            "Op",
+            &response(502, "bad gateway topsecret", None),
+            &["topsecret"],
+        );
+        assert!(plain.to_string().contains("HTTP502"), "{plain}");
+        assert!(!plain.to_string().contains("topsecret"));
+    }
+}

@@ -45,8 +45,17 @@ pub fn verify(
     if !fresh || !signed_date {
         return Err(verify_failed());
     }
-    let headers: Vec<(String, String)> = authorization
-        .signed_headers
+    let expected = expected_signature(shared, parts, body, &authorization.signed_headers);
+    if sign::signatures_match(&expected, &authorization.signature) {
+        Ok(())
+    } else {
+        Err(verify_failed())
+    }
+}
+
+/// The signature the request should carry, over the headers it says it signed.
+fn expected_signature(shared: &Shared, parts: &Parts, body: &[u8], signed: &[String]) -> String {
+    let headers: Vec<(String, String)> = signed
         .iter()
         .map(|name| (name.clone(), header(parts, name).unwrap_or("").to_string()))
         .collect();
@@ -58,16 +67,7 @@ pub fn verify(
         headers: &headers,
         body,
     };
-    let expected = sign::signature(
-        &shared.access_key_secret,
-        &input,
-        &authorization.signed_headers,
-    );
-    if sign::signatures_match(&expected, &authorization.signature) {
-        Ok(())
-    } else {
-        Err(verify_failed())
-    }
+    sign::signature(&shared.access_key_secret, &input, signed)
 }
 
 fn verify_failed() -> ApiError {
