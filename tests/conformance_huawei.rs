@@ -52,11 +52,11 @@ fn the_official_sdk_drives_every_operation() {
     let errors = &summary["errors"];
     for (case, status, code) in [
         ("duplicate_name", 400, "APIG.3203"),
-        ("duplicate_key", 400, "APIG.3215"),
-        ("bad_name", 400, "APIG.2012"),
+        ("duplicate_key", 400, "APIG.3310"),
+        ("bad_name", 400, "APIG.2011"),
         ("app_gone", 404, "APIG.3004"),
         ("duplicate_sign", 400, "APIG.3207"),
-        ("bad_sign_key", 400, "APIG.2012"),
+        ("bad_sign_key", 400, "APIG.2011"),
         ("sign_gone", 404, "APIG.3017"),
         ("no_instance", 404, "APIG.3030"),
     ] {
@@ -305,7 +305,7 @@ async fn keysmith_client_creates_apps_and_reports_refusals() {
         .create_app(&app("other_client", "orderskey01", "takenSecret01"))
         .await
         .unwrap_err();
-    assert_eq!(code(&taken_key), "APIG.3215");
+    assert_eq!(code(&taken_key), "APIG.3310");
     assert!(
         !format!("{taken_key} {taken_key:?}").contains("orderskey01"),
         "{taken_key}"

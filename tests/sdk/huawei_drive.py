@@ -76,9 +76,9 @@ def drive_apps(api, instance):
         "duplicate_name": refused(lambda: api.create_an_app_v2(CreateAnAppV2Request(
             instance_id=instance, body=AppCreate(name="sdk_app_0"))), 400, "APIG.3203"),
         "duplicate_key": refused(lambda: api.create_an_app_v2(CreateAnAppV2Request(
-            instance_id=instance, body=AppCreate(name="sdk_other", app_key="sdkkey0000"))), 400, "APIG.3215"),
+            instance_id=instance, body=AppCreate(name="sdk_other", app_key="sdkkey0000"))), 400, "APIG.3310"),
         "bad_name": refused(lambda: api.create_an_app_v2(CreateAnAppV2Request(
-            instance_id=instance, body=AppCreate(name="1bad"))), 400, "APIG.2012"),
+            instance_id=instance, body=AppCreate(name="1bad"))), 400, "APIG.2011"),
     }
     pages, names, offset = [], [], 0
     while True:
@@ -136,7 +136,7 @@ def drive_signs(api, instance):
     errors = {
         "duplicate_sign": refused(lambda: create_sign(api, instance, name="sdk_sig_hmac"), 400, "APIG.3207"),
         "bad_sign_key": refused(lambda: create_sign(api, instance, name="sdk_sig_bad", sign_type="hmac",
-                                                    sign_key="short"), 400, "APIG.2012"),
+                                                    sign_key="short"), 400, "APIG.2011"),
     }
     listed, offset = [], 0
     while True:

@@ -50,12 +50,13 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "APIGW.0301", message)
     }
 
-    /// The documented shape of APIG.2012.
+    /// A body field breaks a rule: APIG.2011, as Huawei's create examples
+    /// answer a bad `name`.
     pub fn bad_parameter(name: &str) -> Self {
         let message = format!(
             "Invalid parameter value,parameterName:{name}. Please refer to the support documentation"
         );
-        Self::new(StatusCode::BAD_REQUEST, "APIG.2012", message)
+        Self::new(StatusCode::BAD_REQUEST, "APIG.2011", message)
     }
 
     fn breach(breach: Breach) -> Self {
@@ -219,10 +220,10 @@ impl Store {
         if let Some(key) = key
             && others().any(|a| a.app_key.as_deref() == Some(key))
         {
-            // Assumed code: Huawei's error table has no entry for a taken AppKey.
+            // APIG.3310 "The AppKey already exists." (error code appendix).
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "APIG.3215",
+                "APIG.3310",
                 "The AppKey already exists",
             ));
         }
