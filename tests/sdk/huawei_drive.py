@@ -11,6 +11,7 @@ API's; prints a JSON summary for the Rust test.
 import datetime
 import json
 import sys
+import urllib.request
 
 import huaweicloudsdkcore.signer.signer as sdk_signer
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
@@ -156,6 +157,32 @@ def drive_signs(api, instance):
     return errors
 
 
+def queue_fault(endpoint, operation, kind):
+    """The conformance server's control route (not part of Huawei's API)."""
+    body = json.dumps({"operation": operation, "kind": kind}).encode()
+    request = urllib.request.Request(endpoint + "/_conformance/faults", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+def drive_faults(endpoint, api, instance):
+    """The fault answers parse as the SDK's errors: throttling and a 500."""
+    listing = ListAppsV2Request(instance_id=instance)
+    queue_fault(endpoint, "ListAppsV2", "throttled")
+    # The SDK's urllib3 retry policy takes any 429 itself and raises with
+    # error_code "429" without reading the body (exception_handler.py,
+    # process_retry_error): the body's APIGW.0308 never reaches SDK callers.
+    throttled = refused(lambda: api.list_apps_v2(listing), 429, "429")
+    queue_fault(endpoint, "ListAppsV2", "unavailable")
+    try:
+        api.list_apps_v2(listing)
+        raise AssertionError("expected a 500")
+    except exceptions.ServerResponseException as error:
+        assert error.status_code == 500 and error.error_code == "APIG.9999", str(error)
+        unavailable = {"status": error.status_code, "code": error.error_code, "msg": error.error_msg}
+    return {"throttled": throttled, "unavailable": unavailable}
+
+
 def drive(endpoint, ak, sk, project, instance):
     api = client(endpoint, ak, sk, project)
     shown = api.show_details_of_instance_v2(ShowDetailsOfInstanceV2Request(instance_id=instance))
@@ -165,6 +192,7 @@ def drive(endpoint, ak, sk, project, instance):
     errors.update(drive_signs(api, instance))
     errors["no_instance"] = refused(lambda: api.list_apps_v2(ListAppsV2Request(
         instance_id="f" * 32)), 404, "APIG.3030")
+    errors.update(drive_faults(endpoint, api, instance))
     return {"apps_created": len(created), "app_pages": pages, "errors": errors}
 
 
