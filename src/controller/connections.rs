@@ -18,8 +18,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, T
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::runtime::utils::PredicateConfig;
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, info};
 
@@ -149,7 +149,15 @@ pub async fn resolve(
             let connection = get(&api, kind, name).await?;
             let label = format!("GatewayConnection/{name}");
             let at = (namespace, true);
-            build(client, clients, label, &connection, view_of_namespaced(&connection), at).await
+            build(
+                client,
+                clients,
+                label,
+                &connection,
+                view_of_namespaced(&connection),
+                at,
+            )
+            .await
         }
         ConnectionKind::ClusterGatewayConnection => {
             let api: Api<ClusterGatewayConnection> = Api::all(client.clone());
@@ -162,7 +170,15 @@ pub async fn resolve(
                     "keysmith does not know its own namespace (set --record-key-secret or POD_NAMESPACE)",
                 )
             })?;
-            build(client, clients, label, &connection, view_of_cluster(&connection), (own, false)).await
+            build(
+                client,
+                clients,
+                label,
+                &connection,
+                view_of_cluster(&connection),
+                (own, false),
+            )
+            .await
         }
     }
 }
@@ -248,7 +264,10 @@ async fn build<K: Resource>(
     let secret = secrets.get_opt(&reference.name).await.map_err(|e| {
         Problem::new(
             "ConnectionNotReady",
-            format!("reading credentials Secret {secret_namespace}/{}: {e}", reference.name),
+            format!(
+                "reading credentials Secret {secret_namespace}/{}: {e}",
+                reference.name
+            ),
         )
     })?;
     let secret = secret.ok_or_else(|| {
@@ -274,13 +293,18 @@ async fn build<K: Resource>(
     let access_key = access_key(&secret, reference)?;
     let fingerprint = format!(
         "{}/{}",
-        connection.meta().resource_version.clone().unwrap_or_default(),
+        connection
+            .meta()
+            .resource_version
+            .clone()
+            .unwrap_or_default(),
         secret.resource_version().unwrap_or_default()
     );
     let settings = settings(&view, access_key)?;
     let provider = settings.provider;
     let client = clients.get_or_build(&label, fingerprint, || {
-        providers::Client::connect(&settings).map_err(|e| Problem::new("ConnectionNotReady", e.to_string()))
+        providers::Client::connect(&settings)
+            .map_err(|e| Problem::new("ConnectionNotReady", e.to_string()))
     })?;
     Ok(Resolved {
         label,
@@ -290,26 +314,42 @@ async fn build<K: Resource>(
 }
 
 fn opted_in(secret: &Secret) -> bool {
-    secret.annotations().get(annotations::ALLOW_SOURCE).map(String::as_str)
+    secret
+        .annotations()
+        .get(annotations::ALLOW_SOURCE)
+        .map(String::as_str)
         == Some(annotations::ALLOW_SOURCE_VALUE)
 }
 
 fn access_key(secret: &Secret, reference: &CredentialsRef) -> Result<AccessKey, Problem> {
     let read = |key: &str| -> Result<String, Problem> {
-        let value = secret.data.as_ref().and_then(|d| d.get(key)).ok_or_else(|| {
-            Problem::new(
-                "ConnectionNotReady",
-                format!("spec.credentialsRef: Secret {} has no key {key}", reference.name),
-            )
-        })?;
+        let value = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .ok_or_else(|| {
+                Problem::new(
+                    "ConnectionNotReady",
+                    format!(
+                        "spec.credentialsRef: Secret {} has no key {key}",
+                        reference.name
+                    ),
+                )
+            })?;
         String::from_utf8(value.0.clone()).map_err(|_| {
             Problem::new(
                 "ConnectionNotReady",
-                format!("spec.credentialsRef: key {key} of Secret {} is not UTF-8", reference.name),
+                format!(
+                    "spec.credentialsRef: key {key} of Secret {} is not UTF-8",
+                    reference.name
+                ),
             )
         })
     };
-    let id_key = reference.access_key_id_key.as_deref().unwrap_or(ACCESS_KEY_ID_KEY);
+    let id_key = reference
+        .access_key_id_key
+        .as_deref()
+        .unwrap_or(ACCESS_KEY_ID_KEY);
     let secret_key = reference
         .access_key_secret_key
         .as_deref()
@@ -326,7 +366,8 @@ fn settings(view: &View<'_>, access_key: AccessKey) -> Result<providers::Connect
         GatewayProvider::HuaweiApig => Provider::HuaweiApig,
         GatewayProvider::AlibabaApiGateway => Provider::AlibabaApiGateway,
     };
-    if provider == Provider::HuaweiApig && (view.project_id.is_none() || view.instance_id.is_none()) {
+    if provider == Provider::HuaweiApig && (view.project_id.is_none() || view.instance_id.is_none())
+    {
         return Err(Problem::new(
             "ConnectionNotReady",
             "spec.projectId and spec.instanceId are required for HuaweiAPIG",
@@ -384,7 +425,10 @@ async fn check(resolved: Result<Resolved, Problem>) -> (bool, &'static str, Stri
         Ok(()) => (
             true,
             "Connected",
-            format!("{} answered a read-only call with these credentials", resolved.provider.label()),
+            format!(
+                "{} answered a read-only call with these credentials",
+                resolved.provider.label()
+            ),
         ),
         Err(e) => (false, reason_of(&e), e.to_string()),
     }
@@ -423,7 +467,11 @@ fn ready_condition(
     }
 }
 
-async fn write_status<K>(api: &Api<K>, object: &K, status: GatewayConnectionStatus) -> kube::Result<()>
+async fn write_status<K>(
+    api: &Api<K>,
+    object: &K,
+    status: GatewayConnectionStatus,
+) -> kube::Result<()>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -463,12 +511,21 @@ async fn reconcile_namespaced(
     .await;
     let outcome = check(resolved).await;
     let ready = outcome.0;
-    let previous = object.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let previous = object
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     let now = Timestamp::now();
     let status = GatewayConnectionStatus {
         last_check_time: Some(Time(now)),
         observed_generation: object.meta().generation,
-        conditions: vec![ready_condition(previous, outcome, object.meta().generation, now)],
+        conditions: vec![ready_condition(
+            previous,
+            outcome,
+            object.meta().generation,
+            now,
+        )],
     };
     let api: Api<GatewayConnection> = Api::namespaced(ctx.client.clone(), &namespace);
     write_status(&api, &object, status).await?;
@@ -481,15 +538,17 @@ async fn reconcile_cluster(
 ) -> Result<Action, kube::Error> {
     let label = format!("ClusterGatewayConnection/{}", object.name_any());
     let resolved = match ctx.own_namespace.as_deref() {
-        Some(own) => build(
-            &ctx.client,
-            &ctx.clients,
-            label,
-            &*object,
-            view_of_cluster(&object),
-            (own, false),
-        )
-        .await,
+        Some(own) => {
+            build(
+                &ctx.client,
+                &ctx.clients,
+                label,
+                &*object,
+                view_of_cluster(&object),
+                (own, false),
+            )
+            .await
+        }
         None => Err(Problem::new(
             "ConnectionNotReady",
             "keysmith does not know its own namespace (set --record-key-secret or POD_NAMESPACE)",
@@ -497,12 +556,21 @@ async fn reconcile_cluster(
     };
     let outcome = check(resolved).await;
     let ready = outcome.0;
-    let previous = object.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let previous = object
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     let now = Timestamp::now();
     let status = GatewayConnectionStatus {
         last_check_time: Some(Time(now)),
         observed_generation: object.meta().generation,
-        conditions: vec![ready_condition(previous, outcome, object.meta().generation, now)],
+        conditions: vec![ready_condition(
+            previous,
+            outcome,
+            object.meta().generation,
+            now,
+        )],
     };
     let api: Api<ClusterGatewayConnection> = Api::all(ctx.client.clone());
     write_status(&api, &object, status).await?;

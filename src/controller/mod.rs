@@ -15,6 +15,7 @@
 //!   [`backoff`]: how long a failing object waits.
 
 pub mod backoff;
+pub mod cloud;
 pub mod connections;
 pub mod context;
 pub mod echo;
@@ -122,7 +123,10 @@ pub async fn run(
         secret_names: Mutex::new(SecretNames::default()),
         record_key: options.record_key.clone(),
         gateway_clients: Arc::default(),
-        own_namespace: options.record_key_secret.as_ref().map(|s| s.namespace.clone()),
+        own_namespace: options
+            .record_key_secret
+            .as_ref()
+            .map(|s| s.namespace.clone()),
     });
     let connections = connections::run(
         Arc::new(connections::ConnectionContext {

@@ -85,11 +85,65 @@ where
     if !plan.gateway.is_empty() && engine::gateway::needs_others(&seen.intent) {
         plan = with_gateway_others(&mut seen, ctx).await?;
     }
-    let applied = apply_secret(&object, ctx, &seen, plan).await?;
+    let mut applied = apply_secret(&object, ctx, &seen, plan).await?;
+    let synced = sync_cloud(&object, ctx, &seen, &mut applied).await;
     let rollout = rollout::roll_out(&*object, ctx, &seen.namespace, &applied, seen.now).await;
     status::apply_status(ctx, &object, &seen.intent, &applied, &rollout, seen.now).await?;
+    if let Some(synced) = &synced
+        && let Err(error) = super::cloud::write_status(ctx, &object, synced, seen.now).await
+    {
+        warn!(%error, "writing status.gateway failed; the next pass writes it");
+    }
     emit(&*object, ctx, &seen, &applied).await;
-    Ok(next_action(applied.plan(), &rollout))
+    let retry_sync = synced.is_some_and(|s| s.transient);
+    Ok(match retry_sync {
+        true => Action::requeue(CLOUD_RETRY),
+        false => next_action(applied.plan(), &rollout),
+    })
+}
+
+/// How soon a sync that failed for a reason that may pass is tried again.
+const CLOUD_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Step 3b, with `spec.connectionRef`: the cloud gateway sync; Ready waits
+/// for it (SPEC §11.2: Ready means the Secret and the gateway both hold the
+/// current revision).
+async fn sync_cloud<K>(
+    object: &Arc<K>,
+    ctx: &KindContext<K>,
+    seen: &Observation,
+    applied: &mut SecretInPlace,
+) -> Option<super::cloud::Synced>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let key = &seen.intent.secret_data_key;
+    let written = applied
+        .plan()
+        .secret
+        .as_ref()
+        .and_then(|s| s.data.get(key).cloned());
+    let found = || {
+        seen.secret
+            .as_ref()
+            .and_then(|s| s.data.get(key).cloned().flatten())
+    };
+    let value = written.or_else(found);
+    let plan = applied.plan();
+    let synced = super::cloud::sync(
+        ctx,
+        &**object,
+        &seen.namespace,
+        &seen.intent,
+        plan,
+        value.as_deref(),
+        seen.now,
+    )
+    .await?;
+    if !synced.ok {
+        applied.hold_ready(synced.reason, &synced.message);
+    }
+    Some(synced)
 }
 
 /// Step 1: read what the pass decides on.

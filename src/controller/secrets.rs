@@ -40,6 +40,17 @@ impl SecretInPlace {
     pub fn written_version(&self) -> Option<&str> {
         self.written.as_deref()
     }
+
+    /// Ready waits for something after the Secret (the cloud gateway sync):
+    /// a Ready plan becomes not Ready with this reason; one already not
+    /// Ready keeps its own reason.
+    pub fn hold_ready(&mut self, reason: crate::api::Reason, message: &str) {
+        if self.plan.readiness.ready {
+            self.plan.readiness.ready = false;
+            self.plan.readiness.reason = reason;
+            self.plan.readiness.message = message.to_string();
+        }
+    }
 }
 
 /// Where to read a Secret from.

@@ -343,6 +343,7 @@ pub trait GatewayApi: Send + Sync {
 /// controller holds (the trait's async methods are not object-safe).
 #[derive(Clone)]
 pub enum Client {
+    Huawei(huawei::client::HuaweiClient),
     Alibaba(alibaba::AlibabaClient),
 }
 
@@ -350,6 +351,7 @@ pub enum Client {
 macro_rules! each_provider {
     ($client:expr, $inner:ident => $call:expr) => {
         match $client {
+            Client::Huawei($inner) => $call,
             Client::Alibaba($inner) => $call,
         }
     };
@@ -362,11 +364,9 @@ impl Client {
             Provider::AlibabaApiGateway => {
                 Ok(Client::Alibaba(alibaba::AlibabaClient::new(connection)?))
             }
-            Provider::HuaweiApig => Err(GatewayError::Unreachable {
-                provider: Provider::HuaweiApig.label(),
-                operation: "connect",
-                reason: "this build has no HuaweiAPIG client".into(),
-            }),
+            Provider::HuaweiApig => Ok(Client::Huawei(huawei::client::HuaweiClient::new(
+                connection,
+            )?)),
         }
     }
 }
@@ -376,6 +376,7 @@ impl Client {
     /// breach (parameter and rule) in words, if one is broken.
     pub fn check_app_rules(&self, app: &AppWrite) -> std::result::Result<(), String> {
         match self {
+            Client::Huawei(_) => huawei::rules::check_app(app).map_err(|b| b.to_string()),
             Client::Alibaba(_) => alibaba::rules::check_app(app).map_err(|b| b.to_string()),
         }
     }

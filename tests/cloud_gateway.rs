@@ -1,0 +1,385 @@
+//! keysmith registers its apps with the cloud API gateways (SPEC §11), on
+//! the real control plane, against the conformance servers (which the
+//! providers' official SDKs vouch for: tests/conformance_*.rs): a
+//! connection is Ready only with working credentials; a GatewayApp with
+//! `spec.connectionRef` is created at the gateway with the Secret's
+//! credential, a reset reaches the gateway, Ready waits for the gateway, and
+//! a cluster connection serves only the namespaces it selects.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use keysmith::api::names::annotations;
+use keysmith::api::{ClusterGatewayConnection, GatewayApp, GatewayConnection};
+use keysmith::providers::{self, AccessKey, GatewayApi, Limits, Provider, SecretValue};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use support::conformance::{self, ConformanceServer};
+use support::control_plane;
+use support::env::{Env, SETTLE};
+
+fn condition(app: &GatewayApp, type_: &str) -> Option<(String, String, String)> {
+    let c = app
+        .status
+        .as_ref()?
+        .rotation
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn synced_at(app: &GatewayApp, revision: i64) -> bool {
+    let status = app.status.as_ref();
+    condition(app, "Ready").is_some_and(|c| c.0 == "True")
+        && condition(app, "GatewaySynced").is_some_and(|c| c.0 == "True")
+        && status.and_then(|s| s.rotation.revision) == Some(revision)
+        && status
+            .and_then(|s| s.gateway.as_ref())
+            .and_then(|g| g.revision)
+            == Some(revision)
+}
+
+fn provider_of(server: &ConformanceServer) -> (&'static str, Provider) {
+    match server.provider {
+        "huawei" => ("HuaweiAPIG", Provider::HuaweiApig),
+        _ => ("AlibabaAPIGateway", Provider::AlibabaApiGateway),
+    }
+}
+
+/// keysmith's own client, to read what the server holds.
+fn reader(server: &ConformanceServer) -> providers::Client {
+    providers::Client::connect(&providers::Connection {
+        provider: provider_of(server).1,
+        endpoint: server.endpoint.clone(),
+        region: conformance::REGION.into(),
+        project_id: Some(conformance::PROJECT_ID.into()),
+        instance_id: Some(conformance::INSTANCE_ID.into()),
+        access_key: AccessKey {
+            id: conformance::ACCESS_KEY_ID.into(),
+            secret: SecretValue::new(conformance::ACCESS_KEY_SECRET),
+        },
+        ca_bundle: None,
+        limits: Limits::default(),
+    })
+    .expect("a client of the conformance server")
+}
+
+async fn credentials_secret(
+    env_client: &kube::Client,
+    ns: &str,
+    name: &str,
+    secret: &str,
+    opt_in: bool,
+) {
+    let secrets: Api<Secret> = Api::namespaced(env_client.clone(), ns);
+    let annotations = opt_in
+        .then(|| BTreeMap::from([(annotations::ALLOW_SOURCE.to_string(), "true".to_string())]));
+    let object = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            annotations,
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            (
+                "accessKeyId".to_string(),
+                ByteString(conformance::ACCESS_KEY_ID.into()),
+            ),
+            (
+                "accessKeySecret".to_string(),
+                ByteString(secret.as_bytes().to_vec()),
+            ),
+        ])),
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+}
+
+fn connection_spec(server: &ConformanceServer, credentials: &str) -> serde_json::Value {
+    json!({
+        "provider": provider_of(server).0,
+        "endpoint": server.endpoint,
+        "region": conformance::REGION,
+        "projectId": conformance::PROJECT_ID,
+        "instanceId": conformance::INSTANCE_ID,
+        "credentialsRef": {"name": credentials},
+    })
+}
+
+async fn apply_connection(env: &Env, name: &str, spec: serde_json::Value) {
+    let api: Api<GatewayConnection> = Api::namespaced(env.client.clone(), &env.ns);
+    let object = json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayConnection",
+                        "metadata": {"name": name}, "spec": spec});
+    api.patch(
+        name,
+        &PatchParams::apply("keysmith-tests"),
+        &Patch::Apply(&object),
+    )
+    .await
+    .unwrap();
+}
+
+async fn wait_connection(env: &Env, name: &str, want: &str) -> (String, String) {
+    let api: Api<GatewayConnection> = Api::namespaced(env.client.clone(), &env.ns);
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let found = api.get(name).await.unwrap();
+        let ready = found
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
+        if let Some((status, reason, message)) = ready
+            && status == want
+        {
+            return (reason, message);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connection {name} never Ready={want}: {:?}\n{}",
+            found.status,
+            support::env::tail(&env.operator.logs())
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+async fn app_secret(env: &Env, name: &str) -> (String, String) {
+    let secret = env.secrets().get(name).await.unwrap();
+    let data = secret.data.unwrap();
+    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+    (text("app_key"), text("app_secret"))
+}
+
+/// The whole journey at one provider.
+async fn journey(provider: &'static str) {
+    let server = ConformanceServer::start(provider);
+    let env = Env::new(&format!("cloud-{provider}")).await;
+    credentials_secret(
+        &env.client,
+        &env.ns,
+        "gw-credentials",
+        conformance::ACCESS_KEY_SECRET,
+        true,
+    )
+    .await;
+    credentials_secret(
+        &env.client,
+        &env.ns,
+        "gw-wrong",
+        "not-the-secret-0123456789",
+        true,
+    )
+    .await;
+
+    // Wrong credentials: not Ready, with the provider's refusal.
+    apply_connection(&env, "wrong", connection_spec(&server, "gw-wrong")).await;
+    let (reason, message) = wait_connection(&env, "wrong", "False").await;
+    assert_eq!(reason, "InvalidCredentials", "{message}");
+    assert!(!message.contains("not-the-secret"), "{message}");
+
+    apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
+    let (reason, _) = wait_connection(&env, "gw", "True").await;
+    assert_eq!(reason, "Connected");
+
+    // Created at the gateway with the Secret's credential.
+    env.create_app(
+        "orders",
+        json!({"appName": "orders_app", "remark": "r1", "connectionRef": {"name": "gw"}}),
+    )
+    .await;
+    let app = env.wait_app("orders", "synced", |a| synced_at(a, 1)).await;
+    let (key, secret) = app_secret(&env, "orders").await;
+    let remote = reader(&server)
+        .find_app("orders_app")
+        .await
+        .unwrap()
+        .expect("the app at the gateway");
+    assert_eq!(
+        Some(remote.id.as_str()),
+        app.status
+            .as_ref()
+            .unwrap()
+            .gateway
+            .as_ref()
+            .unwrap()
+            .id
+            .as_deref()
+    );
+    assert_eq!(remote.remark, "r1");
+    assert!(remote.keys.iter().any(|p| p.key == key && p.secret.as_ref().map(|s| s.expose()) == Some(secret.as_str())), "the gateway holds the Secret's credential");
+
+    // A reset reaches the gateway.
+    env.reset("orders", "r2").await;
+    env.wait_app("orders", "reset synced", |a| synced_at(a, 2))
+        .await;
+    let (key2, secret2) = app_secret(&env, "orders").await;
+    assert_ne!(secret2, secret);
+    let remote = reader(&server)
+        .find_app("orders_app")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        remote
+            .keys
+            .iter()
+            .any(|p| p.key == key2
+                && p.secret.as_ref().map(|s| s.expose()) == Some(secret2.as_str())),
+        "the gateway holds the reset credential"
+    );
+
+    // A remark change is pushed.
+    env.create_app("orders", json!({"appName": "orders_app", "remark": "r2", "connectionRef": {"name": "gw"}, "resetRequest": "r2"})).await;
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while reader(&server)
+        .find_app("orders_app")
+        .await
+        .unwrap()
+        .unwrap()
+        .remark
+        != "r2"
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "remark never pushed\n{}",
+            support::env::tail(&env.operator.logs())
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // An app of the same name made by someone else is not taken over.
+    let foreign = providers::AppWrite {
+        name: "taken_app".into(),
+        remark: String::new(),
+        key: "foreignkey0123456".into(),
+        secret: SecretValue::new("ForeignSecret0123456789"),
+    };
+    reader(&server).create_app(&foreign).await.unwrap();
+    env.create_app(
+        "taken",
+        json!({"appName": "taken_app", "connectionRef": {"name": "gw"}}),
+    )
+    .await;
+    let app = env
+        .wait_app("taken", "refused", |a| {
+            condition(a, "Ready").is_some_and(|c| c.1 == "GatewayConflict")
+        })
+        .await;
+    assert!(
+        condition(&app, "Ready")
+            .unwrap()
+            .2
+            .contains(annotations::ADOPT_GATEWAY_APP)
+    );
+    let still = reader(&server)
+        .find_app("taken_app")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        still.keys.iter().any(|p| p.key == "foreignkey0123456"),
+        "the other app was not touched"
+    );
+
+    // No credential in the operator's log.
+    let logs = env.operator.logs();
+    for value in [
+        &secret,
+        &secret2,
+        &conformance::ACCESS_KEY_SECRET.to_string(),
+    ] {
+        assert!(
+            !logs.contains(value.as_str()),
+            "a credential reached the log"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_app_lives_at_alibaba_api_gateway_as_in_its_secret() {
+    if control_plane::skipped() {
+        return;
+    }
+    journey("alibaba").await;
+}
+
+#[tokio::test]
+async fn an_app_lives_at_huawei_apig_as_in_its_secret() {
+    if control_plane::skipped() {
+        return;
+    }
+    journey("huawei").await;
+}
+
+#[tokio::test]
+async fn a_cluster_connection_serves_only_the_namespaces_it_selects() {
+    if control_plane::skipped() {
+        return;
+    }
+    let server = ConformanceServer::start("alibaba");
+    let env = Env::new("cloud-cluster").await;
+    // keysmith's own namespace in the tests is `default` (no POD_NAMESPACE).
+    credentials_secret(
+        &env.client,
+        "default",
+        &format!("{}-cred", env.ns),
+        conformance::ACCESS_KEY_SECRET,
+        false,
+    )
+    .await;
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    namespaces
+        .patch(
+            &env.ns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"gateway-access": "yes"}}})),
+        )
+        .await
+        .unwrap();
+    let api: Api<ClusterGatewayConnection> = Api::all(env.client.clone());
+    for (name, selector) in [
+        (
+            format!("{}-allowed", env.ns),
+            json!({"matchLabels": {"gateway-access": "yes"}}),
+        ),
+        (
+            format!("{}-refused", env.ns),
+            json!({"matchLabels": {"gateway-access": "never"}}),
+        ),
+    ] {
+        let mut spec = connection_spec(&server, &format!("{}-cred", env.ns));
+        spec["namespaceSelector"] = selector;
+        let object = json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "ClusterGatewayConnection",
+                            "metadata": {"name": name}, "spec": spec});
+        api.patch(
+            &name,
+            &PatchParams::apply("keysmith-tests"),
+            &Patch::Apply(&object),
+        )
+        .await
+        .unwrap();
+    }
+    env.create_app("allowed", json!({"appName": "allowed_app", "connectionRef": {"kind": "ClusterGatewayConnection", "name": format!("{}-allowed", env.ns)}})).await;
+    env.create_app("refused", json!({"appName": "refused_app", "connectionRef": {"kind": "ClusterGatewayConnection", "name": format!("{}-refused", env.ns)}})).await;
+    env.wait_app("allowed", "synced", |a| synced_at(a, 1)).await;
+    env.wait_app("refused", "not allowed", |a| {
+        condition(a, "Ready").is_some_and(|c| c.0 == "False" && c.1 == "ConnectionNotAllowed")
+    })
+    .await;
+    assert!(
+        reader(&server)
+            .find_app("refused_app")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
