@@ -49,6 +49,8 @@ fn crds_command_matches_the_committed_crds() {
     for name in [
         "gatewayapps.keysmith.dev.yaml",
         "signaturekeys.keysmith.dev.yaml",
+        "gatewayconnections.keysmith.dev.yaml",
+        "clustergatewayconnections.keysmith.dev.yaml",
     ] {
         committed.push_str(&std::fs::read_to_string(dir.join(name)).unwrap_or_default());
     }
@@ -87,7 +89,7 @@ fn crds_carry_no_schema_defaults() {
     }
     let text = stdout(&keysmith(&["crds"]));
     let documents = keysmith::admission::manifest::parse_documents(&text).unwrap();
-    assert_eq!(documents.len(), 2);
+    assert_eq!(documents.len(), 4);
     let mut found = Vec::new();
     for crd in &documents {
         find_default(crd, "", &mut found);
@@ -103,10 +105,23 @@ fn crds_have_names_columns_and_status_subresource() {
         .iter()
         .map(|d| d["spec"]["names"]["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["GatewayApp", "SignatureKey"]);
+    assert_eq!(
+        names,
+        [
+            "GatewayApp",
+            "SignatureKey",
+            "GatewayConnection",
+            "ClusterGatewayConnection"
+        ]
+    );
     for crd in &documents {
+        let kind = crd["spec"]["names"]["kind"].as_str().unwrap();
+        let scope = match kind {
+            "ClusterGatewayConnection" => "Cluster",
+            _ => "Namespaced",
+        };
         assert_eq!(crd["spec"]["group"], "keysmith.dev");
-        assert_eq!(crd["spec"]["scope"], "Namespaced");
+        assert_eq!(crd["spec"]["scope"], scope);
         assert_eq!(crd["spec"]["names"]["categories"][0], "keysmith");
         let version = &crd["spec"]["versions"][0];
         assert_eq!(version["name"], "v1alpha1");
@@ -117,10 +132,13 @@ fn crds_have_names_columns_and_status_subresource() {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
+        let rotating = !kind.ends_with("Connection");
         assert!(
             columns.contains(&"Ready")
-                && columns.contains(&"Next Rotation")
-                && columns.contains(&"Age")
+                && (columns.contains(&"Next Rotation") || !rotating)
+                && (columns.contains(&"Provider") || rotating)
+                && columns.contains(&"Age"),
+            "{kind}: {columns:?}"
         );
     }
     assert_eq!(
@@ -130,6 +148,14 @@ fn crds_have_names_columns_and_status_subresource() {
     assert_eq!(
         documents[1]["spec"]["names"]["shortNames"],
         serde_json::json!(["sigkey", "sigkeys"])
+    );
+    assert_eq!(
+        documents[2]["spec"]["names"]["shortNames"],
+        serde_json::json!(["gwconn"])
+    );
+    assert_eq!(
+        documents[3]["spec"]["names"]["shortNames"],
+        serde_json::json!(["cgwconn"])
     );
 }
 

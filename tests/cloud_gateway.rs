@@ -290,6 +290,49 @@ async fn journey(provider: &'static str) {
         "the other app was not touched"
     );
 
+    // Deleted with deletionPolicy Delete: the app goes from the gateway
+    // first (the finalizer); with Retain it stays.
+    env.create_app("kept", json!({"appName": "kept_app", "connectionRef": {"name": "gw"}, "secret": {"deletionPolicy": "Retain"}})).await;
+    env.wait_app("kept", "synced", |a| synced_at(a, 1)).await;
+    assert!(
+        env.app("kept").await.metadata.finalizers.is_none(),
+        "Retain needs no finalizer"
+    );
+    let app = env.app("orders").await;
+    assert_eq!(
+        app.metadata.finalizers.as_deref(),
+        Some(&["keysmith.dev/gateway-cleanup".to_string()][..])
+    );
+    for name in ["orders", "kept"] {
+        env.apps().delete(name, &Default::default()).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while env.apps().get_opt("orders").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "orders never went\n{}",
+            support::env::tail(&env.operator.logs())
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        reader(&server)
+            .find_app("orders_app")
+            .await
+            .unwrap()
+            .is_none(),
+        "Delete removes the app at the gateway"
+    );
+    assert!(
+        reader(&server)
+            .find_app("kept_app")
+            .await
+            .unwrap()
+            .is_some(),
+        "Retain keeps the app at the gateway"
+    );
+    env.wait_event("orders", "GatewayCleanedUp").await;
+
     // No credential in the operator's log.
     let logs = env.operator.logs();
     for value in [
@@ -382,4 +425,101 @@ async fn a_cluster_connection_serves_only_the_namespaces_it_selects() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn alibaba_overlaps_at_the_gateway_with_a_second_key_pair() {
+    if control_plane::skipped() {
+        return;
+    }
+    let server = ConformanceServer::start("alibaba");
+    let env = Env::new("cloud-overlap").await;
+    credentials_secret(
+        &env.client,
+        &env.ns,
+        "gw-credentials",
+        conformance::ACCESS_KEY_SECRET,
+        true,
+    )
+    .await;
+    apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
+    env.create_app(
+        "rotating",
+        json!({"appName": "rotating_app", "connectionRef": {"name": "gw"},
+               "rotation": {"keepPrevious": "1h", "rotateAppKey": true}}),
+    )
+    .await;
+    env.wait_app("rotating", "synced", |a| synced_at(a, 1))
+        .await;
+    let (old_key, old_secret) = app_secret(&env, "rotating").await;
+    env.reset("rotating", "r2").await;
+    let app = env
+        .wait_app("rotating", "reset synced", |a| synced_at(a, 2))
+        .await;
+    let (new_key, new_secret) = app_secret(&env, "rotating").await;
+    assert_ne!(new_key, old_key);
+    let gateway = app.status.as_ref().unwrap().gateway.as_ref().unwrap();
+    assert_eq!(gateway.previous_key.as_deref(), Some(old_key.as_str()));
+    // Both pairs work at the gateway during the overlap.
+    let remote = reader(&server)
+        .find_app("rotating_app")
+        .await
+        .unwrap()
+        .unwrap();
+    let holds = |key: &str, secret: &str| {
+        remote
+            .keys
+            .iter()
+            .any(|p| p.key == key && p.secret.as_ref().map(|s| s.expose()) == Some(secret))
+    };
+    assert!(
+        holds(&old_key, &old_secret),
+        "the previous pair stays for the overlap"
+    );
+    assert!(holds(&new_key, &new_secret), "the new pair is there");
+    assert_eq!(remote.keys.len(), 2);
+}
+
+#[tokio::test]
+async fn a_namespace_with_synced_apps_is_deleted() {
+    if control_plane::skipped() {
+        return;
+    }
+    let server = ConformanceServer::start("huawei");
+    let env = Env::new("cloud-nsdel").await;
+    credentials_secret(
+        &env.client,
+        &env.ns,
+        "gw-credentials",
+        conformance::ACCESS_KEY_SECRET,
+        true,
+    )
+    .await;
+    apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
+    for i in 0..3 {
+        env.create_app(
+            &format!("app{i}"),
+            json!({"appName": format!("ns_app_{i}"), "connectionRef": {"name": "gw"}}),
+        )
+        .await;
+    }
+    for i in 0..3 {
+        env.wait_app(&format!("app{i}"), "synced", |a| synced_at(a, 1))
+            .await;
+    }
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    namespaces
+        .delete(&env.ns, &Default::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while namespaces.get_opt(&env.ns).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "namespace {} never went\n{}",
+            env.ns,
+            support::env::tail(&env.operator.logs())
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }

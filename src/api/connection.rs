@@ -175,6 +175,7 @@ pub struct GatewayConnectionStatus {
     /// When the last read-only check ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check_time: Option<Time>,
+    /// The metadata.generation the last check used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`: the credentials work against the endpoint; otherwise the
@@ -201,6 +202,7 @@ pub struct ConnectionRef {
     /// `GatewayConnection` (default; same namespace) or `ClusterGatewayConnection`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ConnectionKind>,
+    /// The connection's name.
     pub name: String,
 }
 

@@ -9,6 +9,10 @@
 pub const FIELD_MANAGER: &str = "keysmith";
 
 /// Labels keysmith puts on its Secrets.
+/// The finalizer on a resource with `spec.connectionRef` and deletionPolicy
+/// Delete: the app (or signature key) at the cloud gateway goes first.
+pub const GATEWAY_CLEANUP_FINALIZER: &str = "keysmith.dev/gateway-cleanup";
+
 pub mod labels {
     /// On every Secret keysmith writes; also its watch selector.
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -54,6 +58,9 @@ pub mod annotations {
     /// On a resource with `spec.connectionRef`: take over an app of the same
     /// name that already exists at the cloud gateway (SPEC §11.2).
     pub const ADOPT_GATEWAY_APP: &str = "keysmith.dev/adopt-gateway-app";
+    /// On a resource being deleted, `"true"`: release the gateway cleanup
+    /// finalizer without removing the app at the gateway.
+    pub const SKIP_GATEWAY_CLEANUP: &str = "keysmith.dev/skip-gateway-cleanup";
     /// The value of [`ALLOW_SOURCE`] that opts in.
     pub const ALLOW_SOURCE_VALUE: &str = "true";
 
@@ -289,10 +296,16 @@ pub enum Reason {
     ConnectionNotReady,
     /// A ClusterGatewayConnection does not serve this namespace.
     ConnectionNotAllowed,
+    /// Event: the gateway no longer held what keysmith pushed; pushed again.
+    GatewayDrift,
+    /// Event: the app was removed from the gateway before the resource went.
+    GatewayCleanedUp,
+    /// Event: the resource went without removing the app at the gateway.
+    GatewayCleanupSkipped,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 23] = [
+    pub const ALL: [Reason; 26] = [
         Reason::Issued,
         Reason::Rotated,
         Reason::Reset,
@@ -316,6 +329,9 @@ impl Reason {
         Reason::GatewayRejected,
         Reason::ConnectionNotReady,
         Reason::ConnectionNotAllowed,
+        Reason::GatewayDrift,
+        Reason::GatewayCleanedUp,
+        Reason::GatewayCleanupSkipped,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -343,6 +359,9 @@ impl Reason {
             Reason::GatewayRejected => "GatewayRejected",
             Reason::ConnectionNotReady => "ConnectionNotReady",
             Reason::ConnectionNotAllowed => "ConnectionNotAllowed",
+            Reason::GatewayDrift => "GatewayDrift",
+            Reason::GatewayCleanedUp => "GatewayCleanedUp",
+            Reason::GatewayCleanupSkipped => "GatewayCleanupSkipped",
         }
     }
 

@@ -26,9 +26,9 @@ use tracing::{debug, info};
 
 use super::connections::{self, Problem};
 use super::context::KindContext;
-use crate::api::names::annotations;
+use crate::api::names::{GATEWAY_CLEANUP_FINALIZER, annotations};
 use crate::api::{CloudGatewayStatus, ConditionType, Reason};
-use crate::engine::{Intent, Plan};
+use crate::engine::{Intent, Plan, PlannedEvent, Severity};
 use crate::kinds::{CloudSync, CredentialKind};
 use crate::providers::{AppWrite, GatewayApi, GatewayError, RemoteApp, SecretValue};
 
@@ -44,6 +44,8 @@ pub struct Synced {
     pub message: String,
     /// Retry soon: the failure may pass on its own.
     pub transient: bool,
+    /// What to tell about this pass (a push, a failure).
+    pub events: Vec<PlannedEvent>,
 }
 
 /// Runs the sync for `object` when it asks for one; `None` otherwise.
@@ -101,13 +103,42 @@ where
         let message = format!("the gateway's own rules refuse this app: {breach}");
         return Some(failed(status, Reason::GatewayRejected, message, false));
     }
-    let _ = intent;
-    let outcome = push(&resolved.client, &sync, &mut status, &want, revision).await;
+    let overlap = Overlap {
+        keep: intent.keep_previous.is_some_and(|d| !d.is_zero())
+            && resolved.client.holds_several_keys(),
+        previous_until: state.previous_expiry_time.filter(|t| *t > now),
+    };
+    if let Err(e) = ensure_finalizer(ctx, object, intent.owned).await {
+        let message = format!("adding the gateway cleanup finalizer: {e}");
+        return Some(failed(status, Reason::GatewaySyncFailed, message, true));
+    }
+    let before = status.clone();
+    let outcome = push(
+        &resolved.client,
+        &sync,
+        &mut status,
+        &want,
+        revision,
+        &overlap,
+    )
+    .await;
     Some(match outcome {
         Ok(()) => {
-            status.last_sync_time = Some(Time(now));
+            let pushed = status != before;
+            if pushed {
+                status.last_sync_time = Some(Time(now));
+            }
+            let message = format!("{} holds revision {revision}", resolved.label);
             Synced {
-                message: format!("{} holds revision {revision}", resolved.label),
+                events: pushed
+                    .then(|| PlannedEvent {
+                        severity: Severity::Normal,
+                        reason: Reason::GatewaySynced,
+                        note: message.clone(),
+                    })
+                    .into_iter()
+                    .collect(),
+                message,
                 status,
                 ok: true,
                 reason: Reason::GatewaySynced,
@@ -125,6 +156,15 @@ where
             failed(status, reason, error.to_string(), transient)
         }
     })
+}
+
+/// Overlap at the gateway: where an app holds several key pairs and the
+/// resource keeps its previous credential, a new AppKey is added beside the
+/// old pair, and the old pair goes when the overlap ends.
+struct Overlap {
+    keep: bool,
+    /// The kept previous credential's expiry, while it is still ahead.
+    previous_until: Option<Timestamp>,
 }
 
 enum Failure {
@@ -146,6 +186,7 @@ async fn push<G: GatewayApi>(
     status: &mut CloudGatewayStatus,
     want: &AppWrite,
     revision: i64,
+    overlap: &Overlap,
 ) -> Result<(), Failure> {
     let attributes = digest(&want.name, &want.remark);
     let Some(id) = status.id.clone() else {
@@ -154,13 +195,18 @@ async fn push<G: GatewayApi>(
         return Ok(());
     };
     if status.revision != Some(revision) || status.key.as_deref() != Some(want.key.as_str()) {
-        let current = status.key.clone().unwrap_or_else(|| want.key.clone());
-        gateway
-            .reset_secret(&id, &current, &want.key, &want.secret)
-            .await?;
-        info!(id, revision, "gateway app credentials pushed");
+        push_credential(gateway, &id, status, want, overlap).await?;
         status.revision = Some(revision);
-        status.key = Some(want.key.clone());
+    }
+    if let Some(previous) = status.previous_key.clone()
+        && overlap.previous_until.is_none()
+    {
+        remove_pair(gateway, &id, &previous).await?;
+        info!(
+            id,
+            "the previous key pair left the gateway: the overlap ended"
+        );
+        status.previous_key = None;
     }
     if status.attributes.as_deref() != Some(attributes.as_str()) {
         gateway.update_app(&id, want).await?;
@@ -168,6 +214,60 @@ async fn push<G: GatewayApi>(
         status.attributes = Some(attributes);
     }
     Ok(())
+}
+
+/// A new credential: beside the old pair when overlapping with a new AppKey,
+/// else in place of it.
+async fn push_credential<G: GatewayApi>(
+    gateway: &G,
+    id: &str,
+    status: &mut CloudGatewayStatus,
+    want: &AppWrite,
+    overlap: &Overlap,
+) -> Result<(), Failure> {
+    let current = status.key.clone().unwrap_or_else(|| want.key.clone());
+    let new_key = current != want.key;
+    if overlap.keep && new_key && overlap.previous_until.is_some() {
+        // An earlier overlap's pair goes first: an app keeps two at most.
+        if let Some(older) = status.previous_key.take() {
+            remove_pair(gateway, id, &older).await?;
+        }
+        match gateway.add_key(id, &want.key, &want.secret).await {
+            Ok(()) => {}
+            // Perhaps added by a call whose answer was lost: ours only if
+            // our app holds the pair now.
+            Err(GatewayError::Rejected { code, .. }) if code.contains("Repeated") => {
+                let app = gateway.find_app(&want.name).await?;
+                if !app.is_some_and(|a| a.id == id && holds(&a, want)) {
+                    return Err(Failure::Conflict(format!(
+                        "the gateway refused AppKey {}: another app holds it",
+                        want.key
+                    )));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        status.previous_key = Some(current);
+        info!(
+            id,
+            "new key pair added beside the previous one for the overlap"
+        );
+    } else {
+        gateway
+            .reset_secret(id, &current, &want.key, &want.secret)
+            .await?;
+        info!(id, "gateway app credentials pushed");
+    }
+    status.key = Some(want.key.clone());
+    Ok(())
+}
+
+/// Removes a key pair; one already gone is fine.
+async fn remove_pair<G: GatewayApi>(gateway: &G, id: &str, key: &str) -> Result<(), Failure> {
+    match gateway.remove_key(id, key).await {
+        Ok(()) | Err(GatewayError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// No app recorded yet: the one of this name if it is ours (an earlier
@@ -244,6 +344,11 @@ fn digest(name: &str, remark: &str) -> String {
 
 fn failed(status: CloudGatewayStatus, reason: Reason, message: String, transient: bool) -> Synced {
     Synced {
+        events: vec![PlannedEvent {
+            severity: Severity::Warning,
+            reason,
+            note: message.clone(),
+        }],
         status,
         ok: false,
         reason,
@@ -259,6 +364,239 @@ fn connection_problem(status: CloudGatewayStatus, problem: Problem) -> Synced {
     };
     failed(status, reason, problem.message, true)
 }
+
+/// Adds the gateway cleanup finalizer to a resource whose deletion policy
+/// is Delete (before anything exists at the gateway), removes it from one
+/// whose policy became Retain. Not kube-runtime's `finalizer` helper: that
+/// one puts its finalizer on every object of the kind, and only resources
+/// with `spec.connectionRef` may need one (an extra write for every other
+/// resource, and on upgrade, would break SPEC §5 and §8).
+async fn ensure_finalizer<K>(ctx: &KindContext<K>, object: &K, wanted: bool) -> kube::Result<()>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let finalizers = object.finalizers();
+    let at = finalizers
+        .iter()
+        .position(|f| f == GATEWAY_CLEANUP_FINALIZER);
+    let patch = match (wanted, at) {
+        (true, None) if finalizers.is_empty() => json_patch(serde_json::json!([
+            {"op": "add", "path": "/metadata/finalizers", "value": [GATEWAY_CLEANUP_FINALIZER]}
+        ])),
+        (true, None) => json_patch(serde_json::json!([
+            {"op": "add", "path": "/metadata/finalizers/-", "value": GATEWAY_CLEANUP_FINALIZER}
+        ])),
+        (false, Some(i)) => remove_at(i),
+        _ => return Ok(()),
+    };
+    let namespace = object.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
+    api.patch(&object.name_any(), &PatchParams::default(), &patch)
+        .await
+        .map(|_| ())
+}
+
+fn json_patch(value: serde_json::Value) -> Patch<()> {
+    Patch::Json(serde_json::from_value(value).unwrap_or_else(|_| json_patch_empty()))
+}
+
+fn json_patch_empty() -> json_patch::Patch {
+    json_patch::Patch(Vec::new())
+}
+
+/// Removes the finalizer at index `i`, only if it is still there.
+fn remove_at(i: usize) -> Patch<()> {
+    json_patch(serde_json::json!([
+        {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": GATEWAY_CLEANUP_FINALIZER},
+        {"op": "remove", "path": format!("/metadata/finalizers/{i}")}
+    ]))
+}
+
+/// A resource being deleted that carries the cleanup finalizer: remove its
+/// app at the gateway, then the finalizer. The finalizer is released
+/// without a cleanup when asked (`keysmith.dev/skip-gateway-cleanup`) or
+/// when the connection or its credentials are gone (a namespace being
+/// deleted takes them first; nothing could ever clean up then). Otherwise a
+/// failure keeps it, with the reason in `status.gateway.cleanup`.
+pub async fn clean_up<K>(
+    ctx: &KindContext<K>,
+    object: &Arc<K>,
+) -> kube::Result<Option<std::time::Duration>>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let Some(at) = object
+        .finalizers()
+        .iter()
+        .position(|f| f == GATEWAY_CLEANUP_FINALIZER)
+    else {
+        return Ok(None);
+    };
+    let Some(sync) = object.cloud_sync() else {
+        return release(ctx, &**object, at, None).await;
+    };
+    let skip = object
+        .annotations()
+        .get(annotations::SKIP_GATEWAY_CLEANUP)
+        .is_some_and(|v| v == "true");
+    if skip {
+        let note = format!(
+            "{} was asked to leave app {} at the gateway",
+            annotations::SKIP_GATEWAY_CLEANUP,
+            sync.name
+        );
+        return release(
+            ctx,
+            &**object,
+            at,
+            Some((Reason::GatewayCleanupSkipped, note)),
+        )
+        .await;
+    }
+    let namespace = object.namespace().unwrap_or_default();
+    let shared = &ctx.shared;
+    let resolved = connections::resolve(
+        &shared.client,
+        &shared.gateway_clients,
+        shared.own_namespace.as_deref(),
+        &namespace,
+        &sync.reference,
+    )
+    .await;
+    let resolved = match resolved {
+        Ok(r) => r,
+        Err(problem)
+            if problem.reason == "ConnectionNotFound"
+                || problem.message.contains("credentialsRef") =>
+        {
+            let note = format!(
+                "app {} stays at the gateway: {}",
+                sync.name, problem.message
+            );
+            return release(
+                ctx,
+                &**object,
+                at,
+                Some((Reason::GatewayCleanupSkipped, note)),
+            )
+            .await;
+        }
+        Err(problem) => return hold(ctx, object, &sync, problem.message).await,
+    };
+    match delete_remote(&resolved.client, &sync).await {
+        Ok(()) => {
+            let note = format!("app {} removed from {}", sync.name, resolved.label);
+            release(ctx, &**object, at, Some((Reason::GatewayCleanedUp, note))).await
+        }
+        Err(error) => hold(ctx, object, &sync, error.to_string()).await,
+    }
+}
+
+/// Deletes the resource's app at the gateway: by its recorded id, or the
+/// app of its name that holds its key (a create whose answer was lost).
+async fn delete_remote<G: GatewayApi>(gateway: &G, sync: &CloudSync) -> Result<(), GatewayError> {
+    let id = match sync.status.id.clone() {
+        Some(id) => Some(id),
+        None => gateway
+            .find_app(&sync.name)
+            .await?
+            .filter(|app| {
+                let key = sync.status.key.as_deref();
+                app.keys.iter().any(|p| Some(p.key.as_str()) == key)
+            })
+            .map(|app| app.id),
+    };
+    match id {
+        None => Ok(()),
+        Some(id) => match gateway.delete_app(&id).await {
+            Ok(()) | Err(GatewayError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+async fn release<K>(
+    ctx: &KindContext<K>,
+    object: &K,
+    at: usize,
+    event: Option<(Reason, String)>,
+) -> kube::Result<Option<std::time::Duration>>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let namespace = object.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
+    api.patch(&object.name_any(), &PatchParams::default(), &remove_at(at))
+        .await?;
+    if let Some((reason, note)) = event {
+        let severity = match reason {
+            Reason::GatewayCleanedUp => Severity::Normal,
+            _ => Severity::Warning,
+        };
+        info!(
+            namespace,
+            name = object.name_any(),
+            reason = reason.as_str(),
+            "gateway cleanup finalizer released"
+        );
+        ctx.shared.events.emit(
+            object.object_ref(&()),
+            &[PlannedEvent {
+                severity,
+                reason,
+                note,
+            }],
+        );
+    }
+    Ok(None)
+}
+
+/// Keeps the finalizer and says why in `status.gateway.cleanup`.
+async fn hold<K>(
+    ctx: &KindContext<K>,
+    object: &Arc<K>,
+    sync: &CloudSync,
+    why: String,
+) -> kube::Result<Option<std::time::Duration>>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let mut status = sync.status.clone();
+    let message = format!(
+        "removing app {} from the gateway failed ({why}); retrying; annotate {}=true to leave it there",
+        sync.name,
+        annotations::SKIP_GATEWAY_CLEANUP
+    );
+    if status.cleanup.as_deref() != Some(message.as_str()) {
+        status.cleanup = Some(message.clone());
+        let namespace = object.namespace().unwrap_or_default();
+        let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
+        let patch = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "metadata": {"uid": object.meta().uid},
+            "status": {"gateway": status},
+        });
+        api.patch_status(
+            &object.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        ctx.shared.events.emit(
+            object.object_ref(&()),
+            &[PlannedEvent {
+                severity: Severity::Warning,
+                reason: Reason::GatewaySyncFailed,
+                note: message,
+            }],
+        );
+    }
+    Ok(Some(CLEANUP_RETRY))
+}
+
+/// How soon a failed cleanup is tried again.
+const CLEANUP_RETRY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Writes `status.gateway` and the `GatewaySynced` condition when they
 /// changed, under [`MANAGER`] (the status step owns everything else).

@@ -74,6 +74,9 @@ pub enum Error {
     ApplySecret(#[from] ApplySecretError),
     #[error(transparent)]
     ApplyStatus(#[from] ApplyStatusError),
+    /// Releasing or recording the cloud gateway cleanup of a deleted resource.
+    #[error("gateway cleanup: {0}")]
+    Cleanup(#[source] kube::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -95,6 +98,7 @@ impl Error {
             Error::ApplySecret(_) => "WriteSecret",
             Error::ApplyStatus(ApplyStatusError::Read { .. }) => "ReadObject",
             Error::ApplyStatus(ApplyStatusError::Write { .. }) => "WriteStatus",
+            Error::Cleanup(_) => "GatewayCleanup",
         }
     }
 
@@ -107,18 +111,20 @@ impl Error {
             | Error::ApplyStatus(
                 ApplyStatusError::Read { source, .. } | ApplyStatusError::Write { source, .. },
             ) => refused(source),
+            Error::Cleanup(source) => refused(source),
             Error::Plan(_) => false,
         }
     }
 
     /// Every value [`Error::metric_label`] can take (metrics start at 0 for each).
-    pub const METRIC_LABELS: [&'static str; 6] = [
+    pub const METRIC_LABELS: [&'static str; 7] = [
         "NoNamespace",
         "ReadSecret",
         "Generate",
         "WriteSecret",
         "ReadObject",
         "WriteStatus",
+        "GatewayCleanup",
     ];
 }
 

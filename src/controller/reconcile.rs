@@ -74,7 +74,12 @@ where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
     if object.meta().deletion_timestamp.is_some() {
-        return Ok(Action::await_change()); // owner references do the cleanup
+        // Owner references clean up the Secrets; the cloud gateway's app
+        // goes first where a finalizer asks for it.
+        let retry = super::cloud::clean_up(ctx, &object)
+            .await
+            .map_err(Error::Cleanup)?;
+        return Ok(retry.map_or_else(Action::await_change, Action::requeue));
     }
     // Decide on the cache's newest copy: the one this pass was handed may
     // predate a status an earlier pass wrote.
