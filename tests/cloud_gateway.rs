@@ -523,3 +523,107 @@ async fn a_namespace_with_synced_apps_is_deleted() {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test]
+async fn a_new_credential_reaches_the_gateway_before_the_secret() {
+    if control_plane::skipped() {
+        return;
+    }
+    let server = ConformanceServer::start("huawei");
+    let env = Env::new("cloud-pushfirst").await;
+    credentials_secret(
+        &env.client,
+        &env.ns,
+        "gw-credentials",
+        conformance::ACCESS_KEY_SECRET,
+        true,
+    )
+    .await;
+    apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
+    env.create_app(
+        "first",
+        json!({"appName": "first_app", "connectionRef": {"name": "gw"}}),
+    )
+    .await;
+    env.wait_app("first", "synced", |a| synced_at(a, 1)).await;
+    let (key, secret) = app_secret(&env, "first").await;
+
+    // The gateway refuses every reset for now: the Secret keeps the
+    // credential the gateway still accepts, the new one waits, fixed.
+    server
+        .control(
+            "POST",
+            "/_conformance/faults",
+            Some(
+                json!({"operation": "ResettingAppSecretV2", "kind": "unavailable", "times": 1000}),
+            ),
+        )
+        .await;
+    env.request_reset("first", "r2").await;
+    let app = env
+        .wait_app("first", "sync failing", |a| {
+            condition(a, "GatewaySynced").is_some_and(|c| c.0 == "False")
+        })
+        .await;
+    assert_eq!(
+        condition(&app, "GatewaySynced").unwrap().1,
+        "GatewaySyncFailed"
+    );
+    assert_eq!(
+        app.status.as_ref().unwrap().rotation.revision,
+        Some(1),
+        "no revision before the gateway has it"
+    );
+    let stored = env.secrets().get("first").await.unwrap();
+    let data = stored.data.clone().unwrap();
+    assert_eq!(
+        String::from_utf8(data["app_secret"].0.clone()).unwrap(),
+        secret,
+        "the Secret keeps the working credential"
+    );
+    assert!(
+        data.contains_key(".keysmith-pending"),
+        "the new credential is fixed in the Secret"
+    );
+    let remote = reader(&server)
+        .find_app("first_app")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(remote.keys.iter().any(|p| p.key == key && p.secret.as_ref().map(|s| s.expose()) == Some(secret.as_str())));
+
+    // Several failed passes later the gateway takes it: the one fixed value.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    let pending_before =
+        env.secrets().get("first").await.unwrap().data.unwrap()[".keysmith-pending"].clone();
+    server.control("DELETE", "/_conformance/faults", None).await;
+    env.wait_app("first", "synced after the gateway recovered", |a| {
+        synced_at(a, 2)
+    })
+    .await;
+    let (key2, secret2) = app_secret(&env, "first").await;
+    assert_ne!(secret2, secret);
+    let pending: serde_json::Value = serde_json::from_slice(&pending_before.0).unwrap();
+    assert_eq!(
+        pending["secret"].as_str(),
+        Some(secret2.as_str()),
+        "the value fixed before the first try is the one issued"
+    );
+    let remote = reader(&server)
+        .find_app("first_app")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        remote
+            .keys
+            .iter()
+            .any(|p| p.key == key2
+                && p.secret.as_ref().map(|s| s.expose()) == Some(secret2.as_str()))
+    );
+    let stored = env.secrets().get("first").await.unwrap();
+    assert!(
+        !stored.data.unwrap().contains_key(".keysmith-pending"),
+        "the pending entry goes once the Secret holds it"
+    );
+}

@@ -134,6 +134,10 @@ pub mod data_keys {
     pub const SIGN_ALGORITHM: &str = "sign_algorithm";
     /// The kept previous secret: the secret's data key plus this suffix.
     pub const PREVIOUS_SUFFIX: &str = "_previous";
+    /// With `spec.connectionRef`: the credential set fixed for the next
+    /// revision while it is pushed to the cloud gateway, before the data
+    /// changes (sealed JSON; written and removed under its own field manager).
+    pub const PENDING: &str = ".keysmith-pending";
     /// The fixed data keys of a `kubernetes.io/basic-auth` Secret.
     pub const USERNAME: &str = "username";
     pub const PASSWORD: &str = "password";

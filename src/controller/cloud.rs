@@ -48,21 +48,29 @@ pub struct Synced {
     pub events: Vec<PlannedEvent>,
 }
 
+/// What one reconcile pass decided, as the sync reads it.
+pub struct Pass<'a> {
+    pub namespace: &'a str,
+    pub intent: &'a Intent,
+    pub plan: &'a Plan,
+    pub now: Timestamp,
+}
+
 /// Runs the sync for `object` when it asks for one; `None` otherwise.
+/// `pushed`: what [`before_secret`] left at the gateway in this pass.
 pub async fn sync<K>(
     ctx: &KindContext<K>,
     object: &K,
-    namespace: &str,
-    intent: &Intent,
-    plan: &Plan,
+    pass: &Pass<'_>,
     secret_value: Option<&str>,
-    now: Timestamp,
+    pushed: Option<CloudGatewayStatus>,
 ) -> Option<Synced>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
+    let (namespace, intent, plan, now) = (pass.namespace, pass.intent, pass.plan, pass.now);
     let sync = object.cloud_sync()?;
-    let mut status = sync.status.clone();
+    let mut status = pushed.unwrap_or_else(|| sync.status.clone());
     let (Some(state), Some(secret)) = (plan.state.as_ref(), secret_value) else {
         return Some(failed(
             status,
@@ -165,6 +173,148 @@ struct Overlap {
     keep: bool,
     /// The kept previous credential's expiry, while it is still ahead.
     previous_until: Option<Timestamp>,
+}
+
+/// What the push before the Secret write left.
+pub enum Before {
+    /// Nothing goes first: no sync, no app at the gateway yet (the first
+    /// sync creates it after the Secret), or no new revision.
+    Nothing,
+    /// The gateway holds the new revision: the Secret may follow. `staged`:
+    /// a pending entry is in the Secret and goes once the data holds it.
+    Pushed {
+        status: CloudGatewayStatus,
+        staged: bool,
+    },
+    /// The gateway did not take it: the Secret keeps the credential the
+    /// gateway still accepts, and nothing else happens in this pass.
+    Failed(Synced),
+}
+
+/// A new revision for an app that exists at the gateway goes to the gateway
+/// first (SPEC §11.2): the values are fixed in the Secret's pending entry,
+/// then pushed (a reset, or a second key pair for an overlap); only then
+/// does the Secret change and the rollout start.
+pub async fn before_secret<K>(
+    ctx: &KindContext<K>,
+    object: &K,
+    pass: &Pass<'_>,
+    found: Option<&crate::engine::Pending>,
+) -> Before
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let (namespace, intent, plan, now) = (pass.namespace, pass.intent, pass.plan, pass.now);
+    let Some(sync) = object.cloud_sync() else {
+        return Before::Nothing;
+    };
+    let secret = plan
+        .secret
+        .as_ref()
+        .and_then(|s| s.data.get(&intent.secret_data_key));
+    let (Some(_), Some(id), Some(state), Some(secret)) = (
+        plan.rotation,
+        sync.status.id.clone(),
+        plan.state.as_ref(),
+        secret,
+    ) else {
+        return Before::Nothing;
+    };
+    let (Some(key), Some(revision)) = (state.key.clone(), state.revision) else {
+        return Before::Nothing;
+    };
+    let mut status = sync.status.clone();
+    let want = AppWrite {
+        name: sync.name.clone(),
+        remark: sync.remark.clone(),
+        key,
+        secret: SecretValue::new(secret.clone()),
+    };
+    let resolved = match connections::resolve(
+        &ctx.shared.client,
+        &ctx.shared.gateway_clients,
+        ctx.shared.own_namespace.as_deref(),
+        namespace,
+        &sync.reference,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(problem) => return Before::Failed(connection_problem(status, problem)),
+    };
+    if let Err(breach) = resolved.client.check_app_rules(&want) {
+        let message = format!("the gateway's own rules refuse the new credential: {breach}");
+        return Before::Failed(failed(status, Reason::GatewayRejected, message, false));
+    }
+    let pending = crate::engine::Pending {
+        revision,
+        key: want.key.clone(),
+        secret: secret.clone(),
+    };
+    let staged = match stage(ctx, object, namespace, intent, &pending, found).await {
+        Ok(staged) => staged,
+        Err(e) => {
+            let message = format!(
+                "fixing the new credential in Secret {}: {e}",
+                intent.secret_name
+            );
+            return Before::Failed(failed(status, Reason::GatewaySyncFailed, message, true));
+        }
+    };
+    let overlap = Overlap {
+        keep: intent.keep_previous.is_some_and(|d| !d.is_zero())
+            && resolved.client.holds_several_keys(),
+        previous_until: state.previous_expiry_time.filter(|t| *t > now),
+    };
+    match push_credential(&resolved.client, &id, &mut status, &want, &overlap).await {
+        Ok(()) => {
+            status.revision = Some(revision);
+            status.last_sync_time = Some(Time(now));
+            Before::Pushed { status, staged }
+        }
+        Err(Failure::Conflict(message)) => {
+            Before::Failed(failed(status, Reason::GatewayConflict, message, false))
+        }
+        Err(Failure::Call(error)) => {
+            let reason = if error.is_permanent() {
+                Reason::GatewayRejected
+            } else {
+                Reason::GatewaySyncFailed
+            };
+            Before::Failed(failed(
+                status,
+                reason,
+                error.to_string(),
+                !error.is_permanent(),
+            ))
+        }
+    }
+}
+
+/// Fixes `pending` in the Secret unless it is there already; whether a
+/// pending entry is in the Secret now.
+async fn stage<K>(
+    ctx: &KindContext<K>,
+    object: &K,
+    namespace: &str,
+    intent: &Intent,
+    pending: &crate::engine::Pending,
+    found: Option<&crate::engine::Pending>,
+) -> kube::Result<bool>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    if found == Some(pending) {
+        return Ok(true);
+    }
+    let Some(record_key) = ctx.shared.record_key.as_ref() else {
+        return Ok(found.is_some()); // nothing seals: nothing is trusted after a crash either
+    };
+    let api: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(ctx.shared.client.clone(), namespace);
+    let uid = object.meta().uid.clone().unwrap_or_default();
+    super::pending::stage(&api, &intent.secret_name, pending, record_key, &uid).await?;
+    Ok(true)
 }
 
 enum Failure {

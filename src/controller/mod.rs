@@ -25,6 +25,7 @@ pub mod gateway_others;
 pub mod health;
 pub mod index;
 pub mod metrics;
+pub mod pending;
 pub mod reconcile;
 pub mod record_key;
 pub mod rollout;

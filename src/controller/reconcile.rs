@@ -24,6 +24,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
+use super::cloud;
 use super::context::KindContext;
 use super::error::{ApplySecretError, Error, ObserveError, PERMANENT_RETRY, Result};
 use super::rollout::{self, RolloutDone};
@@ -50,6 +51,8 @@ struct Observation {
     now: Timestamp,
     /// Read only before a gateway Secret write (`with_gateway_others`).
     gateway_others: Vec<engine::OtherGatewaySecret>,
+    /// A credential set fixed for a cloud gateway push (`super::pending`).
+    pending: Option<engine::Pending>,
 }
 
 /// The reconcile kube-runtime calls, timed and counted.
@@ -90,20 +93,66 @@ where
     if !plan.gateway.is_empty() && engine::gateway::needs_others(&seen.intent) {
         plan = with_gateway_others(&mut seen, ctx).await?;
     }
+    let pass = cloud::Pass {
+        namespace: &seen.namespace,
+        intent: &seen.intent,
+        plan: &plan,
+        now: seen.now,
+    };
+    let pushed = match cloud::before_secret(ctx, &*object, &pass, seen.pending.as_ref()).await {
+        cloud::Before::Failed(synced) => {
+            return Ok(cloud_failed(&object, ctx, &synced, seen.now).await);
+        }
+        cloud::Before::Pushed { status, staged } => Some((status, staged)),
+        cloud::Before::Nothing => None,
+    };
     let mut applied = apply_secret(&object, ctx, &seen, plan).await?;
-    let synced = sync_cloud(&object, ctx, &seen, &mut applied).await;
+    let staged = pushed.as_ref().is_some_and(|p| p.1) || seen.pending.is_some();
+    if staged && applied.plan().secret.is_some() {
+        let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
+        if let Err(error) = super::pending::clear(&api, &seen.intent.secret_name).await {
+            warn!(%error, "removing the pending entry failed; the next pass removes it");
+        }
+    }
+    let synced = sync_cloud(&object, ctx, &seen, &mut applied, pushed.map(|p| p.0)).await;
     let rollout = rollout::roll_out(&*object, ctx, &seen.namespace, &applied, seen.now).await;
     status::apply_status(ctx, &object, &seen.intent, &applied, &rollout, seen.now).await?;
-    if let Some(synced) = &synced
-        && let Err(error) = super::cloud::write_status(ctx, &object, synced, seen.now).await
-    {
-        warn!(%error, "writing status.gateway failed; the next pass writes it");
+    if let Some(synced) = &synced {
+        if let Err(error) = cloud::write_status(ctx, &object, synced, seen.now).await {
+            warn!(%error, "writing status.gateway failed; the next pass writes it");
+        }
+        ctx.shared
+            .events
+            .emit(object.object_ref(&()), &synced.events);
     }
     emit(&*object, ctx, &seen, &applied).await;
     let retry_sync = synced.is_some_and(|s| s.transient);
     Ok(match retry_sync {
         true => Action::requeue(CLOUD_RETRY),
         false => next_action(applied.plan(), &rollout),
+    })
+}
+
+/// The gateway did not take a new revision: the Secret, the status and the
+/// workloads stay as they are; only `GatewaySynced` and an event say why.
+async fn cloud_failed<K>(
+    object: &Arc<K>,
+    ctx: &KindContext<K>,
+    synced: &cloud::Synced,
+    now: Timestamp,
+) -> Action
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    if let Err(error) = cloud::write_status(ctx, object, synced, now).await {
+        warn!(%error, "writing status.gateway failed; the next pass writes it");
+    }
+    ctx.shared
+        .events
+        .emit(object.object_ref(&()), &synced.events);
+    Action::requeue(match synced.transient {
+        true => CLOUD_RETRY,
+        false => PERMANENT_RETRY,
     })
 }
 
@@ -118,6 +167,7 @@ async fn sync_cloud<K>(
     ctx: &KindContext<K>,
     seen: &Observation,
     applied: &mut SecretInPlace,
+    pushed: Option<crate::api::CloudGatewayStatus>,
 ) -> Option<super::cloud::Synced>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
@@ -134,17 +184,13 @@ where
             .and_then(|s| s.data.get(key).cloned().flatten())
     };
     let value = written.or_else(found);
-    let plan = applied.plan();
-    let synced = super::cloud::sync(
-        ctx,
-        &**object,
-        &seen.namespace,
-        &seen.intent,
-        plan,
-        value.as_deref(),
-        seen.now,
-    )
-    .await?;
+    let pass = cloud::Pass {
+        namespace: &seen.namespace,
+        intent: &seen.intent,
+        plan: applied.plan(),
+        now: seen.now,
+    };
+    let synced = cloud::sync(ctx, &**object, &pass, value.as_deref(), pushed).await?;
     if !synced.ok {
         applied.hold_ready(synced.reason, &synced.message);
     }
@@ -165,11 +211,18 @@ where
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &namespace);
     let previous = object.previous_status();
     let from = read_from(&**object, ctx, &previous, &namespace, &intent);
-    let secret = match from {
+    let mut secret = match from {
         None => None,
         Some(from) => secrets::fetch_secret(&api, &namespace, &intent.secret_name, from).await?,
     };
     let own_uid = object.meta().uid.clone();
+    let pending = secret.as_mut().and_then(|s| {
+        super::pending::take(
+            s,
+            ctx.shared.record_key.as_ref(),
+            own_uid.as_deref().unwrap_or_default(),
+        )
+    });
     let is_live = |uid: &str| own_uid.as_deref() != Some(uid) && ctx.is_live(uid);
     let mut gateway = BTreeMap::new();
     for name in intent.gateway.iter().flat_map(engine::gateway::names) {
@@ -205,6 +258,7 @@ where
         source,
         previous,
         gateway_others: Vec::new(),
+        pending,
     })
 }
 
@@ -257,6 +311,7 @@ fn plan(seen: &Observation, record_key: Option<&RecordKey>) -> Result<Plan> {
         gateway: seen.gateway.clone(),
         record_key,
         gateway_others: seen.gateway_others.clone(),
+        pending: seen.pending.clone(),
     };
     Ok(engine::plan(
         &seen.intent,

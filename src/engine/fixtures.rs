@@ -112,6 +112,7 @@ pub struct World {
     pub now: Timestamp,
     pub record_key: Option<RecordKey>,
     pub gateway_others: Vec<OtherGatewaySecret>,
+    pub pending: Option<crate::engine::Pending>,
 }
 
 impl World {
@@ -127,6 +128,7 @@ impl World {
             now: t(10),
             record_key: None,
             gateway_others: Vec::new(),
+            pending: None,
         }
     }
 
@@ -147,6 +149,7 @@ impl World {
             gateway: self.gateway.clone(),
             record_key: self.record_key.as_ref(),
             gateway_others: self.gateway_others.clone(),
+            pending: self.pending.clone(),
         }
     }
 

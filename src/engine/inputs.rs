@@ -141,6 +141,28 @@ pub struct Observed<'a> {
     /// Other resources' gateway Secrets of the same layout in the namespace
     /// (read only in a pass that writes a gateway Secret): the duplicate check.
     pub gateway_others: Vec<OtherGatewaySecret>,
+    /// A credential set fixed for the next revision and pushed (or being
+    /// pushed) to a cloud gateway before the Secret's data changed (SPEC
+    /// §11.2): the next rotation issues exactly these values.
+    pub pending: Option<Pending>,
+}
+
+/// Values fixed for a revision before a cloud gateway call, kept in the
+/// output Secret (`.keysmith-pending`, sealed) until the Secret holds them.
+/// (Debug shows the revision, never the values.)
+#[derive(Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub revision: i64,
+    pub key: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("revision", &self.revision)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ObservedSecret {

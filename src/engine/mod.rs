@@ -38,7 +38,7 @@ use rand::TryCryptoRng;
 pub use gateway::GatewayWrite;
 pub use generate::GenerateError;
 pub use inputs::{
-    GatewayIntent, Intent, KeyGenerator, Observed, ObservedSecret, OtherGatewaySecret,
+    GatewayIntent, Intent, KeyGenerator, Observed, ObservedSecret, OtherGatewaySecret, Pending,
     PreviousStatus, SourceValue,
 };
 pub use ownership::{Claimant, Foreign, Ownership, SecretIdentity};
@@ -69,7 +69,12 @@ pub fn plan<R: TryCryptoRng>(
         return Ok(plan);
     }
     let renewal = triggers::evaluate(&snapshot);
-    let (key, secret) = outcome::issue_values(intent, &renewal, rng)?;
+    let next_revision = snapshot.record.revision.unwrap_or(0) + 1;
+    let pending = observed
+        .pending
+        .as_ref()
+        .filter(|p| renewal.reason.is_some() && p.revision == next_revision);
+    let (key, secret) = outcome::issue_values(intent, &renewal, pending, rng)?;
     let outcome = outcome::decide(&snapshot, renewal.reason, key, secret);
     let mut plan = render::render_plan(&snapshot, &outcome);
     plan.gateway = gateway::writes(&snapshot, &outcome, rng)?;

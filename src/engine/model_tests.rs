@@ -141,6 +141,7 @@ impl Model {
             gateway: Default::default(),
             record_key: Some(&self.record_key),
             gateway_others: Vec::new(),
+            pending: None,
         };
         plan(&self.intent, &observed, t(self.now), &mut self.rng).expect("a plan")
     }

@@ -9,7 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 use rand::TryCryptoRng;
 
 use super::generate::{self, GenerateError};
-use super::inputs::{Intent, KeyGenerator};
+use super::inputs::{Intent, KeyGenerator, Pending};
 use super::snapshot::{Snapshot, add};
 use super::triggers::{self, Renew, Renewal};
 use crate::api::RotationReason;
@@ -38,26 +38,35 @@ pub struct Outcome {
     pub edited: bool,
 }
 
-/// The new values the renewal asks for: `(key, secret)`.
+/// The new values the renewal asks for: `(key, secret)`. A value to be
+/// generated for the revision a pending set was fixed for is that set's
+/// value instead: one trigger, one credential, whatever crashed between.
 pub fn issue_values<R: TryCryptoRng>(
     intent: &Intent,
     renewal: &Renewal,
+    pending: Option<&Pending>,
     rng: &mut R,
 ) -> Result<(Option<String>, Option<String>), GenerateError> {
     let key = match &renewal.key {
         None => None,
         Some(Renew::Use(value)) => Some(value.clone()),
-        Some(Renew::Generate) => Some(generate_key(intent, rng)?),
+        Some(Renew::Generate) => match pending {
+            Some(p) => Some(p.key.clone()),
+            None => Some(generate_key(intent, rng)?),
+        },
     };
     let secret = match &renewal.secret {
         None => None,
         Some(Renew::Use(value)) => Some(value.clone()),
-        Some(Renew::Generate) => Some(generate::value(
-            rng,
-            intent.secret_rule,
-            intent.generator_length,
-            intent.symbols,
-        )?),
+        Some(Renew::Generate) => match pending {
+            Some(p) => Some(p.secret.clone()),
+            None => Some(generate::value(
+                rng,
+                intent.secret_rule,
+                intent.generator_length,
+                intent.symbols,
+            )?),
+        },
     };
     Ok((key, secret))
 }
@@ -307,8 +316,13 @@ mod tests {
             key: Some(Renew::Generate),
             secret: Some(Renew::Generate),
         };
-        let (key, secret) =
-            issue_values(&world.intent, &renewal, &mut crate::engine::fixtures::rng()).unwrap();
+        let (key, secret) = issue_values(
+            &world.intent,
+            &renewal,
+            None,
+            &mut crate::engine::fixtures::rng(),
+        )
+        .unwrap();
         assert_eq!(key.unwrap().len(), 36, "a UUID");
         let secret = secret.unwrap();
         assert_eq!(secret.len(), 32);

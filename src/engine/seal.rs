@@ -87,6 +87,26 @@ fn record_mac(key: &RecordKey, at: &Binding, record: &BTreeMap<String, String>) 
     key.mac(&parts)
 }
 
+/// The seal of a pending credential set (SPEC §11.2): bound to the owner,
+/// the Secret, the revision and both values.
+pub fn pending_mac(
+    key: &RecordKey,
+    at: &Binding,
+    revision: i64,
+    app_key: &str,
+    secret: &str,
+) -> String {
+    let revision = revision.to_string();
+    key.mac(&[
+        "pending",
+        at.owner_uid,
+        at.secret_name,
+        &revision,
+        app_key,
+        secret,
+    ])
+}
+
 /// What a seal vouches for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Verified {

@@ -15,6 +15,7 @@ struct World {
     status: PreviousStatus,
     source: Option<SourceValue>,
     rng: rand::rngs::StdRng,
+    pending: Option<Pending>,
 }
 
 impl World {
@@ -24,6 +25,7 @@ impl World {
             status: PreviousStatus::default(),
             source: None,
             rng: rng(),
+            pending: None,
         }
     }
 
@@ -36,6 +38,7 @@ impl World {
             gateway: Default::default(),
             record_key: None,
             gateway_others: Vec::new(),
+            pending: self.pending.clone(),
         };
         let plan = plan(intent, &observed, now, &mut self.rng).unwrap();
         if let Some(secret) = &plan.secret {
@@ -123,6 +126,44 @@ fn a_custom_key_is_used_and_a_changed_one_replaces_the_key_but_keeps_the_secret(
     let plan = world.pass(&intent, t(20));
     assert_eq!(plan.secret, None);
     assert_eq!(world.data("app_key").as_deref(), Some("orders-key-2"));
+}
+
+#[test]
+fn a_pending_set_for_the_next_revision_is_what_the_rotation_issues() {
+    let mut world = World::new();
+    let mut intent = intent();
+    intent.rotate_key = true;
+    world.pass(&intent, t(0));
+    let pending = Pending {
+        revision: 2,
+        key: "pending-key-0001".into(),
+        secret: "Pending-secret-0123456789abcdef".into(),
+    };
+    // A pending set for another revision is ignored.
+    world.pending = Some(Pending {
+        revision: 5,
+        ..pending.clone()
+    });
+    intent.reset_request = Some("r1".into());
+    let mut other = World {
+        rng: rng(),
+        ..World::new()
+    };
+    other.secret = world.secret.clone();
+    other.status = world.status.clone();
+    other.pending = world.pending.clone();
+    other.pass(&intent, t(10));
+    assert_ne!(other.data("app_secret").as_deref(), Some(pending.secret.as_str()));
+
+    // The one for the next revision is issued as it is, key and secret.
+    world.pending = Some(pending.clone());
+    world.pass(&intent, t(10));
+    assert_eq!(world.status.revision, Some(2));
+    assert_eq!(world.data("app_secret").as_deref(), Some(pending.secret.as_str()));
+    assert_eq!(world.data("app_key").as_deref(), Some(pending.key.as_str()));
+    // Without a trigger it changes nothing.
+    let again = world.pass(&intent, t(20));
+    assert_eq!(again.secret, None);
 }
 
 #[test]
@@ -312,6 +353,7 @@ fn conflicts_block_every_write() {
         gateway: Default::default(),
         record_key: None,
         gateway_others: Vec::new(),
+        pending: None,
     };
     let plan = plan(&intent(), &observed, t(0), &mut world.rng).unwrap();
     assert_eq!(plan.readiness.reason.as_str(), "SecretConflict");
@@ -326,6 +368,7 @@ fn conflicts_block_every_write() {
         gateway: Default::default(),
         record_key: None,
         gateway_others: Vec::new(),
+        pending: None,
     };
     let plan = super::plan(&intent(), &observed, t(0), &mut world.rng).unwrap();
     assert_eq!(plan.readiness.reason.as_str(), "AppKeyConflict");

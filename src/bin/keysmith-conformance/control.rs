@@ -6,6 +6,7 @@
 //!   throttling answer, nothing done), `timeout_after_acting` (acts, then
 //!   answers only after `delay_ms`, default 30 s), `drop_after_acting` (acts,
 //!   then breaks the connection mid-answer).
+//! - `DELETE /_conformance/faults`: drop every queued fault.
 //! - `POST /_conformance/latency` `{"ms": 50}`: every answer waits that long.
 //! - `GET /_conformance/stats`: calls per operation, writes, and the highest
 //!   number of calls seen in any one-second window (the client limit as the
@@ -148,7 +149,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
                     }
                     "queued"
                 },
-            ),
+            )
+            .delete(|State(s): State<Arc<Shared>>| async move {
+                s.control.inner.lock().unwrap().faults.clear();
+                "cleared"
+            }),
         )
         .route(
             "/_conformance/latency",
