@@ -627,3 +627,86 @@ async fn a_new_credential_reaches_the_gateway_before_the_secret() {
         "the pending entry goes once the Secret holds it"
     );
 }
+
+#[tokio::test]
+async fn a_secret_reset_in_the_console_is_repaired_and_idle_sync_writes_nothing() {
+    if control_plane::skipped() {
+        return;
+    }
+    let server = ConformanceServer::start("huawei");
+    let env = Env::new("cloud-drift").await;
+    credentials_secret(
+        &env.client,
+        &env.ns,
+        "gw-credentials",
+        conformance::ACCESS_KEY_SECRET,
+        true,
+    )
+    .await;
+    let mut spec = connection_spec(&server, "gw-credentials");
+    spec["driftCheckInterval"] = json!("10s");
+    apply_connection(&env, "gw", spec).await;
+    for name in ["drifting", "steady"] {
+        env.create_app(
+            name,
+            json!({"appName": format!("{name}_app"), "connectionRef": {"name": "gw"}}),
+        )
+        .await;
+    }
+    for name in ["drifting", "steady"] {
+        env.wait_app(name, "synced", |a| synced_at(a, 1)).await;
+    }
+    let (key, secret) = app_secret(&env, "drifting").await;
+
+    // Idle: only reads (the connection check and the drift lists), no write.
+    server.control("DELETE", "/_conformance/stats", None).await;
+    tokio::time::sleep(std::time::Duration::from_secs(22)).await;
+    let stats = server.control("GET", "/_conformance/stats", None).await;
+    assert_eq!(
+        stats["writes"], 0,
+        "idle sync wrote to the gateway: {stats}"
+    );
+    assert!(
+        stats["calls"]["ListAppsV2"].as_u64().unwrap_or(0) >= 1,
+        "no drift check ran: {stats}"
+    );
+
+    // Someone resets the secret in the console: repaired within the interval.
+    let gateway = reader(&server);
+    let id = gateway.find_app("drifting_app").await.unwrap().unwrap().id;
+    gateway
+        .reset_secret(
+            &id,
+            &key,
+            &key,
+            &SecretValue::new("Console-reset-secret-0001"),
+        )
+        .await
+        .unwrap();
+    env.wait_event("drifting", "GatewayDrift").await;
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let remote = gateway.find_app("drifting_app").await.unwrap().unwrap();
+        if remote
+            .keys
+            .iter()
+            .any(|p| p.key == key && p.secret.as_ref().map(|s| s.expose()) == Some(secret.as_str()))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "drift never repaired\n{}",
+            support::env::tail(&env.operator.logs())
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    // The Secret was not touched: the resource's credential is the truth.
+    assert_eq!(app_secret(&env, "drifting").await, (key, secret));
+    assert!(
+        env.events_for("steady")
+            .await
+            .iter()
+            .all(|e| e.1 != "GatewayDrift")
+    );
+}

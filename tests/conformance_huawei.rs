@@ -337,7 +337,7 @@ async fn keysmith_client_lists_apps_in_pages_and_finds_by_name() {
             .await
             .unwrap();
     }
-    let (mut names, mut page, mut pages) = (Vec::new(), Some(0), 0);
+    let (mut names, mut page, mut pages) = (Vec::new(), Some(1), 0);
     while let Some(number) = page {
         let listed = api.list_apps(number).await.unwrap();
         assert!(listed.items.len() <= 2);
@@ -450,15 +450,15 @@ async fn keysmith_client_creates_and_lists_signatures() {
     );
     let breach = api.create_signature(&misplaced).await.unwrap_err();
     assert_eq!(code(&breach), "GatewayRule");
-    let first = api.list_signatures(0).await.unwrap();
-    let second = api.list_signatures(1).await.unwrap();
+    let first = api.list_signatures(1).await.unwrap();
+    let second = api.list_signatures(2).await.unwrap();
     let shape = (
         first.items.len(),
         first.next,
         second.items.len(),
         second.next,
     );
-    assert_eq!(shape, (2, Some(1), 1, None));
+    assert_eq!(shape, (2, Some(2), 1, None));
     let found = api.find_signature("sig_aes").await.unwrap().expect("found");
     assert_eq!(found.secret, Some(SecretValue::new("fedcba9876543210")));
 }

@@ -106,7 +106,7 @@ pub struct GatewayConnectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<ClientLimits>,
     /// How often keysmith compares every synced app with the gateway (paged
-    /// lists) and repairs drift, a Go duration. Default 10m, at least 1m.
+    /// lists) and repairs drift, a Go duration. Default 10m, at least 10s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift_check_interval: Option<String>,
 }
@@ -225,6 +225,10 @@ pub struct CloudGatewayStatus {
     /// A digest of the name and remark the gateway holds (a change is pushed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<String>,
+    /// A keyed digest of the secret the gateway holds (keysmith's record
+    /// key; not the value): the drift check compares it with the gateway's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_digest: Option<String>,
     /// The previous AppKey still held at the gateway for the overlap
     /// (providers with several key pairs per app); removed when it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]

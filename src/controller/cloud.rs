@@ -133,6 +133,8 @@ where
     Some(match outcome {
         Ok(()) => {
             let pushed = status != before;
+            status.secret_digest = secret_digest(ctx, object, &want.secret);
+            let pushed = pushed || status.secret_digest != before.secret_digest;
             if pushed {
                 status.last_sync_time = Some(Time(now));
             }
@@ -270,6 +272,7 @@ where
         Ok(()) => {
             status.revision = Some(revision);
             status.last_sync_time = Some(Time(now));
+            status.secret_digest = secret_digest(ctx, object, &want.secret);
             Before::Pushed { status, staged }
         }
         Err(Failure::Conflict(message)) => {
@@ -460,6 +463,21 @@ async fn first_sync<G: GatewayApi>(
     }
 }
 
+/// The keyed digest of `secret` for `status.gateway.secretDigest`.
+fn secret_digest<K: CredentialKind + Resource>(
+    ctx: &KindContext<K>,
+    object: &K,
+    secret: &SecretValue,
+) -> Option<String> {
+    let key = ctx.shared.record_key.as_ref()?;
+    let uid = object.meta().uid.as_deref()?;
+    Some(crate::engine::seal::gateway_digest(
+        key,
+        uid,
+        secret.expose(),
+    ))
+}
+
 /// Whether the app's pair for our key is known to hold our secret.
 fn holds(app: &RemoteApp, want: &AppWrite) -> bool {
     app.keys
@@ -478,6 +496,11 @@ fn record(
     status.revision = Some(revision);
     status.key = Some(want.key.clone());
     status.attributes = Some(attributes);
+}
+
+/// The attribute digest of an app as the gateway holds it.
+pub fn attributes_of(app: &RemoteApp) -> Option<String> {
+    Some(digest(&app.name, &app.remark))
 }
 
 /// A short digest of the name and remark (no secret in it).

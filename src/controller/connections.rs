@@ -413,25 +413,69 @@ pub struct ConnectionContext {
     pub client: Client,
     pub clients: Arc<Clients>,
     pub own_namespace: Option<String>,
+    /// For the drift checks: events, the record key, and the GatewayApps.
+    pub shared: Arc<super::context::Shared>,
+    pub apps: kube::runtime::reflector::Store<crate::api::GatewayApp>,
+    /// When each connection's last drift check ran.
+    pub last_drift: Mutex<HashMap<String, std::time::Instant>>,
 }
 
-/// Checks one connection with a read-only call; the outcome as a condition.
-async fn check(resolved: Result<Resolved, Problem>) -> (bool, &'static str, String) {
+/// Checks one connection with a read-only call; the outcome as a
+/// condition, and the client when it works.
+async fn check(
+    resolved: Result<Resolved, Problem>,
+) -> ((bool, &'static str, String), Option<Resolved>) {
     let resolved = match resolved {
         Ok(r) => r,
-        Err(p) => return (false, p.reason, p.message),
+        Err(p) => return ((false, p.reason, p.message), None),
     };
     match resolved.client.check().await {
-        Ok(()) => (
-            true,
-            "Connected",
-            format!(
+        Ok(()) => {
+            let message = format!(
                 "{} answered a read-only call with these credentials",
                 resolved.provider.label()
-            ),
-        ),
-        Err(e) => (false, reason_of(&e), e.to_string()),
+            );
+            ((true, "Connected", message), Some(resolved))
+        }
+        Err(e) => ((false, reason_of(&e), e.to_string()), None),
     }
+}
+
+/// The drift interval of a connection's spec (default 10 minutes, at least 10 s).
+fn drift_interval(spec: Option<&str>) -> Duration {
+    spec.and_then(crate::rules::parse_duration)
+        .map(|d| d.max(Duration::from_secs(10)))
+        .unwrap_or(Duration::from_secs(600))
+}
+
+/// Runs the drift check when it is due; when the next check is due.
+async fn drift_if_due(
+    ctx: &ConnectionContext,
+    served: &super::drift::Served<'_>,
+    working: Option<&Resolved>,
+    interval: Duration,
+) -> Duration {
+    let Some(resolved) = working else {
+        return interval;
+    };
+    let due = lock(&ctx.last_drift)
+        .get(&resolved.label)
+        .is_none_or(|last| last.elapsed() >= interval);
+    if due {
+        lock(&ctx.last_drift).insert(resolved.label.clone(), std::time::Instant::now());
+        match super::drift::check(&ctx.shared, &ctx.apps, served, &resolved.client).await {
+            Ok(0) => debug!(connection = resolved.label, "drift check: nothing drifted"),
+            Ok(n) => info!(
+                connection = resolved.label,
+                repaired = n,
+                "drift check: pushing again"
+            ),
+            Err(error) => {
+                info!(connection = resolved.label, %error, "drift check failed; tried again at the next interval")
+            }
+        }
+    }
+    interval
 }
 
 /// The condition reason for a failed check, from the error's kind.
@@ -490,8 +534,9 @@ where
     .map(|_| ())
 }
 
-fn next_check(ready: bool) -> Action {
-    Action::requeue(if ready { RECHECK } else { RETRY })
+/// The next check: the sooner of the connection check and the drift check.
+fn next_check(ready: bool, drift: Duration) -> Action {
+    Action::requeue(if ready { RECHECK.min(drift) } else { RETRY })
 }
 
 async fn reconcile_namespaced(
@@ -509,27 +554,16 @@ async fn reconcile_namespaced(
         (&namespace, true),
     )
     .await;
-    let outcome = check(resolved).await;
-    let ready = outcome.0;
-    let previous = object
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
-    let now = Timestamp::now();
-    let status = GatewayConnectionStatus {
-        last_check_time: Some(Time(now)),
-        observed_generation: object.meta().generation,
-        conditions: vec![ready_condition(
-            previous,
-            outcome,
-            object.meta().generation,
-            now,
-        )],
+    let name = object.name_any();
+    let served = super::drift::Served {
+        kind: ConnectionKind::GatewayConnection,
+        name: &name,
+        namespace: Some(&namespace),
     };
     let api: Api<GatewayConnection> = Api::namespaced(ctx.client.clone(), &namespace);
-    write_status(&api, &object, status).await?;
-    Ok(next_check(ready))
+    let drift = object.spec.drift_check_interval.as_deref();
+    let previous = object.status.as_ref().map(|s| s.conditions.clone());
+    report(&ctx, &api, &*object, resolved, &served, drift, previous).await
 }
 
 async fn reconcile_cluster(
@@ -554,27 +588,48 @@ async fn reconcile_cluster(
             "keysmith does not know its own namespace (set --record-key-secret or POD_NAMESPACE)",
         )),
     };
-    let outcome = check(resolved).await;
+    let name = object.name_any();
+    let served = super::drift::Served {
+        kind: ConnectionKind::ClusterGatewayConnection,
+        name: &name,
+        namespace: None,
+    };
+    let api: Api<ClusterGatewayConnection> = Api::all(ctx.client.clone());
+    let drift = object.spec.drift_check_interval.as_deref();
+    let previous = object.status.as_ref().map(|s| s.conditions.clone());
+    report(&ctx, &api, &*object, resolved, &served, drift, previous).await
+}
+
+/// Checks the connection, runs a drift check when due, writes `Ready`.
+async fn report<K>(
+    ctx: &ConnectionContext,
+    api: &Api<K>,
+    object: &K,
+    resolved: Result<Resolved, Problem>,
+    served: &super::drift::Served<'_>,
+    drift: Option<&str>,
+    previous: Option<Vec<Condition>>,
+) -> Result<Action, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let (outcome, working) = check(resolved).await;
     let ready = outcome.0;
-    let previous = object
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
+    let interval = drift_if_due(ctx, served, working.as_ref(), drift_interval(drift)).await;
     let now = Timestamp::now();
+    let generation = object.meta().generation;
     let status = GatewayConnectionStatus {
         last_check_time: Some(Time(now)),
-        observed_generation: object.meta().generation,
+        observed_generation: generation,
         conditions: vec![ready_condition(
-            previous,
+            previous.as_deref().unwrap_or_default(),
             outcome,
-            object.meta().generation,
+            generation,
             now,
         )],
     };
-    let api: Api<ClusterGatewayConnection> = Api::all(ctx.client.clone());
-    write_status(&api, &object, status).await?;
-    Ok(next_check(ready))
+    write_status(api, object, status).await?;
+    Ok(next_check(ready, interval))
 }
 
 fn retry_later<K>(_: Arc<K>, error: &kube::Error, _: Arc<ConnectionContext>) -> Action {

@@ -18,6 +18,7 @@ pub mod backoff;
 pub mod cloud;
 pub mod connections;
 pub mod context;
+pub mod drift;
 pub mod echo;
 pub mod error;
 pub mod events;
@@ -129,17 +130,21 @@ pub async fn run(
             .as_ref()
             .map(|s| s.namespace.clone()),
     });
+
+    let (apps, app_listener) = KindController::<GatewayApp>::new(&shared);
+    let (keys, key_listener) = KindController::<SignatureKey>::new(&shared);
     let connections = connections::run(
         Arc::new(connections::ConnectionContext {
             client: shared.client.clone(),
             clients: shared.gateway_clients.clone(),
             own_namespace: shared.own_namespace.clone(),
+            shared: shared.clone(),
+            apps: apps.ctx.cache.clone(),
+            last_drift: Mutex::default(),
         }),
         options.namespace.clone(),
         shutdown.clone(),
     );
-    let (apps, app_listener) = KindController::<GatewayApp>::new(&shared);
-    let (keys, key_listener) = KindController::<SignatureKey>::new(&shared);
     let secrets = tokio::spawn(watches::watch_secrets(
         shared.clone(),
         options.namespace.clone(),

@@ -107,6 +107,14 @@ pub fn pending_mac(
     ])
 }
 
+/// A keyed digest of a value pushed to a cloud gateway, bound to its owner:
+/// what `status.gateway.secretDigest` holds so that a drift check can tell
+/// whether the gateway still has it, without the value in status (and,
+/// keyed, no offline guessing of short custom secrets from the status).
+pub fn gateway_digest(key: &RecordKey, owner_uid: &str, value: &str) -> String {
+    key.mac(&["gateway", owner_uid, value])
+}
+
 /// What a seal vouches for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Verified {

@@ -153,13 +153,19 @@ fn a_pending_set_for_the_next_revision_is_what_the_rotation_issues() {
     other.status = world.status.clone();
     other.pending = world.pending.clone();
     other.pass(&intent, t(10));
-    assert_ne!(other.data("app_secret").as_deref(), Some(pending.secret.as_str()));
+    assert_ne!(
+        other.data("app_secret").as_deref(),
+        Some(pending.secret.as_str())
+    );
 
     // The one for the next revision is issued as it is, key and secret.
     world.pending = Some(pending.clone());
     world.pass(&intent, t(10));
     assert_eq!(world.status.revision, Some(2));
-    assert_eq!(world.data("app_secret").as_deref(), Some(pending.secret.as_str()));
+    assert_eq!(
+        world.data("app_secret").as_deref(),
+        Some(pending.secret.as_str())
+    );
     assert_eq!(world.data("app_key").as_deref(), Some(pending.key.as_str()));
     // Without a trigger it changes nothing.
     let again = world.pass(&intent, t(20));

@@ -235,7 +235,7 @@ impl HuaweiClient {
 
     async fn list_apps_page(&self, page: u32, name: Option<&str>) -> Result<Page<RemoteApp>> {
         let mut call = Call::new("ListAppsV2", http::Method::GET, "/apps")
-            .query("offset", u64::from(page) * u64::from(self.page_size))
+            .query("offset", offset(page, self.page_size))
             .query("limit", self.page_size);
         if let Some(name) = name {
             call = call.query("name", name).query("precise_search", "name");
@@ -254,7 +254,7 @@ impl HuaweiClient {
         name: Option<&str>,
     ) -> Result<Page<RemoteSignature>> {
         let mut call = Call::new("ListSignatureKeysV2", http::Method::GET, "/signs")
-            .query("offset", u64::from(page) * u64::from(self.page_size))
+            .query("offset", offset(page, self.page_size))
             .query("limit", self.page_size);
         if let Some(name) = name {
             call = call.query("name", name).query("precise_search", "name");
@@ -267,10 +267,16 @@ impl HuaweiClient {
         })
     }
 
+    /// Pages count from 1 (0 reads as 1), as the trait says.
     fn next_page(&self, page: u32, items: usize, total: u32) -> Option<u32> {
-        let seen = u64::from(page) * u64::from(self.page_size) + items as u64;
-        (items > 0 && seen < u64::from(total)).then_some(page + 1)
+        let seen = offset(page, self.page_size) + items as u64;
+        (items > 0 && seen < u64::from(total)).then_some(page.max(1) + 1)
     }
+}
+
+/// The `offset` of page `page` (from 1) of `size` items.
+fn offset(page: u32, size: u32) -> u64 {
+    u64::from(page.max(1) - 1) * u64::from(size)
 }
 
 /// Reads an error answer: the status and `error_code` decide the variant.
@@ -385,7 +391,7 @@ impl GatewayApi for HuaweiClient {
     }
 
     async fn find_app(&self, name: &str) -> Result<Option<RemoteApp>> {
-        let mut page = Some(0);
+        let mut page = Some(1);
         while let Some(number) = page {
             let found = self.list_apps_page(number, Some(name)).await?;
             if let Some(app) = found.items.into_iter().find(|a| a.name == name) {
@@ -490,7 +496,7 @@ impl GatewayApi for HuaweiClient {
     }
 
     async fn find_signature(&self, name: &str) -> Result<Option<RemoteSignature>> {
-        let mut page = Some(0);
+        let mut page = Some(1);
         while let Some(number) = page {
             let found = self.list_signatures_page(number, Some(name)).await?;
             if let Some(sign) = found.items.into_iter().find(|s| s.name == name) {
