@@ -333,6 +333,31 @@ async fn journey(provider: &'static str) {
     );
     env.wait_event("orders", "GatewayCleanedUp").await;
 
+    // Every gateway request is counted with bounded labels.
+    let (code, metrics) = env
+        .operator
+        .http_get(env.operator.metrics_port, "/metrics")
+        .expect("the metrics endpoint");
+    assert_eq!(code, 200);
+    let label = provider_of(&server).0;
+    let counted: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("keysmith_gateway_requests_total{") && l.contains(label))
+        .collect();
+    assert!(counted.len() >= 3, "{counted:?}");
+    assert!(
+        counted
+            .iter()
+            .all(|l| l.contains("operation=\"") && l.contains("code=\""))
+    );
+    assert!(metrics.contains("keysmith_gateway_request_duration_seconds_bucket{"));
+    for value in [&secret, &secret2] {
+        assert!(
+            !metrics.contains(value.as_str()),
+            "a credential reached a metric"
+        );
+    }
+
     // No credential in the operator's log.
     let logs = env.operator.logs();
     for value in [

@@ -69,7 +69,7 @@ where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
     let (namespace, intent, plan, now) = (pass.namespace, pass.intent, pass.plan, pass.now);
-    let sync = object.cloud_sync()?;
+    let sync = recorded(ctx, object).await?;
     let mut status = pushed.unwrap_or_else(|| sync.status.clone());
     let (Some(state), Some(secret)) = (plan.state.as_ref(), secret_value) else {
         return Some(failed(
@@ -207,7 +207,10 @@ where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
     let (namespace, intent, plan, now) = (pass.namespace, pass.intent, pass.plan, pass.now);
-    let Some(sync) = object.cloud_sync() else {
+    if object.cloud_sync().is_none() || plan.rotation.is_none() {
+        return Before::Nothing;
+    }
+    let Some(sync) = recorded(ctx, object).await else {
         return Before::Nothing;
     };
     let secret = plan
@@ -804,13 +807,37 @@ where
         "metadata": {"uid": object.meta().uid},
         "status": {"gateway": synced.status, "conditions": [condition]},
     });
-    api.patch_status(
-        &object.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    let written = api
+        .patch_status(
+            &object.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    // The next pass must not decide on a cache that predates this write
+    // (`recorded`): a stale gateway revision would push the same value twice.
+    if let Some(rv) = written.meta().resource_version.clone() {
+        ctx.shared.writes.status_written(&**object, rv);
+    }
     Ok(())
+}
+
+/// The resource's sync as last recorded: from the cache, or, when the cache
+/// does not show keysmith's own last status write yet, from the apiserver.
+async fn recorded<K>(ctx: &KindContext<K>, object: &K) -> Option<CloudSync>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let cached = object.cloud_sync()?;
+    if !ctx.shared.writes.status_lags(object) {
+        return Some(cached);
+    }
+    let namespace = object.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
+    match api.get(&object.name_any()).await {
+        Ok(fresh) if fresh.meta().uid == object.meta().uid => fresh.cloud_sync().or(Some(cached)),
+        _ => Some(cached),
+    }
 }
 
 fn synced_condition(

@@ -112,6 +112,18 @@ pub struct Resolved {
 #[derive(Default)]
 pub struct Clients {
     by_connection: Mutex<HashMap<String, (String, providers::Client)>>,
+    /// Told of every gateway request (the metrics).
+    observer: Option<providers::http::Observer>,
+}
+
+impl Clients {
+    /// Clients whose requests `observer` is told of.
+    pub fn observed(observer: providers::http::Observer) -> Clients {
+        Clients {
+            by_connection: Mutex::default(),
+            observer: Some(observer),
+        }
+    }
 }
 
 impl Clients {
@@ -126,7 +138,10 @@ impl Clients {
         {
             return Ok(client.clone());
         }
-        let client = build()?;
+        let mut client = build()?;
+        if let Some(observer) = &self.observer {
+            client.observe(observer.clone());
+        }
         lock(&self.by_connection).insert(label.to_string(), (fingerprint, client.clone()));
         Ok(client)
     }

@@ -43,6 +43,21 @@ pub struct RestartLabels {
     pub target_kind: &'static str,
 }
 
+/// A cloud gateway request: bounded (two providers, their fixed operations,
+/// HTTP statuses or a few words).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GatewayRequestLabels {
+    pub provider: &'static str,
+    pub operation: &'static str,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GatewayOperationLabels {
+    pub provider: &'static str,
+    pub operation: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RotationLabels {
     pub kind: &'static str,
@@ -151,7 +166,34 @@ pub struct Metrics {
     pub reconcile_duration: Family<KindLabels, Histogram>,
     pub rotations: Family<RotationLabels, Counter>,
     pub rollout_restarts: Family<RestartLabels, Counter>,
+    pub gateway_requests: Family<GatewayRequestLabels, Counter>,
+    pub gateway_request_duration: Family<GatewayOperationLabels, Histogram>,
     pub objects: std::sync::Arc<ObjectGauges>,
+}
+
+impl Metrics {
+    /// Counts one cloud gateway request and its duration.
+    pub fn record_gateway_request(
+        &self,
+        provider: &'static str,
+        operation: &'static str,
+        code: &str,
+        elapsed: std::time::Duration,
+    ) {
+        self.gateway_requests
+            .get_or_create(&GatewayRequestLabels {
+                provider,
+                operation,
+                code: code.to_string(),
+            })
+            .inc();
+        self.gateway_request_duration
+            .get_or_create(&GatewayOperationLabels {
+                provider,
+                operation,
+            })
+            .observe(elapsed.as_secs_f64());
+    }
 }
 
 impl Default for Metrics {
@@ -164,7 +206,22 @@ impl Default for Metrics {
         );
         let rotations = Family::<RotationLabels, Counter>::default();
         let rollout_restarts = Family::<RestartLabels, Counter>::default();
+        let gateway_requests = Family::<GatewayRequestLabels, Counter>::default();
+        let gateway_request_duration =
+            Family::<GatewayOperationLabels, Histogram>::new_with_constructor(
+                duration_histogram as fn() -> Histogram,
+            );
         let objects = std::sync::Arc::new(ObjectGauges::default());
+        registry.register(
+            "gateway_requests",
+            "Requests to cloud API gateways' management APIs, by provider, operation and code (HTTP status, or timeout/unreachable/no_answer)",
+            gateway_requests.clone(),
+        );
+        registry.register(
+            "gateway_request_duration_seconds",
+            "Time one cloud gateway request took, by provider and operation",
+            gateway_request_duration.clone(),
+        );
         registry.register("reconciles", "Reconciles run, by kind", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -194,6 +251,8 @@ impl Default for Metrics {
             reconcile_duration,
             rotations,
             rollout_restarts,
+            gateway_requests,
+            gateway_request_duration,
             objects,
         };
         metrics.start_at_zero();

@@ -117,6 +117,7 @@ pub async fn run(
     };
     let (events, publisher) = EventQueue::start(client.clone(), reporter);
     let publisher = tokio::spawn(publisher);
+    let observed = metrics.clone();
     let shared = Arc::new(Shared {
         client,
         metrics,
@@ -124,7 +125,11 @@ pub async fn run(
         writes: OwnWrites::default(),
         secret_names: Mutex::new(SecretNames::default()),
         record_key: options.record_key.clone(),
-        gateway_clients: Arc::default(),
+        gateway_clients: Arc::new(connections::Clients::observed(Arc::new(
+            move |provider, operation, code, elapsed| {
+                observed.record_gateway_request(provider, operation, code, elapsed)
+            },
+        ))),
         own_namespace: options
             .record_key_secret
             .as_ref()

@@ -32,6 +32,11 @@ pub struct Response {
     pub body: Bytes,
 }
 
+/// Told of every request a transport makes: provider, operation, a short
+/// code (the HTTP status, or `timeout`, `unreachable`, `no_answer`) and how
+/// long it took. Metrics hang here; labels stay bounded.
+pub type Observer = Arc<dyn Fn(&'static str, &'static str, &str, Duration) + Send + Sync>;
+
 /// One connection's HTTP client: cheap to clone, shares its rate limit.
 #[derive(Clone)]
 pub struct Transport {
@@ -39,6 +44,7 @@ pub struct Transport {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     bucket: Arc<Mutex<Bucket>>,
     timeout: Duration,
+    observer: Option<Observer>,
 }
 
 impl Transport {
@@ -92,7 +98,13 @@ impl Transport {
             client,
             bucket: Arc::new(Mutex::new(Bucket::new(limits))),
             timeout: limits.timeout,
+            observer: None,
         })
+    }
+
+    /// Reports every request to `observer` from now on.
+    pub fn observe(&mut self, observer: Observer) {
+        self.observer = Some(observer);
     }
 
     /// Sends one request after waiting for the rate limit; `operation` names
@@ -138,14 +150,31 @@ impl Transport {
                 body,
             })
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(GatewayError::Uncertain {
                 provider,
                 operation,
                 reason: format!("no answer within {:?}", self.timeout),
             }),
+        };
+        if let Some(observer) = &self.observer {
+            observer(provider, operation, &code_of(&result), started.elapsed());
         }
+        result
+    }
+}
+
+/// The metric code of a request's end: the HTTP status, or what went wrong.
+fn code_of(result: &Result<Response, GatewayError>) -> String {
+    match result {
+        Ok(response) => response.status.to_string(),
+        Err(GatewayError::Unreachable { .. }) => "unreachable".into(),
+        Err(GatewayError::Uncertain { reason, .. }) if reason.starts_with("no answer within") => {
+            "timeout".into()
+        }
+        Err(_) => "no_answer".into(),
     }
 }
 

@@ -372,6 +372,11 @@ impl Client {
 }
 
 impl Client {
+    /// Reports every request to `observer` (metrics).
+    pub fn observe(&mut self, observer: http::Observer) {
+        each_provider!(self, c => c.observe(observer))
+    }
+
     /// The gateway's own rules for an app, checked before any call: the
     /// breach (parameter and rule) in words, if one is broken.
     pub fn check_app_rules(&self, app: &AppWrite) -> std::result::Result<(), String> {

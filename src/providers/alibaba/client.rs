@@ -34,6 +34,11 @@ pub struct AlibabaClient {
 }
 
 impl AlibabaClient {
+    /// Reports every request to `observer` (metrics).
+    pub fn observe(&mut self, observer: crate::providers::http::Observer) {
+        self.transport.observe(observer);
+    }
+
     pub fn new(connection: &Connection) -> Result<Self> {
         let uri = check_endpoint(&connection.endpoint).map_err(|reason| unreachable(&reason))?;
         let host = uri

@@ -108,6 +108,11 @@ fn breach(operation: &'static str, breach: Breach) -> GatewayError {
 }
 
 impl HuaweiClient {
+    /// Reports every request to `observer` (metrics).
+    pub fn observe(&mut self, observer: crate::providers::http::Observer) {
+        self.transport.observe(observer);
+    }
+
     pub fn new(connection: &Connection) -> Result<Self> {
         let project_id = connection
             .project_id
