@@ -735,3 +735,157 @@ async fn a_secret_reset_in_the_console_is_repaired_and_idle_sync_writes_nothing(
             .all(|e| e.1 != "GatewayDrift")
     );
 }
+
+#[tokio::test]
+async fn a_signature_key_lives_at_the_gateway_as_in_its_secret() {
+    if control_plane::skipped() {
+        return;
+    }
+    {
+        let provider = "huawei";
+        let server = ConformanceServer::start(provider);
+        let env = Env::new(&format!("cloud-sign-{provider}")).await;
+        credentials_secret(
+            &env.client,
+            &env.ns,
+            "gw-credentials",
+            conformance::ACCESS_KEY_SECRET,
+            true,
+        )
+        .await;
+        apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
+        let keys: Api<keysmith::api::SignatureKey> = Api::namespaced(env.client.clone(), &env.ns);
+        let apply = |reset: &str| {
+            json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "SignatureKey",
+                   "metadata": {"name": "backend"},
+                   "spec": {"keyName": "backend_sign", "signType": "hmac", "resetRequest": reset,
+                            "connectionRef": {"name": "gw"}}})
+        };
+        let synced = |revision: i64| {
+            move |k: &keysmith::api::SignatureKey| {
+                let s = k.status.as_ref();
+                let ok = |t: &str| {
+                    s.is_some_and(|s| {
+                        s.rotation
+                            .conditions
+                            .iter()
+                            .any(|c| c.type_ == t && c.status == "True")
+                    })
+                };
+                ok("Ready")
+                    && ok("GatewaySynced")
+                    && s.and_then(|s| s.gateway.as_ref()).and_then(|g| g.revision) == Some(revision)
+                    && s.and_then(|s| s.rotation.revision) == Some(revision)
+            }
+        };
+        let params = PatchParams::apply("keysmith-tests");
+        for (reset, revision) in [("first", 1), ("second", 2)] {
+            keys.patch("backend", &params, &Patch::Apply(&apply(reset)))
+                .await
+                .unwrap();
+            let deadline = tokio::time::Instant::now() + SETTLE;
+            while !keys
+                .get("backend")
+                .await
+                .ok()
+                .is_some_and(|k| synced(revision)(&k))
+            {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{provider}: signature key not synced at revision {revision}: {:?}\n{}",
+                    keys.get("backend").await.ok().and_then(|k| k.status),
+                    support::env::tail(&env.operator.logs())
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            let data = env.secrets().get("backend").await.unwrap().data.unwrap();
+            let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+            let remote = reader(&server)
+                .find_signature("backend_sign")
+                .await
+                .unwrap()
+                .expect("the signature key at the gateway");
+            assert_eq!(remote.key, text("sign_key"), "{provider}");
+            assert_eq!(
+                remote.secret.as_ref().map(|s| s.expose().to_string()),
+                Some(text("sign_secret")),
+                "{provider}"
+            );
+        }
+        keys.delete("backend", &Default::default()).await.unwrap();
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        while keys.get_opt("backend").await.unwrap().is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{provider}: never deleted"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert!(
+            reader(&server)
+                .find_signature("backend_sign")
+                .await
+                .unwrap()
+                .is_none(),
+            "{provider}: deleted at the gateway"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_gateways_own_rules_are_checked_before_any_call() {
+    if control_plane::skipped() {
+        return;
+    }
+    // Alibaba holds signature keys of 6-20 characters; a generated one has 32.
+    let server = ConformanceServer::start("alibaba");
+    let env = Env::new("cloud-rules").await;
+    credentials_secret(
+        &env.client,
+        &env.ns,
+        "gw-credentials",
+        conformance::ACCESS_KEY_SECRET,
+        true,
+    )
+    .await;
+    apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
+    wait_connection(&env, "gw", "True").await;
+    server.control("DELETE", "/_conformance/stats", None).await;
+    let keys: Api<keysmith::api::SignatureKey> = Api::namespaced(env.client.clone(), &env.ns);
+    let key = json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "SignatureKey",
+                     "metadata": {"name": "backend"},
+                     "spec": {"keyName": "backend_sign", "signType": "hmac", "connectionRef": {"name": "gw"}}});
+    keys.patch(
+        "backend",
+        &PatchParams::apply("keysmith-tests"),
+        &Patch::Apply(&key),
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    let (reason, message) = loop {
+        let found = keys.get("backend").await.unwrap();
+        let ready = found.status.as_ref().and_then(|s| {
+            s.rotation
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Ready" && c.status == "False")
+        });
+        if let Some(c) = ready.filter(|c| c.reason == "GatewayRejected") {
+            break (c.reason.clone(), c.message.clone());
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never rejected: {:?}",
+            found.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(reason, "GatewayRejected");
+    assert!(
+        message.contains("SignatureKey") && message.contains("6 to 20"),
+        "{message}"
+    );
+    let stats = server.control("GET", "/_conformance/stats", None).await;
+    assert_eq!(stats["writes"], 0, "a call was made: {stats}");
+}

@@ -65,7 +65,11 @@ pub fn signature_key_rules() -> KindRules<S> {
         fields: field_rules(),
         cross,
         maps: common_map_rules(),
-        bounds: super::bounds::common_bounds(),
+        bounds: [
+            super::bounds::common_bounds(),
+            super::bounds::connection_ref_bounds(),
+        ]
+        .concat(),
     }
 }
 

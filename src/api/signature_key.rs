@@ -9,7 +9,10 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DeletionPolicy, Generator, Rollout, RotationStatus, SecretSource, StringMap};
+use super::{
+    CloudGatewayStatus, ConnectionRef, DeletionPolicy, Generator, Rollout, RotationStatus,
+    SecretSource, StringMap,
+};
 
 /// What the SignatureKey should be. Every field is optional; effective values
 /// of defaulted fields are reported in status.
@@ -94,6 +97,11 @@ pub struct SignatureKeySpec {
     /// Workloads to restart when the issued credentials change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Box<Rollout>>,
+    /// Keep this signature key at a cloud API gateway equal to the resource
+    /// (SPEC §11.2): created there with the issued key and secret, every
+    /// reset, rotation and name change pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_ref: Option<Box<ConnectionRef>>,
 }
 
 /// How a gateway signs backend requests with this key.
@@ -201,6 +209,9 @@ pub struct SignatureKeyStatus {
     /// When the key, the secret or the key's attributes last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_time: Option<Time>,
+    /// With `spec.connectionRef`: what the cloud gateway holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Box<CloudGatewayStatus>>,
     #[serde(flatten)]
     pub rotation: RotationStatus,
 }

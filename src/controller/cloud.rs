@@ -24,6 +24,7 @@ use kube::core::NamespaceResourceScope;
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info};
 
+use super::cloud_target::Target;
 use super::connections::{self, Problem};
 use super::context::KindContext;
 use crate::api::names::{GATEWAY_CLEANUP_FINALIZER, annotations};
@@ -107,13 +108,13 @@ where
         key,
         secret: SecretValue::new(secret),
     };
-    if let Err(breach) = resolved.client.check_app_rules(&want) {
-        let message = format!("the gateway's own rules refuse this app: {breach}");
+    if let Err(breach) = target(&resolved, &sync).check_rules(&want) {
+        let message = format!("the gateway's own rules refuse it: {breach}");
         return Some(failed(status, Reason::GatewayRejected, message, false));
     }
     let overlap = Overlap {
         keep: intent.keep_previous.is_some_and(|d| !d.is_zero())
-            && resolved.client.holds_several_keys(),
+            && target(&resolved, &sync).holds_several_keys(),
         previous_until: state.previous_expiry_time.filter(|t| *t > now),
     };
     if let Err(e) = ensure_finalizer(ctx, object, intent.owned).await {
@@ -122,7 +123,7 @@ where
     }
     let before = status.clone();
     let outcome = push(
-        &resolved.client,
+        &target(&resolved, &sync),
         &sync,
         &mut status,
         &want,
@@ -175,6 +176,14 @@ struct Overlap {
     keep: bool,
     /// The kept previous credential's expiry, while it is still ahead.
     previous_until: Option<Timestamp>,
+}
+
+/// The resolved client, seen through what `sync` keeps at the gateway.
+fn target<'a>(resolved: &'a connections::Resolved, sync: &'a CloudSync) -> Target<'a> {
+    Target {
+        client: &resolved.client,
+        signature: sync.signature.as_ref(),
+    }
 }
 
 /// What the push before the Secret write left.
@@ -247,7 +256,7 @@ where
         Ok(r) => r,
         Err(problem) => return Before::Failed(connection_problem(status, problem)),
     };
-    if let Err(breach) = resolved.client.check_app_rules(&want) {
+    if let Err(breach) = target(&resolved, &sync).check_rules(&want) {
         let message = format!("the gateway's own rules refuse the new credential: {breach}");
         return Before::Failed(failed(status, Reason::GatewayRejected, message, false));
     }
@@ -268,10 +277,10 @@ where
     };
     let overlap = Overlap {
         keep: intent.keep_previous.is_some_and(|d| !d.is_zero())
-            && resolved.client.holds_several_keys(),
+            && target(&resolved, &sync).holds_several_keys(),
         previous_until: state.previous_expiry_time.filter(|t| *t > now),
     };
-    match push_credential(&resolved.client, &id, &mut status, &want, &overlap).await {
+    match push_credential(&target(&resolved, &sync), &id, &mut status, &want, &overlap).await {
         Ok(()) => {
             status.revision = Some(revision);
             status.last_sync_time = Some(Time(now));
@@ -659,7 +668,7 @@ where
         }
         Err(problem) => return hold(ctx, object, &sync, problem.message).await,
     };
-    match delete_remote(&resolved.client, &sync).await {
+    match delete_remote(&target(&resolved, &sync), &sync).await {
         Ok(()) => {
             let note = format!("app {} removed from {}", sync.name, resolved.label);
             release(ctx, &**object, at, Some((Reason::GatewayCleanedUp, note))).await

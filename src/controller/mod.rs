@@ -16,6 +16,7 @@
 
 pub mod backoff;
 pub mod cloud;
+pub mod cloud_target;
 pub mod connections;
 pub mod context;
 pub mod drift;

@@ -171,6 +171,7 @@ impl CredentialKind for GatewayApp {
                 .annotations()
                 .get(crate::api::names::annotations::ADOPT_GATEWAY_APP)
                 .is_some_and(|v| v == "true"),
+            signature: None,
         })
     }
 

@@ -35,6 +35,17 @@ pub struct CloudSync {
     pub status: crate::api::CloudGatewayStatus,
     /// `keysmith.dev/adopt-gateway-app: "true"`.
     pub adopt: bool,
+    /// `Some` for a SignatureKey: it keeps a signature key, not an app.
+    pub signature: Option<SignatureShape>,
+}
+
+/// A signature key's fixed traits at the gateway: its name and sign type
+/// (and algorithm).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignatureShape {
+    pub name: String,
+    pub sign_type: String,
+    pub algorithm: Option<String>,
 }
 
 /// What the controller needs of a kind.

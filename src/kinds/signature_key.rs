@@ -168,10 +168,13 @@ impl CredentialKind for SignatureKey {
                 sign_key: self.shown_sign_key(state.key.as_ref()),
                 create_time: time(state.register_time),
                 update_time: never_earlier(state.update_time, previous.update_time.as_ref()),
+                // Written by the gateway sync under its own field manager.
+                gateway: None,
                 rotation,
             },
             None => SignatureKeyStatus {
                 rotation,
+                gateway: None,
                 ..previous
             },
         };
@@ -182,11 +185,44 @@ impl CredentialKind for SignatureKey {
     fn current_status(&self) -> serde_json::Value {
         let mut status = self.status.clone().unwrap_or_default();
         status.rotation.conditions = own_conditions(&status.rotation.conditions);
+        status.gateway = None;
         serde_json::to_value(status).unwrap_or_default()
     }
 
     fn rollout(&self) -> Option<&crate::api::Rollout> {
         crate::api::CommonSpec::rollout(&self.spec)
+    }
+
+    fn cloud_sync(&self) -> Option<super::CloudSync> {
+        let reference = self.spec.connection_ref.as_deref()?.clone();
+        let wire = |v: serde_json::Value| v.as_str().map(str::to_string);
+        let name = self.effective_key_name();
+        Some(super::CloudSync {
+            reference,
+            name: name.clone(),
+            remark: String::new(),
+            status: self
+                .status
+                .as_ref()
+                .and_then(|s| s.gateway.as_deref())
+                .cloned()
+                .unwrap_or_default(),
+            adopt: self
+                .annotations()
+                .get(crate::api::names::annotations::ADOPT_GATEWAY_APP)
+                .is_some_and(|v| v == "true"),
+            signature: Some(super::SignatureShape {
+                name,
+                sign_type: serde_json::to_value(self.effective_sign_type())
+                    .ok()
+                    .and_then(wire)
+                    .unwrap_or_default(),
+                algorithm: self
+                    .effective_algorithm()
+                    .and_then(|a| serde_json::to_value(a).ok())
+                    .and_then(wire),
+            }),
+        })
     }
 
     fn recorded_rotation(&self) -> Option<&RotationStatus> {

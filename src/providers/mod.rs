@@ -385,6 +385,21 @@ impl Client {
             Client::Alibaba(_) => alibaba::rules::check_app(app).map_err(|b| b.to_string()),
         }
     }
+
+    /// The gateway's own rules for a signature key, checked before any call.
+    pub fn check_signature_rules(
+        &self,
+        signature: &SignatureWrite,
+    ) -> std::result::Result<(), String> {
+        match self {
+            Client::Huawei(_) => {
+                huawei::rules::check_signature(signature).map_err(|b| b.to_string())
+            }
+            Client::Alibaba(_) => {
+                alibaba::rules::check_signature(signature).map_err(|b| b.to_string())
+            }
+        }
+    }
 }
 
 impl GatewayApi for Client {
