@@ -709,6 +709,7 @@ async fn release<K>(
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
+    super::lock(&ctx.shared.cloud_written).remove(object.meta().uid.as_deref().unwrap_or_default());
     let namespace = object.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
     api.patch(&object.name_any(), &PatchParams::default(), &remove_at(at))
@@ -825,28 +826,32 @@ where
         .await?;
     // The next pass must not decide on a cache that predates this write
     // (`recorded`): a stale gateway revision would push the same value twice.
-    if let Some(rv) = written.meta().resource_version.clone() {
-        ctx.shared.writes.status_written(&**object, rv);
-    }
+    let _ = written;
+    remember(
+        &ctx.shared,
+        object.meta().uid.as_deref().unwrap_or_default(),
+        &synced.status,
+    );
     Ok(())
 }
 
-/// The resource's sync as last recorded: from the cache, or, when the cache
-/// does not show keysmith's own last status write yet, from the apiserver.
+/// The resource's sync as last recorded: the `status.gateway` this process
+/// last wrote for it if any (the cache may not show it yet), else the cache's.
 async fn recorded<K>(ctx: &KindContext<K>, object: &K) -> Option<CloudSync>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
-    let cached = object.cloud_sync()?;
-    if !ctx.shared.writes.status_lags(object) {
-        return Some(cached);
+    let mut sync = object.cloud_sync()?;
+    let uid = object.meta().uid.clone().unwrap_or_default();
+    if let Some(written) = super::lock(&ctx.shared.cloud_written).get(&uid) {
+        sync.status = written.clone();
     }
-    let namespace = object.namespace().unwrap_or_default();
-    let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
-    match api.get(&object.name_any()).await {
-        Ok(fresh) if fresh.meta().uid == object.meta().uid => fresh.cloud_sync().or(Some(cached)),
-        _ => Some(cached),
-    }
+    Some(sync)
+}
+
+/// Remembers the `status.gateway` just written for the next pass.
+pub fn remember(shared: &super::context::Shared, uid: &str, status: &CloudGatewayStatus) {
+    super::lock(&shared.cloud_written).insert(uid.to_string(), status.clone());
 }
 
 fn synced_condition(

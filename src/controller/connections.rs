@@ -38,6 +38,9 @@ const MANAGER: &str = "keysmith";
 const RECHECK: Duration = Duration::from_secs(300);
 /// How soon a connection that is not Ready is checked again.
 const RETRY: Duration = Duration::from_secs(30);
+/// A drift check requeued for exactly its interval is due, though the timer
+/// fires a little early or the last check ended a little late.
+const DRIFT_SLACK: Duration = Duration::from_secs(1);
 /// Default data keys of the credentials Secret.
 const ACCESS_KEY_ID_KEY: &str = "accessKeyId";
 const ACCESS_KEY_SECRET_KEY: &str = "accessKeySecret";
@@ -306,13 +309,12 @@ async fn build<K: Resource>(
         ));
     }
     let access_key = access_key(&secret, reference)?;
+    // The spec's generation, not the resourceVersion: every check writes the
+    // connection's status, and a new client would start a new rate budget.
     let fingerprint = format!(
-        "{}/{}",
-        connection
-            .meta()
-            .resource_version
-            .clone()
-            .unwrap_or_default(),
+        "{}/{}/{}",
+        connection.meta().uid.clone().unwrap_or_default(),
+        connection.meta().generation.unwrap_or_default(),
         secret.resource_version().unwrap_or_default()
     );
     let settings = settings(&view, access_key)?;
@@ -475,7 +477,7 @@ async fn drift_if_due(
     };
     let due = lock(&ctx.last_drift)
         .get(&resolved.label)
-        .is_none_or(|last| last.elapsed() >= interval);
+        .is_none_or(|last| last.elapsed() + DRIFT_SLACK >= interval);
     if due {
         lock(&ctx.last_drift).insert(resolved.label.clone(), std::time::Instant::now());
         match super::drift::check(&ctx.shared, &ctx.apps, served, &resolved.client).await {
@@ -577,7 +579,7 @@ async fn reconcile_namespaced(
     };
     let api: Api<GatewayConnection> = Api::namespaced(ctx.client.clone(), &namespace);
     let drift = object.spec.drift_check_interval.as_deref();
-    let previous = object.status.as_ref().map(|s| s.conditions.clone());
+    let previous = object.status.clone();
     report(&ctx, &api, &*object, resolved, &served, drift, previous).await
 }
 
@@ -611,7 +613,7 @@ async fn reconcile_cluster(
     };
     let api: Api<ClusterGatewayConnection> = Api::all(ctx.client.clone());
     let drift = object.spec.drift_check_interval.as_deref();
-    let previous = object.status.as_ref().map(|s| s.conditions.clone());
+    let previous = object.status.clone();
     report(&ctx, &api, &*object, resolved, &served, drift, previous).await
 }
 
@@ -623,7 +625,7 @@ async fn report<K>(
     resolved: Result<Resolved, Problem>,
     served: &super::drift::Served<'_>,
     drift: Option<&str>,
-    previous: Option<Vec<Condition>>,
+    previous: Option<GatewayConnectionStatus>,
 ) -> Result<Action, kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -633,17 +635,22 @@ where
     let interval = drift_if_due(ctx, served, working.as_ref(), drift_interval(drift)).await;
     let now = Timestamp::now();
     let generation = object.meta().generation;
-    let status = GatewayConnectionStatus {
-        last_check_time: Some(Time(now)),
-        observed_generation: generation,
-        conditions: vec![ready_condition(
-            previous.as_deref().unwrap_or_default(),
-            outcome,
-            generation,
-            now,
-        )],
-    };
-    write_status(api, object, status).await?;
+    let previous = previous.unwrap_or_default();
+    let condition = ready_condition(&previous.conditions, outcome, generation, now);
+    // Idle costs no write: the status is written when the result changes,
+    // and its lastCheckTime refreshed at most every RECHECK.
+    let fresh = |t: &Time| now.duration_since(t.0).unsigned_abs() < RECHECK;
+    let unchanged = previous.conditions.as_slice() == std::slice::from_ref(&condition)
+        && previous.observed_generation == generation
+        && previous.last_check_time.as_ref().is_some_and(fresh);
+    if !unchanged {
+        let status = GatewayConnectionStatus {
+            last_check_time: Some(Time(now)),
+            observed_generation: generation,
+            conditions: vec![condition],
+        };
+        write_status(api, object, status).await?;
+    }
     Ok(next_check(ready, interval))
 }
 

@@ -33,6 +33,10 @@ pub struct Shared {
     pub gateway_clients: Arc<super::connections::Clients>,
     /// keysmith's own namespace: where cluster connections' credentials live.
     pub own_namespace: Option<String>,
+    /// The `status.gateway` this process last wrote, by object uid: what the
+    /// next pass decides on, whatever the cache shows yet (a stale revision
+    /// would push the same value twice).
+    pub cloud_written: Mutex<std::collections::HashMap<String, crate::api::CloudGatewayStatus>>,
 }
 
 /// One kind's controller state.

@@ -163,6 +163,11 @@ async fn forget(shared: &Shared, app: &GatewayApp, status: CloudGatewayStatus, w
         warn!(namespace, name, %error, "recording drift failed; the next check finds it again");
         return;
     }
+    crate::controller::cloud::remember(
+        shared,
+        app.meta().uid.as_deref().unwrap_or_default(),
+        &status,
+    );
     info!(namespace, name, what, "drift at the gateway: pushing again");
     shared.events.emit(
         app.object_ref(&()),

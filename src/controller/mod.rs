@@ -135,6 +135,7 @@ pub async fn run(
             .record_key_secret
             .as_ref()
             .map(|s| s.namespace.clone()),
+        cloud_written: Mutex::default(),
     });
 
     let (apps, app_listener) = KindController::<GatewayApp>::new(&shared);
