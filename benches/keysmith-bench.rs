@@ -27,6 +27,11 @@
 //! - rss: the operator's VmRSS from /proc at the end.
 //!
 //! The last line printed is one JSON object with the figures.
+//!
+//! `--gateway` measures the cloud gateway sync instead (SPEC §11.4): see
+//! `gateway/mod.rs`.
+
+mod gateway;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -103,6 +108,28 @@ struct Args {
     /// phases' namespaces are always deleted before the keysmith phase.
     #[arg(long)]
     keep: bool,
+    /// Measure the cloud gateway sync instead (SPEC §11.4): N GatewayApps
+    /// (all apps) synced to a conformance server, against N without sync
+    /// and the raw baseline; see benches/gateway/mod.rs.
+    #[arg(long)]
+    gateway: bool,
+    /// `--gateway`: the conformance server's provider.
+    #[arg(long, default_value = "huawei", value_parser = ["huawei", "alibaba"])]
+    provider: String,
+    /// `--gateway`: the GatewayConnection's `limits.requestsPerSecond`.
+    #[arg(long, default_value_t = 50)]
+    gateway_rps: u32,
+    /// `--gateway`: the GatewayConnection's `limits.burst`.
+    #[arg(long, default_value_t = 50)]
+    gateway_burst: u32,
+    /// `--gateway`: the idle window after settling, with an operator restart
+    /// in its middle, in seconds.
+    #[arg(long, default_value_t = 60)]
+    gateway_idle_seconds: u64,
+    /// `--gateway`: the GatewayConnection's `driftCheckInterval` (short, so
+    /// that the idle window holds several drift checks).
+    #[arg(long, default_value = "20s")]
+    gateway_drift_interval: String,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -862,6 +889,9 @@ async fn main() -> Result<(), BoxError> {
         .keysmith
         .clone()
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_keysmith")));
+    if args.gateway {
+        return gateway::run(&client, &args, &binary).await;
+    }
     let run_id = std::process::id();
     let raw_ns = format!("bench-raw-{run_id}");
     let ks_ns = format!("bench-keysmith-{run_id}");
