@@ -889,3 +889,104 @@ async fn the_gateways_own_rules_are_checked_before_any_call() {
     let stats = server.control("GET", "/_conformance/stats", None).await;
     assert_eq!(stats["writes"], 0, "a call was made: {stats}");
 }
+
+#[tokio::test]
+async fn adoption_and_a_released_cleanup_are_asked_for_explicitly() {
+    if control_plane::skipped() {
+        return;
+    }
+    let server = ConformanceServer::start("huawei");
+    let env = Env::new("cloud-adopt").await;
+    credentials_secret(
+        &env.client,
+        &env.ns,
+        "gw-credentials",
+        conformance::ACCESS_KEY_SECRET,
+        true,
+    )
+    .await;
+    apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
+    let gateway = reader(&server);
+    let existing = providers::AppWrite {
+        name: "legacy_app".into(),
+        remark: "made by hand".into(),
+        key: "legacykey0123456".into(),
+        secret: SecretValue::new("LegacySecret0123456789"),
+    };
+    let id = gateway.create_app(&existing).await.unwrap().id;
+
+    // Asked for: keysmith takes the app over and pushes its own credential.
+    let apps = env.apps();
+    let app = json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+                     "metadata": {"name": "legacy", "annotations": {annotations::ADOPT_GATEWAY_APP: "true"}},
+                     "spec": {"appName": "legacy_app", "remark": "now keysmith's", "connectionRef": {"name": "gw"}}});
+    apps.patch(
+        "legacy",
+        &PatchParams::apply("keysmith-tests"),
+        &Patch::Apply(&app),
+    )
+    .await
+    .unwrap();
+    let synced = env.wait_app("legacy", "adopted", |a| synced_at(a, 1)).await;
+    assert_eq!(
+        synced
+            .status
+            .as_ref()
+            .unwrap()
+            .gateway
+            .as_ref()
+            .unwrap()
+            .id
+            .as_deref(),
+        Some(id.as_str())
+    );
+    let (key, secret) = app_secret(&env, "legacy").await;
+    let remote = gateway.find_app("legacy_app").await.unwrap().unwrap();
+    assert_eq!(remote.id, id, "the same app, not a new one");
+    assert_eq!(remote.remark, "now keysmith's");
+    assert!(remote.keys.iter().any(|p| p.key == key && p.secret.as_ref().map(|s| s.expose()) == Some(secret.as_str())));
+
+    // The gateway cannot be reached: the finalizer holds, says why, and the
+    // annotation releases it, leaving the app there.
+    server
+        .control(
+            "POST",
+            "/_conformance/faults",
+            Some(json!({"operation": "DeleteAppV2", "kind": "unavailable", "times": 1000})),
+        )
+        .await;
+    apps.delete("legacy", &Default::default()).await.unwrap();
+    let held = env
+        .wait_app("legacy", "cleanup held", |a| {
+            a.status
+                .as_ref()
+                .and_then(|s| s.gateway.as_ref())
+                .and_then(|g| g.cleanup.as_deref())
+                .is_some()
+        })
+        .await;
+    let why = held.status.unwrap().gateway.unwrap().cleanup.unwrap();
+    assert!(why.contains(annotations::SKIP_GATEWAY_CLEANUP), "{why}");
+    apps.patch(
+        "legacy",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {annotations::SKIP_GATEWAY_CLEANUP: "true"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while apps.get_opt("legacy").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the finalizer was never released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        gateway.find_app("legacy_app").await.unwrap().is_some(),
+        "left at the gateway"
+    );
+    env.wait_event("legacy", "GatewayCleanupSkipped").await;
+}
