@@ -990,3 +990,51 @@ async fn adoption_and_a_released_cleanup_are_asked_for_explicitly() {
     );
     env.wait_event("legacy", "GatewayCleanupSkipped").await;
 }
+
+#[tokio::test]
+async fn a_private_endpoint_is_trusted_through_the_ca_bundle() {
+    if control_plane::skipped() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("keysmith-conformance-tls-{}", std::process::id()));
+    let server = ConformanceServer::start_tls("alibaba", &dir);
+    assert!(
+        server.endpoint.starts_with("https://"),
+        "{}",
+        server.endpoint
+    );
+    let ca = std::fs::read_to_string(dir.join("tls.crt")).unwrap();
+    let env = Env::new("cloud-tls").await;
+    credentials_secret(
+        &env.client,
+        &env.ns,
+        "gw-credentials",
+        conformance::ACCESS_KEY_SECRET,
+        true,
+    )
+    .await;
+
+    // Without the CA: the certificate is unknown, nothing is sent.
+    apply_connection(
+        &env,
+        "untrusted",
+        connection_spec(&server, "gw-credentials"),
+    )
+    .await;
+    let (reason, message) = wait_connection(&env, "untrusted", "False").await;
+    assert_eq!(reason, "Unreachable", "{message}");
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+
+    let mut spec = connection_spec(&server, "gw-credentials");
+    spec["caBundle"] = json!(ca);
+    apply_connection(&env, "trusted", spec).await;
+    wait_connection(&env, "trusted", "True").await;
+    env.create_app(
+        "private",
+        json!({"appName": "private_app", "connectionRef": {"name": "trusted"}}),
+    )
+    .await;
+    env.wait_app("private", "synced over TLS", |a| synced_at(a, 1))
+        .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

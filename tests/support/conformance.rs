@@ -27,8 +27,22 @@ pub struct ConformanceServer {
 impl ConformanceServer {
     /// Starts the server for `provider` (`huawei` or `alibaba`).
     pub fn start(provider: &'static str) -> ConformanceServer {
+        Self::spawn(provider, None)
+    }
+
+    /// The same over HTTPS with a self-signed certificate; its PEM is in
+    /// `<dir>/tls.crt` (a connection's caBundle).
+    pub fn start_tls(provider: &'static str, dir: &Path) -> ConformanceServer {
+        Self::spawn(provider, Some(dir))
+    }
+
+    fn spawn(provider: &'static str, tls_dir: Option<&Path>) -> ConformanceServer {
         let binary = env!("CARGO_BIN_EXE_keysmith-conformance");
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(dir) = tls_dir {
+            command.arg("--tls-dir").arg(dir);
+        }
+        let mut child = command
             .args(["--provider", provider, "--listen", "127.0.0.1:0"])
             .args(["--project-id", PROJECT_ID, "--instance-id", INSTANCE_ID])
             .args(["--region", REGION])

@@ -52,6 +52,11 @@ struct Args {
     /// Alibaba: the region the endpoint serves.
     #[arg(long, default_value = "cn-hangzhou")]
     region: String,
+    /// Serve HTTPS with a fresh self-signed certificate for 127.0.0.1,
+    /// written (tls.crt, tls.key) into this directory: a client trusts it
+    /// through a connection's caBundle.
+    #[arg(long)]
+    tls_dir: Option<std::path::PathBuf>,
 }
 
 /// What every provider's handlers share.
@@ -85,6 +90,40 @@ async fn main() -> std::io::Result<()> {
     };
     let app = control::router(shared.clone()).merge(provider_routes);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).await
+    let address = listener.local_addr()?;
+    match &args.tls_dir {
+        None => {
+            println!("listening on http://{address}");
+            axum::serve(listener, app).await
+        }
+        Some(dir) => {
+            let config = tls_config(dir)?;
+            let listener = keysmith::runtime::tls::TlsListener::new(listener, config)?;
+            println!("listening on https://{address}");
+            axum::serve(listener, app).await
+        }
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1, written as PEM into `dir`.
+fn tls_config(dir: &std::path::Path) -> std::io::Result<Arc<tokio_rustls::rustls::ServerConfig>> {
+    use base64::Engine as _;
+    let failed = |e: keysmith::runtime::tls::TlsError| std::io::Error::other(e.to_string());
+    let (chain, key) = keysmith::runtime::tls::self_signed().map_err(failed)?;
+    let pem = |label: &str, der: &[u8]| {
+        let body = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+            .collect();
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            lines.join("\n")
+        )
+    };
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("tls.crt"), pem("CERTIFICATE", chain[0].as_ref()))?;
+    std::fs::write(dir.join("tls.key"), pem("PRIVATE KEY", key.secret_der()))?;
+    keysmith::runtime::tls::server_config(Some(dir)).map_err(failed)
 }
