@@ -112,7 +112,8 @@ fn the_fence_and_the_namespaced_rights_render_only_when_asked() {
     );
     assert_eq!(binding[0]["spec"]["validationActions"], json!(["Deny"]));
     assert!(grants_workloads(find(&rollout, "ClusterRole")[0]));
-    // (The one Role is the seal key's, in the release namespace.)
+    // (The Roles are the seal key's and the cluster connections'
+    // credentials', in the release namespace.)
     assert!(find(&rollout, "Role").iter().all(|r| !grants_workloads(r)));
 
     let unfenced = render(&[
@@ -165,7 +166,11 @@ fn the_fence_and_the_namespaced_rights_render_only_when_asked() {
         "rollout.namespaces={shop}",
     ]);
     let roles = find(&own, "Role");
-    assert_eq!(roles.len(), 3, "keysmith's, rollout's, the seal key's");
+    assert_eq!(
+        roles.len(),
+        4,
+        "keysmith's, rollout's, the seal key's, the cluster connections' credentials'"
+    );
     assert!(roles.iter().filter(|r| grants_workloads(r)).count() == 1);
     let refused = helm_run(
         &[

@@ -118,8 +118,12 @@ fn the_chart_renders_a_restricted_least_privilege_operator() {
         [
             "ServiceAccount",
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ClusterRoleBinding",
             "Role",
+            "Role",
+            "RoleBinding",
             "RoleBinding",
             "Service",
             "Deployment"
@@ -232,6 +236,8 @@ fn plain_manifests_are_rendered_from_the_chart() {
     let crds = [
         "gatewayapps.keysmith.dev.yaml",
         "signaturekeys.keysmith.dev.yaml",
+        "gatewayconnections.keysmith.dev.yaml",
+        "clustergatewayconnections.keysmith.dev.yaml",
     ]
     .map(|n| std::fs::read_to_string(root.join("crds").join(n)).unwrap())
     .concat();

@@ -125,6 +125,10 @@ pub struct RunArgs {
         default_value = "keysmith-record-key"
     )]
     pub record_key_secret: String,
+    /// Do not serve ClusterGatewayConnections (a namespaced install has no
+    /// right to read cluster-scoped objects; the chart sets it there).
+    #[arg(long)]
+    pub no_cluster_connections: bool,
 }
 
 fn parse_addr(flag: &str, value: &str) -> Result<Option<std::net::SocketAddr>, String> {
@@ -201,6 +205,7 @@ fn run_config(args: RunArgs) -> Result<crate::runtime::RunConfig, String> {
             namespace: args.namespace,
             concurrency: args.concurrency,
             record_key: None,
+            cluster_connections: !args.no_cluster_connections,
         },
         metrics_secure: secure_metrics(
             args.metrics_secure,

@@ -691,20 +691,25 @@ where
 pub async fn run(
     ctx: Arc<ConnectionContext>,
     namespace: Option<String>,
+    cluster: bool,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let namespaced: Api<GatewayConnection> = match &namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
-    let cluster: Api<ClusterGatewayConnection> = Api::all(ctx.client.clone());
-    info!("connection controllers started");
+    info!(cluster, "connection controllers started");
     let (namespaced, namespaced_store) = changed(namespaced);
-    let (cluster, cluster_store) = changed(cluster);
     let one = Controller::for_stream(namespaced, namespaced_store)
         .graceful_shutdown_on(super::shutdown_signal(shutdown.clone()))
         .run(reconcile_namespaced, retry_later, ctx.clone())
         .for_each(|_| async {});
+    if !cluster {
+        one.await;
+        return;
+    }
+    let (cluster, cluster_store) =
+        changed(Api::<ClusterGatewayConnection>::all(ctx.client.clone()));
     let two = Controller::for_stream(cluster, cluster_store)
         .graceful_shutdown_on(super::shutdown_signal(shutdown))
         .run(reconcile_cluster, retry_later, ctx)

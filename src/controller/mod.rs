@@ -72,6 +72,8 @@ pub struct Options {
     /// That key, once loaded (`runtime::run` loads it before the controllers
     /// start); `None` seals nothing.
     pub record_key: Option<crate::engine::RecordKey>,
+    /// Serve ClusterGatewayConnections (off in a namespaced install).
+    pub cluster_connections: bool,
 }
 
 /// keysmith never installs its CRDs; it says clearly when they are missing.
@@ -150,6 +152,7 @@ pub async fn run(
             last_drift: Mutex::default(),
         }),
         options.namespace.clone(),
+        options.cluster_connections,
         shutdown.clone(),
     );
     let secrets = tokio::spawn(watches::watch_secrets(
