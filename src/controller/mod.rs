@@ -166,8 +166,15 @@ pub async fn run(
     );
     futures::join!(
         apps.run(&options, health.clone(), shutdown.clone()),
-        keys.run(&options, health, shutdown),
-        connections,
+        keys.run(&options, health, shutdown.clone()),
+        // Connection checks are read-only calls and status writes: dropped
+        // at shutdown rather than awaited, so SIGTERM never waits on a gateway.
+        async {
+            tokio::select! {
+                _ = connections => {}
+                _ = shutdown_signal(shutdown) => {}
+            }
+        },
     );
     secrets.abort();
     // Drained: let the queued events out (the publisher gives up after
