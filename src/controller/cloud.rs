@@ -25,7 +25,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{debug, info};
 
 use super::cloud_target::Target;
-use super::connections::{self, Problem};
+use super::connections;
 use super::context::KindContext;
 use crate::api::names::{GATEWAY_CLEANUP_FINALIZER, annotations};
 use crate::api::{CloudGatewayStatus, ConditionType, Reason};
@@ -69,25 +69,106 @@ pub async fn sync<K>(
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
-    let (namespace, intent, plan, now) = (pass.namespace, pass.intent, pass.plan, pass.now);
     let sync = recorded(ctx, object).await?;
     let mut status = pushed.unwrap_or_else(|| sync.status.clone());
-    let (Some(state), Some(secret)) = (plan.state.as_ref(), secret_value) else {
-        return Some(failed(
-            status,
-            Reason::GatewaySyncFailed,
-            "waiting for the credentials to be issued".into(),
-            false,
-        ));
+    let issued = pass
+        .plan
+        .state
+        .as_ref()
+        .and_then(|state| Some((state, state.key.clone()?, state.revision?, secret_value?)));
+    let Some((state, key, revision, secret)) = issued else {
+        let message = "waiting for the credentials to be issued".to_string();
+        return Some(failed(status, Reason::GatewaySyncFailed, message, false));
     };
-    let (Some(key), Some(revision)) = (state.key.clone(), state.revision) else {
-        return Some(failed(
-            status,
-            Reason::GatewaySyncFailed,
-            "waiting for the credentials to be issued".into(),
-            false,
-        ));
+    let (resolved, want) = match prepare(ctx, &sync, pass.namespace, key, secret).await {
+        Ok(ready) => ready,
+        Err(refused) => return Some(refused.with(status)),
     };
+    status.connection = Some(resolved.label.clone());
+    if let Err(e) = ensure_finalizer(ctx, object, pass.intent.owned).await {
+        let message = format!("adding the gateway cleanup finalizer: {e}");
+        return Some(failed(status, Reason::GatewaySyncFailed, message, true));
+    }
+    let gateway = target(&resolved, &sync);
+    let overlap = overlap_of(pass, &gateway, state);
+    let before = sync.status.clone();
+    let outcome = push(&gateway, &sync, &mut status, &want, revision, &overlap).await;
+    Some(match outcome {
+        Ok(()) => succeeded(
+            ctx,
+            object,
+            status,
+            &before,
+            &want,
+            &resolved.label,
+            revision,
+            pass.now,
+        ),
+        Err(failure) => failure.into_synced(status),
+    })
+}
+
+/// The end of a successful sync: the record, and an event when anything
+/// at the gateway changed.
+#[allow(clippy::too_many_arguments)]
+fn succeeded<K: CredentialKind + Resource>(
+    ctx: &KindContext<K>,
+    object: &K,
+    mut status: CloudGatewayStatus,
+    before: &CloudGatewayStatus,
+    want: &AppWrite,
+    label: &str,
+    revision: i64,
+    now: Timestamp,
+) -> Synced {
+    status.secret_digest = secret_digest(ctx, object, &want.secret);
+    let pushed = status != *before;
+    if pushed {
+        status.last_sync_time = Some(Time(now));
+    }
+    let message = format!("{label} holds revision {revision}");
+    Synced {
+        events: pushed
+            .then(|| PlannedEvent {
+                severity: Severity::Normal,
+                reason: Reason::GatewaySynced,
+                note: message.clone(),
+            })
+            .into_iter()
+            .collect(),
+        message,
+        status,
+        ok: true,
+        reason: Reason::GatewaySynced,
+        transient: false,
+    }
+}
+
+/// Why a sync cannot start, before any gateway call.
+struct Refused {
+    reason: Reason,
+    message: String,
+    transient: bool,
+}
+
+impl Refused {
+    fn with(self, status: CloudGatewayStatus) -> Synced {
+        failed(status, self.reason, self.message, self.transient)
+    }
+}
+
+/// The connection resolved and what the resource wants there, checked
+/// against the gateway's own rules: everything before the first call.
+async fn prepare<K>(
+    ctx: &KindContext<K>,
+    sync: &CloudSync,
+    namespace: &str,
+    key: String,
+    secret: &str,
+) -> Result<(connections::Resolved, AppWrite), Refused>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
     let shared = &ctx.shared;
     let resolved = connections::resolve(
         &shared.client,
@@ -96,77 +177,38 @@ where
         namespace,
         &sync.reference,
     )
-    .await;
-    let resolved = match resolved {
-        Ok(r) => r,
-        Err(problem) => return Some(connection_problem(status, problem)),
-    };
-    status.connection = Some(resolved.label.clone());
+    .await
+    .map_err(|problem| Refused {
+        reason: match problem.reason {
+            "ConnectionNotAllowed" => Reason::ConnectionNotAllowed,
+            _ => Reason::ConnectionNotReady,
+        },
+        message: problem.message,
+        transient: true,
+    })?;
     let want = AppWrite {
         name: sync.name.clone(),
         remark: sync.remark.clone(),
         key,
         secret: SecretValue::new(secret),
     };
-    if let Err(breach) = target(&resolved, &sync).check_rules(&want) {
-        let message = format!("the gateway's own rules refuse it: {breach}");
-        return Some(failed(status, Reason::GatewayRejected, message, false));
+    target(&resolved, sync)
+        .check_rules(&want)
+        .map_err(|breach| Refused {
+            reason: Reason::GatewayRejected,
+            message: format!("the gateway's own rules refuse it: {breach}"),
+            transient: false,
+        })?;
+    Ok((resolved, want))
+}
+
+/// Whether this pass overlaps at the gateway, and until when.
+fn overlap_of(pass: &Pass<'_>, gateway: &Target<'_>, state: &crate::engine::State) -> Overlap {
+    Overlap {
+        keep: pass.intent.keep_previous.is_some_and(|d| !d.is_zero())
+            && gateway.holds_several_keys(),
+        previous_until: state.previous_expiry_time.filter(|t| *t > pass.now),
     }
-    let overlap = Overlap {
-        keep: intent.keep_previous.is_some_and(|d| !d.is_zero())
-            && target(&resolved, &sync).holds_several_keys(),
-        previous_until: state.previous_expiry_time.filter(|t| *t > now),
-    };
-    if let Err(e) = ensure_finalizer(ctx, object, intent.owned).await {
-        let message = format!("adding the gateway cleanup finalizer: {e}");
-        return Some(failed(status, Reason::GatewaySyncFailed, message, true));
-    }
-    let before = status.clone();
-    let outcome = push(
-        &target(&resolved, &sync),
-        &sync,
-        &mut status,
-        &want,
-        revision,
-        &overlap,
-    )
-    .await;
-    Some(match outcome {
-        Ok(()) => {
-            let pushed = status != before;
-            status.secret_digest = secret_digest(ctx, object, &want.secret);
-            let pushed = pushed || status.secret_digest != before.secret_digest;
-            if pushed {
-                status.last_sync_time = Some(Time(now));
-            }
-            let message = format!("{} holds revision {revision}", resolved.label);
-            Synced {
-                events: pushed
-                    .then(|| PlannedEvent {
-                        severity: Severity::Normal,
-                        reason: Reason::GatewaySynced,
-                        note: message.clone(),
-                    })
-                    .into_iter()
-                    .collect(),
-                message,
-                status,
-                ok: true,
-                reason: Reason::GatewaySynced,
-                transient: false,
-            }
-        }
-        Err(Failure::Conflict(message)) => failed(status, Reason::GatewayConflict, message, false),
-        Err(Failure::Call(error)) => {
-            let reason = if error.is_permanent() {
-                Reason::GatewayRejected
-            } else {
-                Reason::GatewaySyncFailed
-            };
-            let transient = !error.is_permanent();
-            failed(status, reason, error.to_string(), transient)
-        }
-    })
 }
 
 /// Overlap at the gateway: where an app holds several key pairs and the
@@ -215,7 +257,7 @@ pub async fn before_secret<K>(
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
-    let (namespace, intent, plan, now) = (pass.namespace, pass.intent, pass.plan, pass.now);
+    let (intent, plan) = (pass.intent, pass.plan);
     if object.cloud_sync().is_none() || plan.rotation.is_none() {
         return Before::Nothing;
     }
@@ -226,46 +268,29 @@ where
         .secret
         .as_ref()
         .and_then(|s| s.data.get(&intent.secret_data_key));
-    let (Some(_), Some(id), Some(state), Some(secret)) = (
-        plan.rotation,
-        sync.status.id.clone(),
-        plan.state.as_ref(),
-        secret,
-    ) else {
-        return Before::Nothing;
-    };
-    let (Some(key), Some(revision)) = (state.key.clone(), state.revision) else {
+    let issued = plan.state.as_ref().and_then(|state| {
+        Some((
+            state,
+            state.key.clone()?,
+            state.revision?,
+            secret?,
+            sync.status.id.clone()?,
+        ))
+    });
+    let Some((state, key, revision, secret, id)) = issued else {
         return Before::Nothing;
     };
     let mut status = sync.status.clone();
-    let want = AppWrite {
-        name: sync.name.clone(),
-        remark: sync.remark.clone(),
-        key,
-        secret: SecretValue::new(secret.clone()),
+    let (resolved, want) = match prepare(ctx, &sync, pass.namespace, key, secret).await {
+        Ok(ready) => ready,
+        Err(refused) => return Before::Failed(refused.with(status)),
     };
-    let resolved = match connections::resolve(
-        &ctx.shared.client,
-        &ctx.shared.gateway_clients,
-        ctx.shared.own_namespace.as_deref(),
-        namespace,
-        &sync.reference,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(problem) => return Before::Failed(connection_problem(status, problem)),
-    };
-    if let Err(breach) = target(&resolved, &sync).check_rules(&want) {
-        let message = format!("the gateway's own rules refuse the new credential: {breach}");
-        return Before::Failed(failed(status, Reason::GatewayRejected, message, false));
-    }
     let pending = crate::engine::Pending {
         revision,
         key: want.key.clone(),
         secret: secret.clone(),
     };
-    let staged = match stage(ctx, object, namespace, intent, &pending, found).await {
+    let staged = match stage(ctx, object, pass.namespace, intent, &pending, found).await {
         Ok(staged) => staged,
         Err(e) => {
             let message = format!(
@@ -275,34 +300,16 @@ where
             return Before::Failed(failed(status, Reason::GatewaySyncFailed, message, true));
         }
     };
-    let overlap = Overlap {
-        keep: intent.keep_previous.is_some_and(|d| !d.is_zero())
-            && target(&resolved, &sync).holds_several_keys(),
-        previous_until: state.previous_expiry_time.filter(|t| *t > now),
-    };
-    match push_credential(&target(&resolved, &sync), &id, &mut status, &want, &overlap).await {
+    let gateway = target(&resolved, &sync);
+    let overlap = overlap_of(pass, &gateway, state);
+    match push_credential(&gateway, &id, &mut status, &want, &overlap).await {
         Ok(()) => {
             status.revision = Some(revision);
-            status.last_sync_time = Some(Time(now));
+            status.last_sync_time = Some(Time(pass.now));
             status.secret_digest = secret_digest(ctx, object, &want.secret);
             Before::Pushed { status, staged }
         }
-        Err(Failure::Conflict(message)) => {
-            Before::Failed(failed(status, Reason::GatewayConflict, message, false))
-        }
-        Err(Failure::Call(error)) => {
-            let reason = if error.is_permanent() {
-                Reason::GatewayRejected
-            } else {
-                Reason::GatewaySyncFailed
-            };
-            Before::Failed(failed(
-                status,
-                reason,
-                error.to_string(),
-                !error.is_permanent(),
-            ))
-        }
+        Err(failure) => Before::Failed(failure.into_synced(status)),
     }
 }
 
@@ -335,6 +342,22 @@ where
 enum Failure {
     Conflict(String),
     Call(GatewayError),
+}
+
+impl Failure {
+    /// A failed call as the sync reports it: permanent refusals are
+    /// `GatewayRejected` and wait for a change; the rest retry soon.
+    fn into_synced(self, status: CloudGatewayStatus) -> Synced {
+        match self {
+            Failure::Conflict(message) => failed(status, Reason::GatewayConflict, message, false),
+            Failure::Call(error) if error.is_permanent() => {
+                failed(status, Reason::GatewayRejected, error.to_string(), false)
+            }
+            Failure::Call(error) => {
+                failed(status, Reason::GatewaySyncFailed, error.to_string(), true)
+            }
+        }
+    }
 }
 
 impl From<GatewayError> for Failure {
@@ -540,14 +563,6 @@ fn failed(status: CloudGatewayStatus, reason: Reason, message: String, transient
         message,
         transient,
     }
-}
-
-fn connection_problem(status: CloudGatewayStatus, problem: Problem) -> Synced {
-    let reason = match problem.reason {
-        "ConnectionNotAllowed" => Reason::ConnectionNotAllowed,
-        _ => Reason::ConnectionNotReady,
-    };
-    failed(status, reason, problem.message, true)
 }
 
 /// Adds the gateway cleanup finalizer to a resource whose deletion policy
@@ -817,16 +832,14 @@ where
         "metadata": {"uid": object.meta().uid},
         "status": {"gateway": synced.status, "conditions": [condition]},
     });
-    let written = api
-        .patch_status(
-            &object.name_any(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     // The next pass must not decide on a cache that predates this write
     // (`recorded`): a stale gateway revision would push the same value twice.
-    let _ = written;
     remember(
         &ctx.shared,
         object.meta().uid.as_deref().unwrap_or_default(),

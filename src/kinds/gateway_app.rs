@@ -156,23 +156,16 @@ impl CredentialKind for GatewayApp {
     }
 
     fn cloud_sync(&self) -> Option<super::CloudSync> {
-        let reference = self.spec.connection_ref.as_deref()?.clone();
-        Some(super::CloudSync {
-            reference,
-            name: self.effective_app_name(),
-            remark: self.spec.remark.clone().unwrap_or_default(),
-            status: self
-                .status
-                .as_ref()
-                .and_then(|s| s.gateway.as_deref())
-                .cloned()
-                .unwrap_or_default(),
-            adopt: self
-                .annotations()
-                .get(crate::api::names::annotations::ADOPT_GATEWAY_APP)
-                .is_some_and(|v| v == "true"),
-            signature: None,
-        })
+        super::CloudSync::of(
+            self,
+            self.spec.connection_ref.as_deref(),
+            (
+                self.effective_app_name(),
+                self.spec.remark.clone().unwrap_or_default(),
+            ),
+            self.status.as_ref().and_then(|s| s.gateway.as_deref()),
+            None,
+        )
     }
 
     fn recorded_rotation(&self) -> Option<&RotationStatus> {

@@ -39,6 +39,31 @@ pub struct CloudSync {
     pub signature: Option<SignatureShape>,
 }
 
+impl CloudSync {
+    /// The sync of a resource whose spec names `reference` (none without one).
+    pub(crate) fn of(
+        object: &impl kube::Resource,
+        reference: Option<&crate::api::ConnectionRef>,
+        (name, remark): (String, String),
+        status: Option<&crate::api::CloudGatewayStatus>,
+        signature: Option<SignatureShape>,
+    ) -> Option<CloudSync> {
+        Some(CloudSync {
+            reference: reference?.clone(),
+            name,
+            remark,
+            status: status.cloned().unwrap_or_default(),
+            adopt: object
+                .meta()
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(annotations::ADOPT_GATEWAY_APP))
+                .is_some_and(|v| v == "true"),
+            signature,
+        })
+    }
+}
+
 /// A signature key's fixed traits at the gateway: its name and sign type
 /// (and algorithm).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -194,35 +194,26 @@ impl CredentialKind for SignatureKey {
     }
 
     fn cloud_sync(&self) -> Option<super::CloudSync> {
-        let reference = self.spec.connection_ref.as_deref()?.clone();
         let wire = |v: serde_json::Value| v.as_str().map(str::to_string);
         let name = self.effective_key_name();
-        Some(super::CloudSync {
-            reference,
+        let signature = super::SignatureShape {
             name: name.clone(),
-            remark: String::new(),
-            status: self
-                .status
-                .as_ref()
-                .and_then(|s| s.gateway.as_deref())
-                .cloned()
+            sign_type: serde_json::to_value(self.effective_sign_type())
+                .ok()
+                .and_then(wire)
                 .unwrap_or_default(),
-            adopt: self
-                .annotations()
-                .get(crate::api::names::annotations::ADOPT_GATEWAY_APP)
-                .is_some_and(|v| v == "true"),
-            signature: Some(super::SignatureShape {
-                name,
-                sign_type: serde_json::to_value(self.effective_sign_type())
-                    .ok()
-                    .and_then(wire)
-                    .unwrap_or_default(),
-                algorithm: self
-                    .effective_algorithm()
-                    .and_then(|a| serde_json::to_value(a).ok())
-                    .and_then(wire),
-            }),
-        })
+            algorithm: self
+                .effective_algorithm()
+                .and_then(|a| serde_json::to_value(a).ok())
+                .and_then(wire),
+        };
+        super::CloudSync::of(
+            self,
+            self.spec.connection_ref.as_deref(),
+            (name, String::new()),
+            self.status.as_ref().and_then(|s| s.gateway.as_deref()),
+            Some(signature),
+        )
     }
 
     fn recorded_rotation(&self) -> Option<&RotationStatus> {
