@@ -547,6 +547,31 @@ async fn a_namespace_with_synced_apps_is_deleted() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+    // The connection stayed (its in-use finalizer) while the apps' cleanups
+    // ran, on the client built before its credentials Secret went.
+    let gateway = reader(&server);
+    for i in 0..3 {
+        let left = gateway.find_app(&format!("ns_app_{i}")).await.unwrap();
+        assert!(
+            left.is_none(),
+            "ns_app_{i} was left at the gateway\n{}",
+            env.operator
+                .logs()
+                .lines()
+                .filter(|l| l.contains("\"INFO\"")
+                    || l.contains("\"WARN\"")
+                    || l.contains("\"ERROR\""))
+                .filter(|l| !l.contains("could not record an event"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    // At least one delete each (a cleanup whose finalizer release failed
+    // deletes again, and is told NotFound).
+    let stats = server.control("GET", "/_conformance/stats", None).await;
+    let deletes = stats["calls"]["DeleteAppV2"].as_u64().unwrap_or(0);
+    assert!(deletes >= 3, "{stats}");
+    eprintln!("deletes at the gateway: {deletes}");
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 mod support;
 
+use support::conformance::{self, ConformanceServer};
 use support::{control_plane, fixtures, operator};
 
 use std::path::PathBuf;
@@ -300,6 +301,102 @@ fn ready_key(key: Option<&SignatureKey>) -> bool {
     })
 }
 
+/// A GatewayApp synced to a cloud gateway (a conformance server) through a
+/// GatewayConnection, then deleted: with the chart's RBAC keysmith adds and
+/// releases both finalizers (the app's cleanup, the connection's in-use)
+/// and removes the app at the gateway.
+async fn cloud_sync_and_cleanup_need_nothing_more(
+    client: &kube::Client,
+    ns: &str,
+    operator: &operator::Operator,
+) {
+    let server = ConformanceServer::start("huawei");
+    let objects = [
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "gw-credentials", "annotations": {"keysmith.dev/allow-source": "true"}},
+            "stringData": {"accessKeyId": conformance::ACCESS_KEY_ID,
+                           "accessKeySecret": conformance::ACCESS_KEY_SECRET}}),
+        serde_json::json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayConnection",
+            "metadata": {"name": "gw"},
+            "spec": {"provider": "HuaweiAPIG", "endpoint": server.endpoint,
+                     "region": conformance::REGION, "projectId": conformance::PROJECT_ID,
+                     "instanceId": conformance::INSTANCE_ID,
+                     "credentialsRef": {"name": "gw-credentials"}}}),
+        serde_json::json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+            "metadata": {"name": "synced"},
+            "spec": {"appName": "rbac_synced", "connectionRef": {"name": "gw"}}}),
+    ];
+    for object in &objects {
+        let api = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+            client.clone(),
+            ns,
+            &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+                object["apiVersion"]
+                    .as_str()
+                    .unwrap()
+                    .split_once('/')
+                    .map_or("", |(g, _)| g),
+                object["apiVersion"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap(),
+                object["kind"].as_str().unwrap(),
+            )),
+        );
+        let name = object["metadata"]["name"].as_str().unwrap();
+        api.patch(
+            name,
+            &PatchParams::apply("keysmith-tests"),
+            &Patch::Apply(object),
+        )
+        .await
+        .unwrap();
+    }
+    let apps: Api<GatewayApp> = Api::namespaced(client.clone(), ns);
+    let synced = |app: Option<&GatewayApp>| {
+        app.and_then(|a| a.status.as_ref()).is_some_and(|s| {
+            s.rotation
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "GatewaySynced" && c.status == "True")
+        })
+    };
+    tokio::time::timeout(
+        Duration::from_secs(40),
+        await_condition(apps.clone(), "synced", synced),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("not synced with the chart's RBAC:\n{}", operator.logs()))
+    .unwrap();
+    let connections: Api<GatewayConnection> = Api::namespaced(client.clone(), ns);
+    let connection = connections.get("gw").await.unwrap();
+    assert!(
+        connection
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"keysmith.dev/connection-in-use".to_string()),
+        "the connection is marked in use"
+    );
+    apps.delete("synced", &Default::default()).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(40),
+        await_condition(apps.clone(), "synced", |a: Option<&GatewayApp>| a.is_none()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("not cleaned up with the chart's RBAC:\n{}", operator.logs()))
+    .unwrap();
+    let stats = server.control("GET", "/_conformance/stats", None).await;
+    assert_eq!(
+        stats["calls"]["DeleteAppV2"],
+        1,
+        "the app was removed at the gateway: {stats}\n{}",
+        operator.logs()
+    );
+}
+
 #[tokio::test]
 async fn the_chart_rbac_is_enough_and_every_rule_is_needed() {
     needs_control_plane!();
@@ -380,6 +477,7 @@ async fn the_chart_rbac_is_enough_and_every_rule_is_needed() {
         })
         .unwrap();
     }
+    cloud_sync_and_cleanup_need_nothing_more(&client, &ns, &operator).await;
     assert!(
         !operator.logs().contains("forbidden"),
         "a permission was missing:\n{}",

@@ -8,13 +8,15 @@
 /// The server-side-apply field manager for everything keysmith writes.
 pub const FIELD_MANAGER: &str = "keysmith";
 
-/// Labels keysmith puts on its Secrets.
 /// The finalizer on a resource with `spec.connectionRef` and deletionPolicy
 /// Delete: the app (or signature key) at the cloud gateway goes first.
 pub const GATEWAY_CLEANUP_FINALIZER: &str = "keysmith.dev/gateway-cleanup";
+/// The finalizer on a `GatewayConnection` that resources with the cleanup
+/// finalizer use: it stays until their cleanups are done.
+pub const CONNECTION_IN_USE_FINALIZER: &str = "keysmith.dev/connection-in-use";
 
 pub mod labels {
-    /// On every Secret keysmith writes; also its watch selector.
+    /// On every Secret keysmith writes.
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
     pub const MANAGED_BY_VALUE: &str = "keysmith";
     /// The GatewayApp a Secret belongs to.

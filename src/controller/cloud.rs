@@ -11,9 +11,10 @@
 //! have been created is looked up by name (and recognised by its AppKey)
 //! before any second create.
 //!
-//! This pass pushes after the Secret write; the push-first order SPEC §11.2
-//! asks for providers without overlap (Huawei) is not built yet
-//! (docs/gateways.md says so).
+//! Order: a new revision for an app that exists at the gateway is pushed
+//! before the Secret write ([`before_secret`], its values fixed first in the
+//! Secret's pending entry); the first issue writes the Secret first and then
+//! creates the app ([`sync`]).
 
 use std::sync::Arc;
 
@@ -25,8 +26,10 @@ use kube::{Resource, ResourceExt};
 use tracing::{debug, info};
 
 use super::cloud_target::Target;
+use super::connection_use;
 use super::connections;
 use super::context::KindContext;
+use super::finalizers;
 use crate::api::names::{GATEWAY_CLEANUP_FINALIZER, annotations};
 use crate::api::{CloudGatewayStatus, ConditionType, Reason};
 use crate::engine::{Intent, Plan, PlannedEvent, Severity};
@@ -85,7 +88,7 @@ where
         Err(refused) => return Some(refused.with(status)),
     };
     status.connection = Some(resolved.label.clone());
-    if let Err(e) = ensure_finalizer(ctx, object, pass.intent.owned).await {
+    if let Err(e) = ensure_finalizer(ctx, object, &sync, pass.intent.owned).await {
         let message = format!("adding the gateway cleanup finalizer: {e}");
         return Some(failed(status, Reason::GatewaySyncFailed, message, true));
     }
@@ -174,8 +177,8 @@ where
         &shared.client,
         &shared.gateway_clients,
         shared.own_namespace.as_deref(),
-        namespace,
-        &sync.reference,
+        (namespace, &sync.reference),
+        connections::Purpose::Sync,
     )
     .await
     .map_err(|problem| Refused {
@@ -567,56 +570,39 @@ fn failed(status: CloudGatewayStatus, reason: Reason, message: String, transient
 
 /// Adds the gateway cleanup finalizer to a resource whose deletion policy
 /// is Delete (before anything exists at the gateway), removes it from one
-/// whose policy became Retain. Not kube-runtime's `finalizer` helper: that
-/// one puts its finalizer on every object of the kind, and only resources
-/// with `spec.connectionRef` may need one (an extra write for every other
-/// resource, and on upgrade, would break SPEC §5 and §8).
-async fn ensure_finalizer<K>(ctx: &KindContext<K>, object: &K, wanted: bool) -> kube::Result<()>
+/// whose policy became Retain. With the finalizer, the namespaced connection
+/// it uses is kept until the cleanup is done ([`connection_use::protect`]).
+async fn ensure_finalizer<K>(
+    ctx: &KindContext<K>,
+    object: &K,
+    sync: &CloudSync,
+    wanted: bool,
+) -> kube::Result<()>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
-    let finalizers = object.finalizers();
-    let at = finalizers
-        .iter()
-        .position(|f| f == GATEWAY_CLEANUP_FINALIZER);
-    let patch = match (wanted, at) {
-        (true, None) if finalizers.is_empty() => json_patch(serde_json::json!([
-            {"op": "add", "path": "/metadata/finalizers", "value": [GATEWAY_CLEANUP_FINALIZER]}
-        ])),
-        (true, None) => json_patch(serde_json::json!([
-            {"op": "add", "path": "/metadata/finalizers/-", "value": GATEWAY_CLEANUP_FINALIZER}
-        ])),
-        (false, Some(i)) => remove_at(i),
-        _ => return Ok(()),
+    let Some(patch) = finalizers::change(object.finalizers(), GATEWAY_CLEANUP_FINALIZER, wanted)
+    else {
+        return Ok(());
     };
     let namespace = object.namespace().unwrap_or_default();
+    if wanted {
+        connection_use::protect(&ctx.shared.client, &namespace, &sync.reference).await?;
+    }
     let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
     api.patch(&object.name_any(), &PatchParams::default(), &patch)
         .await
         .map(|_| ())
 }
 
-fn json_patch(value: serde_json::Value) -> Patch<()> {
-    Patch::Json(serde_json::from_value(value).unwrap_or_else(|_| json_patch_empty()))
-}
-
-fn json_patch_empty() -> json_patch::Patch {
-    json_patch::Patch(Vec::new())
-}
-
-/// Removes the finalizer at index `i`, only if it is still there.
-fn remove_at(i: usize) -> Patch<()> {
-    json_patch(serde_json::json!([
-        {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": GATEWAY_CLEANUP_FINALIZER},
-        {"op": "remove", "path": format!("/metadata/finalizers/{i}")}
-    ]))
-}
-
 /// A resource being deleted that carries the cleanup finalizer: remove its
-/// app at the gateway, then the finalizer. The finalizer is released
-/// without a cleanup when asked (`keysmith.dev/skip-gateway-cleanup`) or
-/// when the connection or its credentials are gone (a namespace being
-/// deleted takes them first; nothing could ever clean up then). Otherwise a
+/// app at the gateway, then the finalizer. A namespace deletion keeps the
+/// connection (its in-use finalizer, [`connection_use`]) and deletes the
+/// credentials Secret in any order: the cleanup then uses the client built
+/// before. The finalizer is released without a cleanup when asked
+/// (`keysmith.dev/skip-gateway-cleanup`), or when the connection is gone or
+/// its credentials are and no client was built with them (keysmith
+/// restarted meanwhile): nothing could ever clean up then. Otherwise a
 /// failure keeps it, with the reason in `status.gateway.cleanup`.
 pub async fn clean_up<K>(
     ctx: &KindContext<K>,
@@ -625,15 +611,15 @@ pub async fn clean_up<K>(
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
-    let Some(at) = object
+    if !object
         .finalizers()
         .iter()
-        .position(|f| f == GATEWAY_CLEANUP_FINALIZER)
-    else {
+        .any(|f| f == GATEWAY_CLEANUP_FINALIZER)
+    {
         return Ok(None);
-    };
+    }
     let Some(sync) = object.cloud_sync() else {
-        return release(ctx, &**object, at, None).await;
+        return release(ctx, &**object, None).await;
     };
     let skip = object
         .annotations()
@@ -645,13 +631,7 @@ where
             annotations::SKIP_GATEWAY_CLEANUP,
             sync.name
         );
-        return release(
-            ctx,
-            &**object,
-            at,
-            Some((Reason::GatewayCleanupSkipped, note)),
-        )
-        .await;
+        return release(ctx, &**object, Some((Reason::GatewayCleanupSkipped, note))).await;
     }
     let namespace = object.namespace().unwrap_or_default();
     let shared = &ctx.shared;
@@ -659,8 +639,8 @@ where
         &shared.client,
         &shared.gateway_clients,
         shared.own_namespace.as_deref(),
-        &namespace,
-        &sync.reference,
+        (&namespace, &sync.reference),
+        connections::Purpose::Cleanup,
     )
     .await;
     let resolved = match resolved {
@@ -673,20 +653,14 @@ where
                 "app {} stays at the gateway: {}",
                 sync.name, problem.message
             );
-            return release(
-                ctx,
-                &**object,
-                at,
-                Some((Reason::GatewayCleanupSkipped, note)),
-            )
-            .await;
+            return release(ctx, &**object, Some((Reason::GatewayCleanupSkipped, note))).await;
         }
         Err(problem) => return hold(ctx, object, &sync, problem.message).await,
     };
     match delete_remote(&target(&resolved, &sync), &sync).await {
         Ok(()) => {
             let note = format!("app {} removed from {}", sync.name, resolved.label);
-            release(ctx, &**object, at, Some((Reason::GatewayCleanedUp, note))).await
+            release(ctx, &**object, Some((Reason::GatewayCleanedUp, note))).await
         }
         Err(error) => hold(ctx, object, &sync, error.to_string()).await,
     }
@@ -718,7 +692,6 @@ async fn delete_remote<G: GatewayApi>(gateway: &G, sync: &CloudSync) -> Result<(
 async fn release<K>(
     ctx: &KindContext<K>,
     object: &K,
-    at: usize,
     event: Option<(Reason, String)>,
 ) -> kube::Result<Option<std::time::Duration>>
 where
@@ -727,8 +700,10 @@ where
     super::lock(&ctx.shared.cloud_written).remove(object.meta().uid.as_deref().unwrap_or_default());
     let namespace = object.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
-    api.patch(&object.name_any(), &PatchParams::default(), &remove_at(at))
-        .await?;
+    if let Some(patch) = finalizers::change(object.finalizers(), GATEWAY_CLEANUP_FINALIZER, false) {
+        api.patch(&object.name_any(), &PatchParams::default(), &patch)
+            .await?;
+    }
     if let Some((reason, note)) = event {
         let severity = match reason {
             Reason::GatewayCleanedUp => Severity::Normal,

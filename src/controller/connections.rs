@@ -23,9 +23,10 @@ use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, info};
 
+use super::connection_use;
 use super::lock;
 use super::rollout::selector_text;
-use crate::api::names::annotations;
+use crate::api::names::{CONNECTION_IN_USE_FINALIZER, annotations};
 use crate::api::{
     ClientLimits, ClusterGatewayConnection, ConnectionKind, ConnectionRef, CredentialsRef,
     GatewayConnection, GatewayConnectionStatus, GatewayProvider,
@@ -38,6 +39,8 @@ const MANAGER: &str = "keysmith";
 const RECHECK: Duration = Duration::from_secs(300);
 /// How soon a connection that is not Ready is checked again.
 const RETRY: Duration = Duration::from_secs(30);
+/// How soon a connection being deleted looks again for its last user.
+const IN_USE_RECHECK: Duration = Duration::from_secs(2);
 /// A drift check requeued for exactly its interval is due, though the timer
 /// fires a little early or the last check ended a little late.
 const DRIFT_SLACK: Duration = Duration::from_secs(1);
@@ -111,10 +114,14 @@ pub struct Resolved {
     pub client: providers::Client,
 }
 
-/// Clients by connection, rebuilt when the connection or its credentials change.
+/// Clients by connection uid, rebuilt when the connection's spec or its
+/// credentials change. A connection being deleted keeps its last client when
+/// its credentials Secret is already gone (a namespace deletion removes
+/// Secrets at once), so the resources that use it can still remove their
+/// apps at the gateway; it is forgotten when the connection is released.
 #[derive(Default)]
 pub struct Clients {
-    by_connection: Mutex<HashMap<String, (String, providers::Client)>>,
+    by_connection: Mutex<HashMap<String, (String, Provider, providers::Client)>>,
     /// Told of every gateway request (the metrics).
     observer: Option<providers::http::Observer>,
 }
@@ -127,27 +134,50 @@ impl Clients {
             observer: Some(observer),
         }
     }
-}
 
-impl Clients {
     fn get_or_build(
         &self,
-        label: &str,
+        uid: &str,
         fingerprint: String,
-        build: impl FnOnce() -> Result<providers::Client, Problem>,
-    ) -> Result<providers::Client, Problem> {
-        if let Some((seen, client)) = lock(&self.by_connection).get(label)
+        build: impl FnOnce() -> Result<(Provider, providers::Client), Problem>,
+    ) -> Result<(Provider, providers::Client), Problem> {
+        if let Some((seen, provider, client)) = lock(&self.by_connection).get(uid)
             && *seen == fingerprint
         {
-            return Ok(client.clone());
+            return Ok((*provider, client.clone()));
         }
-        let mut client = build()?;
+        let (provider, mut client) = build()?;
         if let Some(observer) = &self.observer {
             client.observe(observer.clone());
         }
-        lock(&self.by_connection).insert(label.to_string(), (fingerprint, client.clone()));
-        Ok(client)
+        let entry = (fingerprint, provider, client.clone());
+        lock(&self.by_connection).insert(uid.to_string(), entry);
+        Ok((provider, client))
     }
+
+    /// The last client built for connection `uid`, whatever changed since.
+    fn last(&self, uid: &str) -> Option<(Provider, providers::Client)> {
+        lock(&self.by_connection)
+            .get(uid)
+            .map(|(_, provider, client)| (*provider, client.clone()))
+    }
+
+    /// Drops connection `uid`'s client (the connection is going).
+    pub fn forget(&self, uid: &str) {
+        lock(&self.by_connection).remove(uid);
+    }
+}
+
+/// What a connection is resolved for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Syncing a live resource: the credentials must be readable now.
+    Sync,
+    /// Removing a deleted resource's app: when the credentials Secret is
+    /// already gone (a namespace deletion removes Secrets first, in any
+    /// order with the connection), the last client built for the connection
+    /// still serves.
+    Cleanup,
 }
 
 /// Resolves `reference` for a resource in `namespace`: the connection
@@ -156,8 +186,8 @@ pub async fn resolve(
     client: &Client,
     clients: &Clients,
     own_namespace: Option<&str>,
-    namespace: &str,
-    reference: &ConnectionRef,
+    (namespace, reference): (&str, &ConnectionRef),
+    purpose: Purpose,
 ) -> Result<Resolved, Problem> {
     let kind = reference.kind.unwrap_or_default();
     let name = &reference.name;
@@ -174,6 +204,7 @@ pub async fn resolve(
                 &connection,
                 view_of_namespaced(&connection),
                 at,
+                purpose,
             )
             .await
         }
@@ -195,6 +226,7 @@ pub async fn resolve(
                 &connection,
                 view_of_cluster(&connection),
                 (own, false),
+                purpose,
             )
             .await
         }
@@ -276,6 +308,7 @@ async fn build<K: Resource>(
     connection: &K,
     view: View<'_>,
     (secret_namespace, must_opt_in): (&str, bool),
+    purpose: Purpose,
 ) -> Result<Resolved, Problem> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), secret_namespace);
     let reference = view.credentials;
@@ -288,15 +321,26 @@ async fn build<K: Resource>(
             ),
         )
     })?;
-    let secret = secret.ok_or_else(|| {
-        Problem::new(
+    let uid = connection.meta().uid.clone().unwrap_or_default();
+    let Some(secret) = secret else {
+        let missing = Problem::new(
             "ConnectionNotReady",
             format!(
                 "spec.credentialsRef: Secret {secret_namespace}/{} does not exist",
                 reference.name
             ),
-        )
-    })?;
+        );
+        // A cleanup, or a connection being deleted: the resources that use
+        // it remove their apps with the client it had.
+        let deleting = connection.meta().deletion_timestamp.is_some();
+        let last_resort = deleting || purpose == Purpose::Cleanup;
+        let (provider, client) = clients.last(&uid).filter(|_| last_resort).ok_or(missing)?;
+        return Ok(Resolved {
+            label,
+            provider,
+            client,
+        });
+    };
     if must_opt_in && !opted_in(&secret) {
         return Err(Problem::new(
             "ConnectionNotReady",
@@ -312,16 +356,15 @@ async fn build<K: Resource>(
     // The spec's generation, not the resourceVersion: every check writes the
     // connection's status, and a new client would start a new rate budget.
     let fingerprint = format!(
-        "{}/{}/{}",
-        connection.meta().uid.clone().unwrap_or_default(),
+        "{}/{}",
         connection.meta().generation.unwrap_or_default(),
         secret.resource_version().unwrap_or_default()
     );
     let settings = settings(&view, access_key)?;
-    let provider = settings.provider;
-    let client = clients.get_or_build(&label, fingerprint, || {
-        providers::Client::connect(&settings)
-            .map_err(|e| Problem::new("ConnectionNotReady", e.to_string()))
+    let (provider, client) = clients.get_or_build(&uid, fingerprint, || {
+        let client = providers::Client::connect(&settings)
+            .map_err(|e| Problem::new("ConnectionNotReady", e.to_string()))?;
+        Ok((settings.provider, client))
     })?;
     Ok(Resolved {
         label,
@@ -433,6 +476,8 @@ pub struct ConnectionContext {
     /// For the drift checks: events, the record key, and the GatewayApps.
     pub shared: Arc<super::context::Shared>,
     pub apps: kube::runtime::reflector::Store<crate::api::GatewayApp>,
+    /// With the apps: who uses a connection (its in-use finalizer).
+    pub keys: kube::runtime::reflector::Store<crate::api::SignatureKey>,
     /// When each connection's last drift check ran.
     pub last_drift: Mutex<HashMap<String, std::time::Instant>>,
 }
@@ -561,6 +606,18 @@ async fn reconcile_namespaced(
     ctx: Arc<ConnectionContext>,
 ) -> Result<Action, kube::Error> {
     let namespace = object.namespace().unwrap_or_default();
+    let api: Api<GatewayConnection> = Api::namespaced(ctx.client.clone(), &namespace);
+    let step = in_use_step(&ctx, &object);
+    match step {
+        connection_use::Step::Add => connection_use::mark(&api, &object, true).await?,
+        connection_use::Step::Release => {
+            connection_use::mark(&api, &object, false).await?;
+            ctx.clients
+                .forget(object.meta().uid.as_deref().unwrap_or_default());
+            return Ok(Action::await_change());
+        }
+        connection_use::Step::Wait | connection_use::Step::Keep => {}
+    }
     let label = format!("GatewayConnection/{}", object.name_any());
     let resolved = build(
         &ctx.client,
@@ -569,6 +626,7 @@ async fn reconcile_namespaced(
         &*object,
         view_of_namespaced(&object),
         (&namespace, true),
+        Purpose::Sync,
     )
     .await;
     let name = object.name_any();
@@ -577,10 +635,26 @@ async fn reconcile_namespaced(
         name: &name,
         namespace: Some(&namespace),
     };
-    let api: Api<GatewayConnection> = Api::namespaced(ctx.client.clone(), &namespace);
     let drift = object.spec.drift_check_interval.as_deref();
     let previous = object.status.clone();
-    report(&ctx, &api, &*object, resolved, &served, drift, previous).await
+    let next = report(&ctx, &api, &*object, resolved, &served, drift, previous).await?;
+    Ok(match step {
+        // Being deleted: look again soon for the last user's cleanup.
+        connection_use::Step::Wait => Action::requeue(IN_USE_RECHECK),
+        _ => next,
+    })
+}
+
+/// The connection's in-use step, from the kinds' caches.
+fn in_use_step(ctx: &ConnectionContext, object: &GatewayConnection) -> connection_use::Step {
+    let namespace = object.namespace().unwrap_or_default();
+    let users = connection_use::users(&ctx.apps, &ctx.keys, &namespace, &object.name_any());
+    let deleting = object.meta().deletion_timestamp.is_some();
+    let held = object
+        .finalizers()
+        .iter()
+        .any(|f| f == CONNECTION_IN_USE_FINALIZER);
+    connection_use::step(deleting, users, held)
 }
 
 async fn reconcile_cluster(
@@ -597,6 +671,7 @@ async fn reconcile_cluster(
                 &*object,
                 view_of_cluster(&object),
                 (own, false),
+                Purpose::Sync,
             )
             .await
         }

@@ -17,12 +17,14 @@
 pub mod backoff;
 pub mod cloud;
 pub mod cloud_target;
+pub mod connection_use;
 pub mod connections;
 pub mod context;
 pub mod drift;
 pub mod echo;
 pub mod error;
 pub mod events;
+pub mod finalizers;
 pub mod gateway_others;
 pub mod health;
 pub mod index;
@@ -149,6 +151,7 @@ pub async fn run(
             own_namespace: shared.own_namespace.clone(),
             shared: shared.clone(),
             apps: apps.ctx.cache.clone(),
+            keys: keys.ctx.cache.clone(),
             last_drift: Mutex::default(),
         }),
         options.namespace.clone(),
