@@ -7,12 +7,18 @@
 //!
 //! One Envoy Gateway per test binary, shared by its tests (each test works in
 //! its own namespace, with an HTTPRoute under its own path prefix on the one
-//! Gateway): Envoy Gateway binds fixed ports on every interface that no
-//! setting moves (xDS 18000, health probe 8081, webhook 9443:
-//! internal/xds/runner, internal/provider/kubernetes), so two cannot run at
-//! once. The admin server and the Gateway's listener get free ports; the
-//! listener binds 0.0.0.0 (Envoy Gateway's fixed listener address), and
-//! tests reach it on 127.0.0.1.
+//! Gateway): Envoy Gateway binds fixed ports that no setting moves (xDS
+//! 18000, health probe 8081, metrics 8080, webhook 9443, Wasm cache 18002;
+//! Envoy's readiness listener 19003), so two cannot run at once. The admin
+//! server and the Gateway's listener get free ports.
+//!
+//! Loopback only. As released, Envoy Gateway binds those fixed ports on
+//! every interface and has Envoy listen on 0.0.0.0; `scripts/provision`
+//! builds it with a Go overlay that makes each of them 127.0.0.1 (and its
+//! configuration here puts the admin server on 127.0.0.1 and turns
+//! Prometheus off). After start the harness reads `/proc/net/tcp{,6}` and
+//! fails if any socket that Envoy Gateway's process tree listens on is bound
+//! beyond loopback ([`EnvoyGateway::check_loopback_only`]).
 //!
 //! Certificates. With Kubernetes resources Envoy Gateway's xDS server reads
 //! its certificate from the fixed paths `/certs/{tls.crt,tls.key,ca.crt}`,
@@ -33,8 +39,9 @@
 //! asks for it fails with the reason and the end of its log; it is never
 //! skipped (only `KEYSMITH_SKIP_CONTROL_PLANE=1` skips, before anything starts).
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -98,7 +105,8 @@ fn start() -> Result<EnvoyGateway, String> {
     let pid = eg.spawn(cp, &assets)?;
     let result = eg
         .apply_gateway(cp, &envoy_version(&assets)?)
-        .and_then(|()| eg.wait_listening(pid));
+        .and_then(|()| eg.wait_listening(pid))
+        .and_then(|()| eg.check_loopback_only(pid));
     result.map_err(|reason| {
         format!(
             "{reason}\n== end of {}\n{}",
@@ -466,6 +474,40 @@ extensionApis:
         }
     }
 
+    /// Fails if a socket that Envoy Gateway or its Envoy listens on (any
+    /// process under `unshare`, `pid`) is bound beyond loopback, naming it.
+    /// It must also find the Gateway's listener and the xDS server, so a
+    /// check that could not see the processes' sockets does not pass.
+    fn check_loopback_only(&self, pid: u32) -> Result<(), String> {
+        let listening = listening_sockets()?;
+        let owned: Vec<(String, SocketAddr)> = process_tree(pid)
+            .into_iter()
+            .flat_map(|p| socket_inodes(p).into_iter().map(move |inode| (p, inode)))
+            .filter_map(|(p, inode)| Some((process_name(p), *listening.get(&inode)?)))
+            .collect();
+        let mut exposed: Vec<String> = owned
+            .iter()
+            .filter(|(_, address)| !is_loopback(address.ip()))
+            .map(|(name, address)| format!("{name} on {address}"))
+            .collect();
+        // Envoy's workers each hold a socket of one listener.
+        exposed.sort();
+        exposed.dedup();
+        if !exposed.is_empty() {
+            return Err(format!("listening beyond loopback: {}", exposed.join(", ")));
+        }
+        match [self.port, XDS_PORT]
+            .into_iter()
+            .find(|port| !owned.iter().any(|(_, address)| address.port() == *port))
+        {
+            Some(port) => Err(format!(
+                "the loopback check found no socket listening on port {port} among \
+                 Envoy Gateway's processes (it saw {owned:?})"
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// GET `path` on the Gateway's listener with `headers`: the status and
     /// the body, or None if there was no HTTP answer.
     pub fn request(&self, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
@@ -542,6 +584,116 @@ mkdir "$root/certs"
 cp "$certs/ca.crt" "$certs/tls.crt" "$certs/tls.key" "$root/certs/"
 exec chroot "$root" "$@"
 "#;
+
+/// Envoy Gateway's xDS server port (internal/xds/bootstrap, `DefaultXdsServerPort`).
+const XDS_PORT: u16 = 18000;
+
+/// Every TCP socket in LISTEN state in this network namespace, by inode,
+/// from `/proc/net/tcp` and `/proc/net/tcp6`.
+fn listening_sockets() -> Result<HashMap<u64, SocketAddr>, String> {
+    let mut sockets = HashMap::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).map_err(|e| format!("reading {table}: {e}"))?;
+        sockets.extend(text.lines().skip(1).filter_map(parse_listening));
+    }
+    Ok(sockets)
+}
+
+/// One line of `/proc/net/tcp{,6}`: its inode and local address, if it listens.
+fn parse_listening(line: &str) -> Option<(u64, SocketAddr)> {
+    const LISTEN: &str = "0A";
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if fields.get(3) != Some(&LISTEN) {
+        return None;
+    }
+    let (address, port) = fields.get(1)?.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let inode = fields.get(9)?.parse().ok()?;
+    Some((inode, SocketAddr::new(parse_proc_ip(address)?, port)))
+}
+
+/// An address as `/proc/net/tcp{,6}` prints it: 32-bit words in hex, each in
+/// host byte order.
+fn parse_proc_ip(hex: &str) -> Option<IpAddr> {
+    let mut bytes = Vec::with_capacity(16);
+    for word in hex.as_bytes().chunks(8) {
+        let word = u32::from_str_radix(std::str::from_utf8(word).ok()?, 16).ok()?;
+        bytes.extend_from_slice(&word.to_ne_bytes());
+    }
+    match bytes.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => None,
+    }
+}
+
+/// 127.0.0.0/8, ::1 or an IPv4-mapped 127.0.0.0/8.
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// `pid` and every process below it.
+fn process_tree(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // "pid (comm) state ppid …": comm may hold spaces and parentheses.
+            let parent = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((child, parent))
+        })
+        .collect();
+    let mut tree = vec![pid];
+    let mut next = 0;
+    while next < tree.len() {
+        let parent = tree[next];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        next += 1;
+    }
+    tree
+}
+
+/// The inodes of the sockets `pid` holds open.
+fn socket_inodes(pid: u32) -> Vec<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| {
+            let target = std::fs::read_link(fd.path()).ok()?;
+            let target = target.to_str()?;
+            target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+fn process_name(pid: u32) -> String {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    format!("{} (pid {pid})", comm.trim())
+}
 
 fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence.
