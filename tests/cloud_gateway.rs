@@ -778,7 +778,9 @@ async fn a_signature_key_lives_at_the_gateway_as_in_its_secret() {
             true,
         )
         .await;
-        apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
+        let mut spec = connection_spec(&server, "gw-credentials");
+        spec["driftCheckInterval"] = json!("10s");
+        apply_connection(&env, "gw", spec).await;
         let keys: Api<keysmith::api::SignatureKey> = Api::namespaced(env.client.clone(), &env.ns);
         let apply = |reset: &str| {
             json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "SignatureKey",
@@ -836,6 +838,46 @@ async fn a_signature_key_lives_at_the_gateway_as_in_its_secret() {
                 Some(text("sign_secret")),
                 "{provider}"
             );
+        }
+        // Someone changes the signature key's secret in the console: the
+        // drift check finds it and pushes the Secret's value again.
+        let data = env.secrets().get("backend").await.unwrap().data.unwrap();
+        let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+        let (sign_key, sign_secret) = (text("sign_key"), text("sign_secret"));
+        let gateway = reader(&server);
+        let remote = gateway
+            .find_signature("backend_sign")
+            .await
+            .unwrap()
+            .unwrap();
+        let console = providers::SignatureWrite {
+            name: "backend_sign".into(),
+            sign_type: "hmac".into(),
+            algorithm: None,
+            key: sign_key.clone(),
+            secret: SecretValue::new("Console-changed-sign-secret-0001"),
+        };
+        gateway
+            .update_signature(&remote.id, &console)
+            .await
+            .unwrap();
+        env.wait_event("backend", "GatewayDrift").await;
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        loop {
+            let remote = gateway
+                .find_signature("backend_sign")
+                .await
+                .unwrap()
+                .unwrap();
+            if remote.secret.as_ref().map(|s| s.expose()) == Some(sign_secret.as_str()) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "signature key drift never repaired\n{}",
+                support::env::tail(&env.operator.logs())
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
         keys.delete("backend", &Default::default()).await.unwrap();
         let deadline = tokio::time::Instant::now() + SETTLE;

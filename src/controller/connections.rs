@@ -525,7 +525,14 @@ async fn drift_if_due(
         .is_none_or(|last| last.elapsed() + DRIFT_SLACK >= interval);
     if due {
         lock(&ctx.last_drift).insert(resolved.label.clone(), std::time::Instant::now());
-        match super::drift::check(&ctx.shared, &ctx.apps, served, &resolved.client).await {
+        match super::drift::check(
+            &ctx.shared,
+            (&ctx.apps, &ctx.keys),
+            served,
+            &resolved.client,
+        )
+        .await
+        {
             Ok(0) => debug!(connection = resolved.label, "drift check: nothing drifted"),
             Ok(n) => info!(
                 connection = resolved.label,

@@ -2,7 +2,8 @@
 //! the cloud console breaks every caller. At each connection's
 //! `driftCheckInterval` keysmith lists the gateway's apps page by page
 //! (cost ≈ apps ÷ page size, never a call per app) and compares each synced
-//! GatewayApp's record with what the gateway holds. Where they differ it
+//! GatewayApp's record with what the gateway holds; the same for
+//! SignatureKeys against the gateway's signature keys. Where they differ it
 //! forgets the part the gateway lost in `status.gateway` and says so
 //! (Warning `GatewayDrift`); the reconcile that status change triggers
 //! pushes the resource's credential again. No write call happens here.
@@ -11,14 +12,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
+use super::cloud_target::Target;
 use super::context::Shared;
-use crate::api::{CloudGatewayStatus, ConnectionKind, GatewayApp, Reason};
+use crate::api::{CloudGatewayStatus, ConnectionKind, GatewayApp, Reason, SignatureKey};
 use crate::engine::{PlannedEvent, Severity};
-use crate::kinds::CredentialKind;
+use crate::kinds::{CloudSync, CredentialKind, SignatureShape};
 use crate::providers::{self, GatewayApi, RemoteApp};
 
 /// Which resources a connection serves: a namespaced one those of its
@@ -30,64 +33,82 @@ pub struct Served<'a> {
     pub namespace: Option<&'a str>,
 }
 
-/// One drift check of one connection; how many apps were repaired.
+/// One drift check of one connection: its GatewayApps against the
+/// gateway's apps, its SignatureKeys against its signature keys (each list
+/// read only when a resource of that kind uses the connection); how many
+/// resources were repaired.
 pub async fn check(
     shared: &Arc<Shared>,
-    apps: &Store<GatewayApp>,
+    (apps, keys): (&Store<GatewayApp>, &Store<SignatureKey>),
     served: &Served<'_>,
     client: &providers::Client,
 ) -> Result<usize, providers::GatewayError> {
-    let synced: Vec<Arc<GatewayApp>> = apps
+    let as_apps = Target {
+        client,
+        signature: None,
+    };
+    let shape = SignatureShape::default();
+    let as_keys = Target {
+        client,
+        signature: Some(&shape),
+    };
+    let repaired = check_kind(shared, apps, served, &as_apps).await?;
+    Ok(repaired + check_kind(shared, keys, served, &as_keys).await?)
+}
+
+/// The drift check of one kind's resources that `served` serves.
+async fn check_kind<K>(
+    shared: &Arc<Shared>,
+    store: &Store<K>,
+    served: &Served<'_>,
+    gateway: &Target<'_>,
+) -> Result<usize, providers::GatewayError>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let synced: Vec<(Arc<K>, CloudGatewayStatus)> = store
         .state()
         .into_iter()
-        .filter(|app| serves(served, app))
+        .filter_map(|object| {
+            let sync = object.cloud_sync()?;
+            let recorded = serves(served, &*object, &sync).then_some(sync.status)?;
+            recorded.id.is_some().then_some((object, recorded))
+        })
         .collect();
     if synced.is_empty() {
         return Ok(0);
     }
-    let remote = list_all(client).await?;
+    let remote = list_all(gateway).await?;
     let mut repaired = 0;
-    for app in synced {
-        let Some(found) = app.cloud_sync() else {
-            continue;
-        };
-        let Some(id) = found.status.id.clone() else {
-            continue;
-        };
-        let lost = lost(
-            shared,
-            &app,
-            &found.status,
-            remote.get(&id),
-            client.list_carries_keys(),
-        );
-        if let Some((what, status)) = lost {
-            forget(shared, &app, status, &what).await;
+    for (object, recorded) in synced {
+        let id = recorded.id.as_deref().unwrap_or_default();
+        let found = remote.get(id);
+        let carries_keys = gateway.list_carries_keys();
+        if let Some((what, status)) = lost(shared, &*object, &recorded, found, carries_keys) {
+            forget(shared, &*object, status, &what).await;
             repaired += 1;
         }
     }
     Ok(repaired)
 }
 
-fn serves(served: &Served<'_>, app: &GatewayApp) -> bool {
-    let Some(reference) = app.spec.connection_ref.as_deref() else {
-        return false;
-    };
+fn serves<K: ResourceExt>(served: &Served<'_>, object: &K, sync: &CloudSync) -> bool {
+    let reference = &sync.reference;
     reference.kind.unwrap_or_default() == served.kind
         && reference.name == served.name
         && served
             .namespace
-            .is_none_or(|ns| app.namespace().as_deref() == Some(ns))
+            .is_none_or(|ns| object.namespace().as_deref() == Some(ns))
 }
 
-/// Every app at the gateway, by id, read page by page.
+/// Every app (or signature key) at the gateway, by id, read page by page.
 async fn list_all(
-    client: &providers::Client,
+    gateway: &Target<'_>,
 ) -> Result<HashMap<String, RemoteApp>, providers::GatewayError> {
     let mut all = HashMap::new();
     let mut page = Some(1);
     while let Some(number) = page {
-        let listed = client.list_apps(number).await?;
+        let listed = gateway.list_apps(number).await?;
         all.extend(listed.items.into_iter().map(|a| (a.id.clone(), a)));
         page = listed.next;
     }
@@ -96,9 +117,9 @@ async fn list_all(
 
 /// What the gateway lost of what keysmith recorded, and the record to keep
 /// so that the next pass pushes it again; `None` when nothing drifted.
-fn lost(
+fn lost<K: Resource>(
     shared: &Shared,
-    app: &GatewayApp,
+    object: &K,
     recorded: &CloudGatewayStatus,
     remote: Option<&RemoteApp>,
     carries_keys: bool,
@@ -130,7 +151,7 @@ fn lost(
     };
     let (Some(record_key), Some(uid), Some(digest), Some(secret)) = (
         shared.record_key.as_ref(),
-        app.meta().uid.as_deref(),
+        object.meta().uid.as_deref(),
         recorded.secret_digest.as_deref(),
         pair.secret.as_ref(),
     ) else {
@@ -145,14 +166,17 @@ fn lost(
 
 /// Records what the gateway lost and tells; the status change triggers the
 /// reconcile that pushes again.
-async fn forget(shared: &Shared, app: &GatewayApp, status: CloudGatewayStatus, what: &str) {
-    let namespace = app.namespace().unwrap_or_default();
-    let name = app.name_any();
-    let api: Api<GatewayApp> = Api::namespaced(shared.client.clone(), &namespace);
+async fn forget<K>(shared: &Shared, object: &K, status: CloudGatewayStatus, what: &str)
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let namespace = object.namespace().unwrap_or_default();
+    let name = object.name_any();
+    let api: Api<K> = Api::namespaced(shared.client.clone(), &namespace);
     let patch = serde_json::json!({
-        "apiVersion": GatewayApp::api_version(&()),
-        "kind": GatewayApp::kind(&()),
-        "metadata": {"uid": app.meta().uid},
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"uid": object.meta().uid},
         "status": {"gateway": status},
     });
     let params = PatchParams::apply(crate::controller::cloud::MANAGER).force();
@@ -165,12 +189,12 @@ async fn forget(shared: &Shared, app: &GatewayApp, status: CloudGatewayStatus, w
     }
     crate::controller::cloud::remember(
         shared,
-        app.meta().uid.as_deref().unwrap_or_default(),
+        object.meta().uid.as_deref().unwrap_or_default(),
         &status,
     );
     info!(namespace, name, what, "drift at the gateway: pushing again");
     shared.events.emit(
-        app.object_ref(&()),
+        object.object_ref(&()),
         &[PlannedEvent {
             severity: Severity::Warning,
             reason: Reason::GatewayDrift,

@@ -66,7 +66,7 @@ impl CloudSync {
 
 /// A signature key's fixed traits at the gateway: its name and sign type
 /// (and algorithm).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SignatureShape {
     pub name: String,
     pub sign_type: String,
