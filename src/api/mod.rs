@@ -7,6 +7,7 @@
 mod connection;
 mod data_keys;
 mod gateway_app;
+mod gateway_layout;
 pub mod names;
 mod shared;
 mod signature_key;
@@ -14,6 +15,7 @@ mod signature_key;
 pub use connection::*;
 pub use data_keys::{AppDataKeys, SignDataKeys};
 pub use gateway_app::*;
+pub use gateway_layout::*;
 pub use names::{ConditionType, FIELD_MANAGER, Kind, Reason};
 pub use shared::*;
 pub use signature_key::*;
