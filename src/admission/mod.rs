@@ -344,7 +344,7 @@ pub(crate) fn generator_length_rule<S: 'static>(
     field_path: &'static str,
     guard_cel: &str,
     rule: &'static FormatRule,
-    applies: fn(&S) -> bool,
+    applies: impl Fn(&S) -> bool + Send + Sync + 'static,
     get: fn(&S) -> (Option<u32>, bool),
 ) -> CrossRule<S> {
     let plain = rules::min_generated_len(rule, false);
