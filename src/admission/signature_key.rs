@@ -1,8 +1,8 @@
 //! The admission rules of a SignatureKey.
 
-use super::{
-    CrossRule, FieldRule, Format, KindRules, Scope, Violation, basic_auth_keys_rule,
-    common_field_rules, common_map_rules, derived_name_rule, distinct,
+use super::framework::{CrossRule, FieldRule, Format, KindRules, Scope, Violation};
+use super::shared::{
+    basic_auth_keys_rule, common_field_rules, common_map_rules, derived_name_rule, distinct,
     distinct_keys_cel_with_fixed, duration_at_least_one_minute, generator_length_rule,
     rollout_target_names_rule, selector_values_rule,
 };
@@ -18,9 +18,8 @@ fn sign_key_type_rule(
     applies: impl Fn(&S) -> bool + Send + Sync + 'static,
 ) -> CrossRule<S> {
     CrossRule {
-        field: "spec.signKey",
         scope: Scope::Spec(&[]),
-        field_path: ".signKey",
+        path: &["signKey"],
         cel: format!(
             "!({type_cel}) || !has(self.signKey) || ({})",
             rule.cel("self.signKey")
@@ -44,20 +43,11 @@ fn effective_algorithm(s: &SignatureKeySpec) -> Option<SignAlgorithm> {
         .algorithm(s.sign_algorithm)
 }
 
-fn generator_of(s: &SignatureKeySpec) -> (Option<u32>, bool) {
-    let g = s.generator.as_ref();
-    (
-        g.and_then(|g| g.length),
-        g.and_then(|g| g.symbols).unwrap_or(false),
-    )
-}
-
 type S = SignatureKeySpec;
 
 pub fn signature_key_rules() -> KindRules<S> {
     let mut cross = vec![derived_name_rule(
-        "spec.keyName",
-        "keyName",
+        &["spec", "keyName"],
         &rules::KEY_NAME,
         |s: &S| s.key_name.as_deref(),
     )];
@@ -184,9 +174,8 @@ fn algorithm_rule() -> CrossRule<S> {
         .collect::<Vec<_>>()
         .join(" or ");
     CrossRule {
-        field: "spec.signAlgorithm",
         scope: Scope::Spec(&[]),
-        field_path: ".signAlgorithm",
+        path: &["signAlgorithm"],
         cel: format!("({cel}) == has(self.signAlgorithm)"),
         message: format!("is required when signType is {named} and must be absent otherwise"),
         holds: Box::new(|s: &S, _| {
@@ -229,13 +218,11 @@ fn generator_rules() -> Vec<CrossRule<S>> {
         .into_iter()
         .map(|t| {
             generator_length_rule(
-                "spec.generator.length",
                 Scope::Spec(&[]),
-                ".generator.length",
-                &is(t),
+                &["generator", "length"],
+                Some(&is(t)),
                 t.rules().secret,
                 move |s: &S| effective_sign_type(s) == t,
-                generator_of,
             )
         })
         .collect()
@@ -253,9 +240,8 @@ fn basic_auth_rule() -> CrossRule<S> {
 
 fn distinct_keys_rule() -> CrossRule<S> {
     CrossRule {
-            field: "spec.secret.keys",
             scope: Scope::Spec(&["secret"]),
-            field_path: ".keys",
+            path: &["keys"],
             cel: distinct_keys_cel_with_fixed(
                 &[("signKey", data_keys::SIGN_KEY), ("signSecret", data_keys::SIGN_SECRET)],
                 &[data_keys::SIGN_TYPE, data_keys::SIGN_ALGORITHM],
