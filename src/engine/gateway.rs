@@ -459,18 +459,19 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn each_layout_holds_what_its_gateway_reads_and_nothing_else() {
-        let sha = format!("{KEY}:{{SHA}}Lp+/9zJVPU62UCup5svoSlMUcgg=");
-        /// The layout, its data, Kong's label, and whether the previous
-        /// credential has a Secret of its own.
-        type Case<'a> = (
-            GatewayLayout,
-            Vec<(&'a str, &'a str)>,
-            Option<&'a str>,
-            bool,
-        );
-        let cases: [Case; 8] = [
+    /// The layout, its data, Kong's label, and whether the previous
+    /// credential has a Secret of its own.
+    type Case<'a> = (
+        GatewayLayout,
+        Vec<(&'a str, &'a str)>,
+        Option<&'a str>,
+        bool,
+    );
+
+    /// What each layout's gateway Secret holds for `KEY`/`SECRET` (`sha`:
+    /// their htpasswd line).
+    fn layout_cases(sha: &str) -> [Case<'_>; 8] {
+        [
             (
                 GatewayLayout::KongKeyAuth,
                 vec![("key", SECRET)],
@@ -509,17 +510,23 @@ mod tests {
             ),
             (
                 GatewayLayout::TraefikBasicAuth,
-                vec![("users", &sha)],
+                vec![("users", sha)],
                 None,
                 false,
             ),
             (
                 GatewayLayout::EnvoyGatewayBasicAuth,
-                vec![(".htpasswd", &sha)],
+                vec![(".htpasswd", sha)],
                 None,
                 false,
             ),
-        ];
+        ]
+    }
+
+    #[test]
+    fn each_layout_holds_what_its_gateway_reads_and_nothing_else() {
+        let sha = format!("{KEY}:{{SHA}}Lp+/9zJVPU62UCup5svoSlMUcgg=");
+        let cases = layout_cases(&sha);
         let covered: Vec<GatewayLayout> = cases.iter().map(|case| case.0).collect();
         assert_eq!(covered, GatewayLayout::ALL, "a case for every layout");
         for (layout, want, kong, second_secret) in cases {
