@@ -173,18 +173,11 @@ impl CredentialKind for SignatureKey {
     }
 
     fn cloud_sync(&self) -> Option<super::CloudSync> {
-        let wire = |v: serde_json::Value| v.as_str().map(str::to_string);
         let name = self.effective_key_name();
         let signature = super::SignatureShape {
             name: name.clone(),
-            sign_type: serde_json::to_value(self.effective_sign_type())
-                .ok()
-                .and_then(wire)
-                .unwrap_or_default(),
-            algorithm: self
-                .effective_algorithm()
-                .and_then(|a| serde_json::to_value(a).ok())
-                .and_then(wire),
+            sign_type: self.effective_sign_type().as_str().to_string(),
+            algorithm: self.effective_algorithm().map(|a| a.as_str().to_string()),
         };
         super::CloudSync::of(
             self,
