@@ -7,7 +7,8 @@
 
 use std::fmt;
 
-use crate::api::{SignAlgorithm, SignType};
+mod sign_types;
+pub use sign_types::{SignKeyRule, SignTypeRules, sign_key_rule, sign_secret_rule};
 
 /// A set of ASCII characters: letters and/or digits plus some punctuation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -603,25 +604,6 @@ pub fn is_dns_subdomain(name: &str) -> bool {
             && bytes[0] != b'-'
             && bytes[bytes.len() - 1] != b'-'
     })
-}
-
-/// The sign_key rule for a type (and algorithm, for aes; aes without an
-/// algorithm is measured as aes-128-cfb, the other rule reports the gap).
-pub fn sign_key_rule(sign_type: SignType, algorithm: Option<SignAlgorithm>) -> &'static FormatRule {
-    match (sign_type, algorithm) {
-        (SignType::Hmac, _) => &SIGN_KEY_HMAC,
-        (SignType::Basic, _) => &SIGN_KEY_BASIC,
-        (SignType::Aes, Some(SignAlgorithm::Aes256Cfb)) => &SIGN_KEY_AES_256,
-        (SignType::Aes, _) => &SIGN_KEY_AES_128,
-    }
-}
-
-pub fn sign_secret_rule(sign_type: SignType) -> &'static FormatRule {
-    match sign_type {
-        SignType::Hmac => &SIGN_SECRET_HMAC,
-        SignType::Basic => &SIGN_SECRET_BASIC,
-        SignType::Aes => &SIGN_SECRET_AES,
-    }
 }
 
 #[cfg(test)]

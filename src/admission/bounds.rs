@@ -33,7 +33,7 @@ pub const MAX_SELECTOR_EXPRESSIONS: usize = 16;
 /// `values` of one selector expression.
 pub const MAX_SELECTOR_VALUES: usize = 16;
 /// The operators of a label selector expression, as Kubernetes defines them.
-pub const SELECTOR_OPERATORS: &[&str] = &["In", "NotIn", "Exists", "DoesNotExist"];
+pub const SELECTOR_OPERATORS: &[&str] = &super::SelectorOperator::NAMES;
 
 /// One step from a schema node (or a JSON value) to its children.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,15 +263,17 @@ impl Limit {
     /// `Err(rule)` when `value` breaks the limit; other types are the
     /// schema's business (typed decoding reports them first).
     pub fn check(&self, value: &Value) -> Result<(), String> {
-        let holds = match (self, value) {
-            (Limit::Items(max), Value::Array(items)) => items.len() <= *max,
-            (Limit::Entries(max), Value::Object(map)) => map.len() <= *max,
-            (Limit::Length(max), Value::String(text)) => text.chars().count() <= *max,
-            (Limit::TotalLength(max), Value::Object(map)) => total_length(map) <= *max,
-            (Limit::OneOf(allowed), Value::String(text)) => allowed.contains(&text.as_str()),
-            (Limit::LabelValue, Value::String(text)) => rules::is_label_value(text),
-            (Limit::QualifiedName, Value::String(text)) => rules::is_qualified_name(text),
-            _ => true,
+        let text = value.as_str();
+        let holds = match self {
+            Limit::Items(max) => value.as_array().is_none_or(|items| items.len() <= *max),
+            Limit::Entries(max) => value.as_object().is_none_or(|map| map.len() <= *max),
+            Limit::Length(max) => text.is_none_or(|text| text.chars().count() <= *max),
+            Limit::TotalLength(max) => value
+                .as_object()
+                .is_none_or(|map| total_length(map) <= *max),
+            Limit::OneOf(allowed) => text.is_none_or(|text| allowed.contains(&text)),
+            Limit::LabelValue => text.is_none_or(rules::is_label_value),
+            Limit::QualifiedName => text.is_none_or(rules::is_qualified_name),
         };
         if holds { Ok(()) } else { Err(self.rule()) }
     }
@@ -298,7 +300,11 @@ impl Limit {
                 "self.size() == 0 || self.map(k, k.size() + self[k].size()).sum() <= {max}"
             )),
             Limit::QualifiedName => Some(qualified_name_cel("self")),
-            _ => None,
+            Limit::Items(_)
+            | Limit::Entries(_)
+            | Limit::Length(_)
+            | Limit::OneOf(_)
+            | Limit::LabelValue => None,
         }
     }
 }

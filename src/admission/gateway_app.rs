@@ -1,10 +1,10 @@
 //! The admission rules of a GatewayApp.
 
-use super::{
-    CrossRule, FieldRule, Format, KindRules, Scope, Violation, basic_auth_keys_rule,
-    common_field_rules, common_map_rules, derived_name_rule, distinct, distinct_keys_cel,
-    duration_at_least_one_minute, generator_length_rule, rollout_target_names_rule,
-    selector_values_rule,
+use super::framework::{CrossRule, FieldRule, Format, KindRules, Scope, Violation};
+use super::shared::{
+    basic_auth_keys_rule, common_field_rules, common_map_rules, derived_name_rule, distinct,
+    distinct_keys_cel, duration_at_least_one_minute, generator_length_rule,
+    rollout_target_names_rule, selector_values_rule,
 };
 use crate::api::names::{data_keys, gateway};
 use crate::api::{CommonSpec, GatewayApp, GatewayAppSpec, GatewayLayout};
@@ -87,23 +87,15 @@ fn field_rules() -> Vec<FieldRule<S>> {
 
 fn cross_rules() -> Vec<CrossRule<S>> {
     vec![
-        derived_name_rule("spec.appName", "appName", &rules::APP_NAME, |s: &S| {
+        derived_name_rule(&["spec", "appName"], &rules::APP_NAME, |s: &S| {
             s.app_name.as_deref()
         }),
         generator_length_rule(
-            "spec.generator.length",
             Scope::Spec(&["generator"]),
-            ".length",
-            "",
+            &["length"],
+            None,
             &rules::APP_SECRET,
             |_| true,
-            |s: &S| {
-                let g = s.generator.as_ref();
-                (
-                    g.and_then(|g| g.length),
-                    g.and_then(|g| g.symbols).unwrap_or(false),
-                )
-            },
         ),
         duration_at_least_one_minute::<S>(),
         rollout_target_names_rule::<S>(),
@@ -118,9 +110,8 @@ fn cross_rules() -> Vec<CrossRule<S>> {
         gateway_names_rule(),
         gateway_overlap_rule(),
         CrossRule {
-            field: "spec.secret.keys",
             scope: Scope::Spec(&["secret"]),
-            field_path: ".keys",
+            path: &["keys"],
             cel: distinct_keys_cel(&[
                 ("appKey", data_keys::APP_KEY),
                 ("appSecret", data_keys::APP_SECRET),
@@ -146,9 +137,8 @@ fn gateway_names_rule() -> CrossRule<S> {
     let room = suffix.len() + previous.len();
     let max = rules::SECRET_NAME_MAX_LEN - room;
     CrossRule {
-        field: "spec.gateway.name",
         scope: Scope::Root,
-        field_path: ".spec.gateway.name",
+        path: &["spec", "gateway", "name"],
         cel: format!(
             "!has(self.spec.gateway) || (has(self.spec.gateway.name) ? (self.spec.gateway.name != {SECRET_NAME_CEL} && self.spec.gateway.name + '{previous}' != {SECRET_NAME_CEL}) : {SECRET_NAME_CEL}.size() <= {max})"
         ),
@@ -185,9 +175,8 @@ fn gateway_overlap_rule() -> CrossRule<S> {
         .collect::<Vec<_>>()
         .join(", ");
     CrossRule {
-        field: "spec.rotation.keepPrevious",
         scope: Scope::Spec(&[]),
-        field_path: ".rotation.keepPrevious",
+        path: &["rotation", "keepPrevious"],
         cel: format!(
             "!has(self.gateway) || !(self.gateway.layout in [{}]) || !has(self.rotation) || !has(self.rotation.keepPrevious) || !self.rotation.keepPrevious.matches('[1-9]') || (has(self.rotation.rotateAppKey) && self.rotation.rotateAppKey && !has(self.appKey) && !has(self.appSecretFrom))",
             keyed.join(", ")

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::admission::{Violation, check_gateway_app, check_signature_key};
-use crate::api::{GROUP, GatewayApp, SignatureKey, VERSION};
+use crate::api::{GROUP, GatewayApp, Kind, SignatureKey, VERSION};
 
 /// A problem in one object of a manifest file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,9 +68,10 @@ fn check_document(document: &Value, number: usize, findings: &mut Vec<Finding>) 
         return;
     }
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    if group != GROUP || !matches!(kind, "GatewayApp" | "SignatureKey") {
+    let ours = Kind::ALL.into_iter().find(|k| k.as_str() == kind);
+    let Some(typed_kind) = ours.filter(|_| group == GROUP) else {
         return;
-    }
+    };
     let name = document
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -98,17 +99,21 @@ fn check_document(document: &Value, number: usize, findings: &mut Vec<Finding>) 
     {
         push("metadata.name", "is required".to_string());
     }
-    let violations = match kind {
-        "GatewayApp" => typed::<GatewayApp>(document).map(|app| check_gateway_app(&app)),
-        _ => typed::<SignatureKey>(document).map(|key| check_signature_key(&key)),
-    };
-    match violations {
+    match check_as(typed_kind, document) {
         Ok(violations) => {
             for violation in violations {
                 push(&violation.field, violation.rule);
             }
         }
         Err(violation) => push(&violation.field, violation.rule),
+    }
+}
+
+/// The kind's admission rules on the document.
+fn check_as(kind: Kind, document: &Value) -> Result<Vec<Violation>, Violation> {
+    match kind {
+        Kind::GatewayApp => typed::<GatewayApp>(document).map(|app| check_gateway_app(&app)),
+        Kind::SignatureKey => typed::<SignatureKey>(document).map(|key| check_signature_key(&key)),
     }
 }
 

@@ -115,7 +115,7 @@ fn render_rules<S>(root: &mut Value, rules: &KindRules<S>) {
             ensure_object(node),
             rule.cel.clone(),
             rule.message.clone(),
-            rule.field_path,
+            &rule.field_path(),
         );
     }
 }

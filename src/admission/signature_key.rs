@@ -1,27 +1,25 @@
 //! The admission rules of a SignatureKey.
 
-use super::{
-    CrossRule, FieldRule, Format, KindRules, Scope, Violation, basic_auth_keys_rule,
-    common_field_rules, common_map_rules, derived_name_rule, distinct,
+use super::framework::{CrossRule, FieldRule, Format, KindRules, Scope, Violation};
+use super::shared::{
+    basic_auth_keys_rule, common_field_rules, common_map_rules, derived_name_rule, distinct,
     distinct_keys_cel_with_fixed, duration_at_least_one_minute, generator_length_rule,
     rollout_target_names_rule, selector_values_rule,
 };
 use crate::api::names::data_keys;
 use crate::api::{SignAlgorithm, SignType, SignatureKey, SignatureKeySpec};
-use crate::rules::{self, FormatRule};
+use crate::rules::{self, FormatRule, SignKeyRule};
 
-const SIGN_TYPE_CEL: &str = "(has(self.signType) ? self.signType : 'hmac')";
-
+/// A sign_key rule that holds where `applies` does.
 fn sign_key_type_rule(
-    label: &'static str,
+    label: &str,
     type_cel: String,
     rule: &'static FormatRule,
-    applies: fn(&SignatureKeySpec) -> bool,
-) -> CrossRule<SignatureKeySpec> {
+    applies: impl Fn(&S) -> bool + Send + Sync + 'static,
+) -> CrossRule<S> {
     CrossRule {
-        field: "spec.signKey",
         scope: Scope::Spec(&[]),
-        field_path: ".signKey",
+        path: &["signKey"],
         cel: format!(
             "!({type_cel}) || !has(self.signKey) || ({})",
             rule.cel("self.signKey")
@@ -37,20 +35,19 @@ fn effective_sign_type(s: &SignatureKeySpec) -> SignType {
     s.sign_type.unwrap_or_default()
 }
 
-fn generator_of(s: &SignatureKeySpec) -> (Option<u32>, bool) {
-    let g = s.generator.as_ref();
-    (
-        g.and_then(|g| g.length),
-        g.and_then(|g| g.symbols).unwrap_or(false),
-    )
+/// The algorithm the sign_key is measured by (none for a fixed rule).
+fn effective_algorithm(s: &SignatureKeySpec) -> Option<SignAlgorithm> {
+    effective_sign_type(s)
+        .rules()
+        .key
+        .algorithm(s.sign_algorithm)
 }
 
 type S = SignatureKeySpec;
 
 pub fn signature_key_rules() -> KindRules<S> {
     let mut cross = vec![derived_name_rule(
-        "spec.keyName",
-        "keyName",
+        &["spec", "keyName"],
         &rules::KEY_NAME,
         |s: &S| s.key_name.as_deref(),
     )];
@@ -113,78 +110,122 @@ fn field_rules() -> Vec<FieldRule<S>> {
     fields
 }
 
-/// CEL: the effective sign type is `t`.
-fn is(t: &str) -> String {
-    format!("{SIGN_TYPE_CEL} == '{t}'")
+/// CEL: the effective sign type is `t` (absent: the default).
+fn is(t: SignType) -> String {
+    format!(
+        "(has(self.signType) ? self.signType : '{}') == '{}'",
+        SignType::default().as_str(),
+        t.as_str()
+    )
 }
 
-/// signAlgorithm with aes only; the sign_key rule of each type and algorithm.
+/// CEL: `signAlgorithm` is set to `algorithm`.
+fn algorithm_is(algorithm: SignAlgorithm) -> String {
+    format!(
+        "has(self.signAlgorithm) && self.signAlgorithm == '{}'",
+        algorithm.as_str()
+    )
+}
+
+/// From the sign types' rows (`crate::rules`): signAlgorithm exactly where
+/// the row keys the sign_key by algorithm, and the sign_key rule of each
+/// type and algorithm.
 fn sign_type_rules() -> Vec<CrossRule<S>> {
-    let aes_with = |algo: &str| {
-        format!(
-            "{} && has(self.signAlgorithm) && self.signAlgorithm == '{algo}'",
-            is("aes")
-        )
-    };
-    vec![
-        CrossRule {
-            field: "spec.signAlgorithm",
-            scope: Scope::Spec(&[]),
-            field_path: ".signAlgorithm",
-            cel: format!("({}) == has(self.signAlgorithm)", is("aes")),
-            message: "is required when signType is aes (aes-128-cfb or aes-256-cfb) and must be absent otherwise"
-                .to_string(),
-            holds: Box::new(|s: &S, _| (effective_sign_type(s) == SignType::Aes) == s.sign_algorithm.is_some()),
-        },
-        sign_key_type_rule("signType hmac", is("hmac"), &rules::SIGN_KEY_HMAC, |s| {
-            effective_sign_type(s) == SignType::Hmac
+    let mut out = vec![algorithm_rule()];
+    for t in SignType::ALL {
+        match t.rules().key {
+            SignKeyRule::Fixed(rule) => {
+                let label = format!("signType {}", t.as_str());
+                out.push(sign_key_type_rule(&label, is(t), rule, move |s| {
+                    effective_sign_type(s) == t
+                }));
+            }
+            SignKeyRule::ByAlgorithm { first, others } => {
+                out.extend(algorithm_key_rules(t, first, others));
+            }
+        }
+    }
+    out
+}
+
+/// signAlgorithm is set exactly for the sign types that take one.
+fn algorithm_rule() -> CrossRule<S> {
+    let keyed: Vec<SignType> = SignType::ALL
+        .into_iter()
+        .filter(|t| t.rules().key.takes_algorithm())
+        .collect();
+    let cel = keyed
+        .iter()
+        .map(|t| is(*t))
+        .collect::<Vec<_>>()
+        .join(" || ");
+    let named = keyed
+        .iter()
+        .map(|t| {
+            let algorithms: Vec<&str> = t
+                .rules()
+                .key
+                .algorithms()
+                .iter()
+                .map(|a| a.as_str())
+                .collect();
+            format!("{} ({})", t.as_str(), algorithms.join(" or "))
+        })
+        .collect::<Vec<_>>()
+        .join(" or ");
+    CrossRule {
+        scope: Scope::Spec(&[]),
+        path: &["signAlgorithm"],
+        cel: format!("({cel}) == has(self.signAlgorithm)"),
+        message: format!("is required when signType is {named} and must be absent otherwise"),
+        holds: Box::new(|s: &S, _| {
+            effective_sign_type(s).rules().key.takes_algorithm() == s.sign_algorithm.is_some()
         }),
-        sign_key_type_rule("signType basic", is("basic"), &rules::SIGN_KEY_BASIC, |s| {
-            effective_sign_type(s) == SignType::Basic
-        }),
-        sign_key_type_rule(
-            "aes-128-cfb",
-            format!("{} && !(has(self.signAlgorithm) && self.signAlgorithm == 'aes-256-cfb')", is("aes")),
-            &rules::SIGN_KEY_AES_128,
-            |s| effective_sign_type(s) == SignType::Aes && s.sign_algorithm != Some(SignAlgorithm::Aes256Cfb),
-        ),
-        sign_key_type_rule("aes-256-cfb", aes_with("aes-256-cfb"), &rules::SIGN_KEY_AES_256, |s| {
-            effective_sign_type(s) == SignType::Aes && s.sign_algorithm == Some(SignAlgorithm::Aes256Cfb)
-        }),
-    ]
+    }
+}
+
+/// The sign_key rule of each algorithm of `t`; `first` also holds when
+/// signAlgorithm is missing (the algorithm rule reports that).
+fn algorithm_key_rules(
+    t: SignType,
+    first: SignAlgorithm,
+    others: &'static [SignAlgorithm],
+) -> Vec<CrossRule<S>> {
+    std::iter::once(first)
+        .chain(others.iter().copied())
+        .map(|algorithm| {
+            let type_cel = if algorithm == first {
+                let not_others = others
+                    .iter()
+                    .map(|o| format!(" && !({})", algorithm_is(*o)));
+                format!("{}{}", is(t), not_others.collect::<String>())
+            } else {
+                format!("{} && {}", is(t), algorithm_is(algorithm))
+            };
+            sign_key_type_rule(
+                algorithm.as_str(),
+                type_cel,
+                algorithm.key_rule(),
+                move |s| effective_sign_type(s) == t && effective_algorithm(s) == Some(algorithm),
+            )
+        })
+        .collect()
 }
 
 /// generator.length within the sign_secret rule of each type.
 fn generator_rules() -> Vec<CrossRule<S>> {
-    vec![
-        generator_length_rule(
-            "spec.generator.length",
-            Scope::Spec(&[]),
-            ".generator.length",
-            &is("hmac"),
-            &rules::SIGN_SECRET_HMAC,
-            |s| effective_sign_type(s) == SignType::Hmac,
-            generator_of,
-        ),
-        generator_length_rule(
-            "spec.generator.length",
-            Scope::Spec(&[]),
-            ".generator.length",
-            &is("basic"),
-            &rules::SIGN_SECRET_BASIC,
-            |s| effective_sign_type(s) == SignType::Basic,
-            generator_of,
-        ),
-        generator_length_rule(
-            "spec.generator.length",
-            Scope::Spec(&[]),
-            ".generator.length",
-            &is("aes"),
-            &rules::SIGN_SECRET_AES,
-            |s| effective_sign_type(s) == SignType::Aes,
-            generator_of,
-        ),
-    ]
+    SignType::ALL
+        .into_iter()
+        .map(|t| {
+            generator_length_rule(
+                Scope::Spec(&[]),
+                &["generator", "length"],
+                Some(&is(t)),
+                t.rules().secret,
+                move |s: &S| effective_sign_type(s) == t,
+            )
+        })
+        .collect()
 }
 
 fn basic_auth_rule() -> CrossRule<S> {
@@ -199,9 +240,8 @@ fn basic_auth_rule() -> CrossRule<S> {
 
 fn distinct_keys_rule() -> CrossRule<S> {
     CrossRule {
-            field: "spec.secret.keys",
             scope: Scope::Spec(&["secret"]),
-            field_path: ".keys",
+            path: &["keys"],
             cel: distinct_keys_cel_with_fixed(
                 &[("signKey", data_keys::SIGN_KEY), ("signSecret", data_keys::SIGN_SECRET)],
                 &[data_keys::SIGN_TYPE, data_keys::SIGN_ALGORITHM],

@@ -10,8 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CloudGatewayStatus, ConnectionRef, DeletionPolicy, Generator, Rollout, RotationStatus,
-    SecretSource, StringMap,
+    CloudGatewayStatus, ConnectionRef, DeletionPolicy, GatewayLayout, Generator, Rollout,
+    RotationStatus, SecretSource, StringMap,
 };
 
 /// What the GatewayApp should be. Every field is optional; effective values
@@ -121,70 +121,6 @@ pub struct GatewaySecret {
     /// keepPrevious overlap, a random placeholder nobody is given otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-}
-
-/// Ready-made gateway Secret layouts (SPEC §9.2).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum GatewayLayout {
-    /// Kong key-auth credential: label `konghq.com/credential: key-auth`,
-    /// `key` = the AppSecret.
-    #[default]
-    KongKeyAuth,
-    /// Kong basic-auth credential: `username` = AppKey, `password` = AppSecret.
-    KongBasicAuth,
-    /// Kong hmac-auth credential: `username` = AppKey, `secret` = AppSecret.
-    KongHmacAuth,
-    /// Apache APISIX consumer key-auth: `key` = the AppSecret.
-    ApisixKeyAuth,
-    /// Apache APISIX consumer hmac-auth: `key_id` = AppKey, `secret_key` = AppSecret.
-    ApisixHmacAuth,
-    /// Envoy Gateway API keys (SecurityPolicy apiKeyAuth): one entry per
-    /// client, `<AppKey>` = AppSecret.
-    EnvoyGatewayApiKey,
-    /// Traefik BasicAuth middleware: a single `users` entry of htpasswd lines,
-    /// `<AppKey>:{SHA}<hash of the AppSecret>`.
-    TraefikBasicAuth,
-    /// Envoy Gateway basic auth (SecurityPolicy basicAuth.users): a single
-    /// `.htpasswd` entry of htpasswd lines, `<AppKey>:{SHA}<hash of the AppSecret>`.
-    EnvoyGatewayBasicAuth,
-}
-
-impl GatewayLayout {
-    pub const ALL: [GatewayLayout; 8] = [
-        GatewayLayout::KongKeyAuth,
-        GatewayLayout::KongBasicAuth,
-        GatewayLayout::KongHmacAuth,
-        GatewayLayout::ApisixKeyAuth,
-        GatewayLayout::ApisixHmacAuth,
-        GatewayLayout::EnvoyGatewayApiKey,
-        GatewayLayout::TraefikBasicAuth,
-        GatewayLayout::EnvoyGatewayBasicAuth,
-    ];
-
-    /// The wire spelling (as serde writes it; a unit test holds them equal).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            GatewayLayout::KongKeyAuth => "KongKeyAuth",
-            GatewayLayout::KongBasicAuth => "KongBasicAuth",
-            GatewayLayout::KongHmacAuth => "KongHmacAuth",
-            GatewayLayout::ApisixKeyAuth => "ApisixKeyAuth",
-            GatewayLayout::ApisixHmacAuth => "ApisixHmacAuth",
-            GatewayLayout::EnvoyGatewayApiKey => "EnvoyGatewayApiKey",
-            GatewayLayout::TraefikBasicAuth => "TraefikBasicAuth",
-            GatewayLayout::EnvoyGatewayBasicAuth => "EnvoyGatewayBasicAuth",
-        }
-    }
-
-    /// The gateway keeps one credential per username (the AppKey): a
-    /// previous credential stays valid there only under a key of its own.
-    pub const fn keyed_by_username(self) -> bool {
-        !matches!(
-            self,
-            GatewayLayout::KongKeyAuth
-                | GatewayLayout::ApisixKeyAuth
-                | GatewayLayout::EnvoyGatewayApiKey
-        )
-    }
 }
 
 /// Who created the app (the seeds' `creator`).

@@ -7,6 +7,7 @@
 mod connection;
 mod data_keys;
 mod gateway_app;
+mod gateway_layout;
 pub mod names;
 mod shared;
 mod signature_key;
@@ -14,6 +15,7 @@ mod signature_key;
 pub use connection::*;
 pub use data_keys::{AppDataKeys, SignDataKeys};
 pub use gateway_app::*;
+pub use gateway_layout::*;
 pub use names::{ConditionType, FIELD_MANAGER, Kind, Reason};
 pub use shared::*;
 pub use signature_key::*;
@@ -24,3 +26,24 @@ pub const GROUP: &str = "keysmith.dev";
 pub const VERSION: &str = "v1alpha1";
 /// `kubectl get keysmith` lists both kinds.
 pub const CATEGORY: &str = "keysmith";
+
+/// Every string a JSON schema offers for a value (its `enum` and `const`
+/// entries): what the tests compare each enum's `ALL` with.
+#[cfg(test)]
+pub(crate) fn offered(node: &serde_json::Value, out: &mut Vec<String>) {
+    match node {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map {
+                match (key.as_str(), child) {
+                    ("const", serde_json::Value::String(text)) => out.push(text.clone()),
+                    ("enum", serde_json::Value::Array(items)) => {
+                        out.extend(items.iter().filter_map(|i| i.as_str()).map(String::from))
+                    }
+                    _ => offered(child, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| offered(i, out)),
+        _ => {}
+    }
+}

@@ -171,8 +171,10 @@ pub mod gateway {
     pub const PREVIOUS_CLIENT_SUFFIX: &str = ".previous";
 }
 
-/// keysmith's kinds, for metric labels and the command line. Behaviour is
-/// never chosen by matching on this: it lives in `crate::kinds`' trait impls.
+/// keysmith's kinds, for metric labels and the command line. The controller's
+/// behaviour is never chosen by matching on this: it lives in `crate::kinds`'
+/// trait impls. Only `keysmith validate`, below `kinds`, picks each kind's
+/// admission rules by it (`admission::manifest`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     GatewayApp,

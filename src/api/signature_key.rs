@@ -123,6 +123,35 @@ pub enum SignAlgorithm {
     Aes256Cfb,
 }
 
+// What keysmith decides by the sign type and algorithm (the format rules,
+// whether the sign_key is shown) is their row: `SignType::rules` and
+// `SignAlgorithm::key_rule` in `crate::rules`.
+
+impl SignType {
+    pub const ALL: [SignType; 3] = [SignType::Hmac, SignType::Basic, SignType::Aes];
+
+    /// The wire spelling (as serde writes it; a unit test holds them equal).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SignType::Hmac => "hmac",
+            SignType::Basic => "basic",
+            SignType::Aes => "aes",
+        }
+    }
+}
+
+impl SignAlgorithm {
+    pub const ALL: [SignAlgorithm; 2] = [SignAlgorithm::Aes128Cfb, SignAlgorithm::Aes256Cfb];
+
+    /// The wire spelling (as serde writes it; a unit test holds them equal).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SignAlgorithm::Aes128Cfb => "aes-128-cfb",
+            SignAlgorithm::Aes256Cfb => "aes-256-cfb",
+        }
+    }
+}
+
 /// Rotation of a SignatureKey's credentials.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -217,3 +246,31 @@ pub struct SignatureKeyStatus {
 }
 
 super::common_spec!(SignatureKeySpec, sign_secret_from, rotate_sign_key);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_sign_type_and_algorithm_the_schema_offers() {
+        let offered = |schema: schemars::Schema| {
+            let mut out = Vec::new();
+            crate::api::offered(schema.as_value(), &mut out);
+            out
+        };
+        let types: Vec<&str> = SignType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(offered(schemars::schema_for!(SignType)), types);
+        let algorithms: Vec<&str> = SignAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(offered(schemars::schema_for!(SignAlgorithm)), algorithms);
+    }
+
+    #[test]
+    fn sign_types_and_algorithms_are_spelled_as_serde_spells_them() {
+        for t in SignType::ALL {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        for a in SignAlgorithm::ALL {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+    }
+}

@@ -35,7 +35,9 @@ use super::outcome::Outcome;
 use super::render::DesiredSecret;
 use super::snapshot::Snapshot;
 use crate::api::names::{annotations, gateway as names};
-use crate::api::{GatewayLayout, SecretType};
+use crate::api::{
+    CredentialEntries, CredentialList, GatewayLayout, LayoutShape, PreviousPlacement, SecretType,
+};
 
 /// One gateway Secret to write. (Debug shows names, never values.)
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,91 +49,57 @@ pub struct GatewayWrite {
     pub remove_keys: Vec<String>,
 }
 
-/// How a layout holds the previous credential during the overlap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Overlap {
-    /// A second Secret, `<name>-previous`.
-    SecondSecret,
-    /// A second entry in the same Secret.
-    SecondEntry,
-}
-
-fn overlap(layout: GatewayLayout) -> Overlap {
-    match layout {
-        GatewayLayout::EnvoyGatewayApiKey
-        | GatewayLayout::TraefikBasicAuth
-        | GatewayLayout::EnvoyGatewayBasicAuth => Overlap::SecondEntry,
-        _ => Overlap::SecondSecret,
-    }
-}
-
-/// The second Secret of a [`Overlap::SecondSecret`] layout.
+/// The second Secret of a [`LayoutShape::PerSecret`] layout.
 pub fn previous_name(name: &str) -> String {
     format!("{name}{}", names::PREVIOUS_SUFFIX)
 }
 
 /// Every gateway Secret name a resource has: read each pass.
 pub fn names(gateway: &GatewayIntent) -> Vec<String> {
-    match overlap(gateway.layout) {
-        Overlap::SecondSecret => vec![gateway.name.clone(), previous_name(&gateway.name)],
-        Overlap::SecondEntry => vec![gateway.name.clone()],
+    match gateway.layout.spec().shape {
+        LayoutShape::PerSecret(_) => vec![gateway.name.clone(), previous_name(&gateway.name)],
+        LayoutShape::AllInOne(_) => vec![gateway.name.clone()],
     }
 }
 
 /// One credential: `(key, secret)`.
 type Credential<'a> = (&'a str, &'a str);
 
-/// The labels a layout puts on its Secrets.
-fn layout_labels(layout: GatewayLayout) -> Option<(&'static str, &'static str)> {
-    let kong = |value| Some((names::KONG_CREDENTIAL, value));
-    match layout {
-        GatewayLayout::KongKeyAuth => kong(names::KONG_KEY_AUTH),
-        GatewayLayout::KongBasicAuth => kong(names::KONG_BASIC_AUTH),
-        GatewayLayout::KongHmacAuth => kong(names::KONG_HMAC_AUTH),
-        _ => None,
-    }
-}
-
 /// A one-credential layout's data.
-fn single(layout: GatewayLayout, (key, secret): Credential) -> BTreeMap<String, String> {
-    let pairs: &[(&str, &str)] = match layout {
-        GatewayLayout::KongKeyAuth | GatewayLayout::ApisixKeyAuth => &[(names::KEY, secret)],
-        GatewayLayout::KongBasicAuth => &[(names::USERNAME, key), (names::PASSWORD, secret)],
-        GatewayLayout::KongHmacAuth => &[(names::USERNAME, key), (names::SECRET, secret)],
-        GatewayLayout::ApisixHmacAuth => &[(names::KEY_ID, key), (names::SECRET_KEY, secret)],
-        GatewayLayout::EnvoyGatewayApiKey
-        | GatewayLayout::TraefikBasicAuth
-        | GatewayLayout::EnvoyGatewayBasicAuth => &[],
-    };
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+fn single(entries: CredentialEntries, (key, secret): Credential) -> BTreeMap<String, String> {
+    let key = entries
+        .key
+        .map(|entry| (entry.to_string(), key.to_string()));
+    key.into_iter()
+        .chain([(entries.secret.to_string(), secret.to_string())])
         .collect()
 }
 
 /// A several-credential layout's data: current first.
 fn several(
-    layout: GatewayLayout,
+    list: CredentialList,
     current: Credential,
     previous: Option<Credential>,
 ) -> BTreeMap<String, String> {
     let all = std::iter::once(current).chain(previous);
-    // The htpasswd layouts keep every line in one entry.
-    let htpasswd_entry = match layout {
-        GatewayLayout::TraefikBasicAuth => Some(names::USERS),
-        GatewayLayout::EnvoyGatewayBasicAuth => Some(names::HTPASSWD),
-        _ => None,
-    };
-    match htpasswd_entry {
-        Some(entry) => {
+    match list {
+        CredentialList::Htpasswd(entry) => {
             let lines: Vec<String> = all
                 .map(|(key, secret)| htpasswd_line(key, secret))
                 .collect();
             BTreeMap::from([(entry.to_string(), lines.join("\n"))])
         }
-        None => all
+        CredentialList::ClientMap => all
             .map(|(client, secret)| (client.to_string(), secret.to_string()))
             .collect(),
+    }
+}
+
+/// One credential as the layout's (main) gateway Secret holds it.
+fn data_of(layout: GatewayLayout, credential: Credential) -> BTreeMap<String, String> {
+    match layout.spec().shape {
+        LayoutShape::PerSecret(entries) => single(entries, credential),
+        LayoutShape::AllInOne(list) => several(list, credential, None),
     }
 }
 
@@ -146,30 +114,26 @@ pub fn htpasswd_line(user: &str, secret: &str) -> String {
     )
 }
 
-/// The previous credential as the layout can hold it: a key of its own
-/// where the gateway indexes by username; for Envoy Gateway's client map
-/// any distinct client ID does.
-fn previous_credential<'a>(
-    layout: GatewayLayout,
-    current_key: &'a str,
-    previous: Option<(&'a str, Option<&'a str>)>,
-    envoy_client: &'a str,
-) -> Option<Credential<'a>> {
-    let (secret, key) = previous?;
-    let own_key = key.filter(|k| *k != current_key);
-    match (layout, own_key) {
-        (_, Some(key)) => Some((key, secret)),
-        (GatewayLayout::EnvoyGatewayApiKey, None) => Some((envoy_client, secret)),
-        (layout, None) if !layout.keyed_by_username() => Some((current_key, secret)),
-        _ => None,
+/// The key the layout holds a previous credential under when it kept the
+/// current AppKey; `None` where it cannot hold one (one per username).
+fn key_without_own(layout: GatewayLayout, current_key: &str) -> Option<String> {
+    match layout.spec().previous_without_own_key {
+        PreviousPlacement::Dropped => None,
+        PreviousPlacement::SameKey => Some(current_key.to_string()),
+        PreviousPlacement::SuffixedKey(suffix) => Some(format!("{current_key}{suffix}")),
     }
 }
 
-/// What the second Secret of a [`Overlap::SecondSecret`] layout should hold.
-enum Second<'a> {
-    Previous(Credential<'a>),
-    /// A placeholder: the one found if it is one, else a fresh one.
-    Placeholder,
+/// The previous credential as the layout can hold it: under its own key
+/// when it has one, else under `without_own` ([`key_without_own`]).
+fn previous_credential<'a>(
+    current_key: &str,
+    previous: Option<(&'a str, Option<&'a str>)>,
+    without_own: Option<&'a str>,
+) -> Option<Credential<'a>> {
+    let (secret, key) = previous?;
+    let key = key.filter(|k| *k != current_key).or(without_own)?;
+    Some((key, secret))
 }
 
 /// The gateway Secrets wanted now (none before the first issue). A
@@ -184,58 +148,66 @@ fn desired<R: TryCryptoRng>(
     else {
         return Ok(vec![]);
     };
-    let layout = gateway.layout;
-    let envoy_client = format!("{key}{}", names::PREVIOUS_CLIENT_SUFFIX);
+    let without_own = key_without_own(gateway.layout, key);
     let previous = outcome
         .previous
         .as_ref()
         .map(|(value, _)| (value.as_str(), outcome.previous_key.as_deref()));
-    let previous = previous_credential(layout, key, previous, &envoy_client);
+    let previous = previous_credential(key, previous, without_own.as_deref());
     let current = (key.as_str(), secret.as_str());
     let main = |data| secret_of(intent, &gateway.name, data, false);
-    Ok(match overlap(layout) {
-        Overlap::SecondEntry => vec![main(several(layout, current, previous))],
-        Overlap::SecondSecret => {
-            let second_name = previous_name(&gateway.name);
-            let second = match previous {
-                Some(credential) => Second::Previous(credential),
-                None => Second::Placeholder,
-            };
-            let second = match second {
-                Second::Previous(credential) => {
-                    secret_of(intent, &second_name, single(layout, credential), false)
-                }
-                Second::Placeholder => match s.gateway.get(&second_name) {
-                    Some(found) if is_placeholder(found, layout) => secret_of(
-                        intent,
-                        &second_name,
-                        found
-                            .data
-                            .iter()
-                            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
-                            .collect(),
-                        true,
-                    ),
-                    _ => {
-                        let (key, value) = placeholder(intent, rng)?;
-                        secret_of(intent, &second_name, single(layout, (&key, &value)), true)
-                    }
-                },
-            };
-            vec![main(single(layout, current)), second]
+    Ok(match gateway.layout.spec().shape {
+        LayoutShape::AllInOne(list) => vec![main(several(list, current, previous))],
+        LayoutShape::PerSecret(entries) => {
+            let name = previous_name(&gateway.name);
+            let second = second_secret(s, entries, &name, previous, rng)?;
+            vec![main(single(entries, current)), second]
         }
     })
 }
 
+/// The second Secret of a [`LayoutShape::PerSecret`] layout: the previous
+/// credential during an overlap, else a placeholder (the one found if it is
+/// one, else a fresh one).
+fn second_secret<R: TryCryptoRng>(
+    s: &Snapshot,
+    entries: CredentialEntries,
+    name: &str,
+    previous: Option<Credential>,
+    rng: &mut R,
+) -> Result<DesiredSecret, GenerateError> {
+    if let Some(credential) = previous {
+        return Ok(secret_of(
+            s.intent,
+            name,
+            single(entries, credential),
+            false,
+        ));
+    }
+    let found = s.gateway.get(name);
+    let data = match found.filter(|found| is_placeholder(found, entries)) {
+        Some(found) => found
+            .data
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+            .collect(),
+        None => {
+            let (key, value) = placeholder(s.intent, rng)?;
+            single(entries, (&key, &value))
+        }
+    };
+    Ok(secret_of(s.intent, name, data, true))
+}
+
 /// A placeholder keysmith made for this layout and nobody changed since:
 /// marked, of the layout's shape, every value keysmith's as it wrote it.
-fn is_placeholder(found: &ObservedSecret, layout: GatewayLayout) -> bool {
+fn is_placeholder(found: &ObservedSecret, entries: CredentialEntries) -> bool {
     let marked = found
         .annotations
         .get(annotations::PLACEHOLDER)
         .map(String::as_str)
         == Some(annotations::PLACEHOLDER_VALUE);
-    let shape = single(layout, ("", ""));
+    let shape = single(entries, ("", ""));
     let shaped = found.data.len() == shape.len()
         && shape.keys().all(|k| {
             found
@@ -265,16 +237,12 @@ fn secret_of(
     placeholder: bool,
 ) -> DesiredSecret {
     let mut labels = intent.labels.clone();
-    let layout = intent.gateway.as_ref().map(|g| g.layout);
-    labels.extend(
-        layout
-            .and_then(layout_labels)
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    if let Some(layout) = layout {
+    if let Some(gateway) = &intent.gateway {
+        let spec = gateway.layout.spec();
+        labels.extend(spec.label.map(|(k, v)| (k.to_string(), v.to_string())));
         labels.insert(
             crate::api::names::labels::GATEWAY_LAYOUT.to_string(),
-            layout.as_str().to_string(),
+            spec.name.to_string(),
         );
     }
     let mut annotations = intent.annotations.clone();
@@ -307,31 +275,22 @@ pub struct Atoms {
 /// The [`Atoms`] of a gateway Secret's data in `layout`.
 pub fn atoms(layout: GatewayLayout, data: &BTreeMap<String, String>) -> Atoms {
     let mut atoms = Atoms::default();
-    match overlap(layout) {
-        Overlap::SecondEntry if layout == GatewayLayout::EnvoyGatewayApiKey => {
+    match layout.spec().shape {
+        LayoutShape::AllInOne(CredentialList::ClientMap) => {
             atoms.ids.extend(data.keys().cloned());
             atoms.secrets.extend(data.values().cloned());
         }
-        Overlap::SecondEntry => {
+        LayoutShape::AllInOne(CredentialList::Htpasswd(_)) => {
             let lines = data.values().flat_map(|v| v.lines());
             for (user, hash) in lines.filter_map(|line| line.split_once(':')) {
                 atoms.ids.insert(user.to_string());
                 atoms.secrets.insert(hash.to_string());
             }
         }
-        Overlap::SecondSecret => {
-            // Which entry is the identifier and which the secret: the layout's shape.
-            let (id, secret) = ("\u{0}id", "\u{0}secret");
-            for (entry, role) in single(layout, (id, secret)) {
-                let Some(value) = data.get(&entry) else {
-                    continue;
-                };
-                if role == id {
-                    atoms.ids.insert(value.clone());
-                } else {
-                    atoms.secrets.insert(value.clone());
-                }
-            }
+        LayoutShape::PerSecret(entries) => {
+            let key = entries.key.and_then(|entry| data.get(entry));
+            atoms.ids.extend(key.cloned());
+            atoms.secrets.extend(data.get(entries.secret).cloned());
         }
     }
     atoms
@@ -348,34 +307,22 @@ pub fn own_atoms(s: &Snapshot, layout: GatewayLayout) -> Atoms {
     let Some(secret) = s.source_value().or(s.current_secret()) else {
         return Atoms::default();
     };
-    let envoy_client = format!("{key}{}", names::PREVIOUS_CLIENT_SUFFIX);
+    let without_own = key_without_own(layout, key);
     let previous = s.issued.as_ref().and_then(|i| i.previous.as_deref());
     let previous_key = s.record.previous_key.as_deref();
     let previous = previous_credential(
-        layout,
         key,
         previous.map(|p| (p, previous_key)),
-        &envoy_client,
+        without_own.as_deref(),
     );
-    let mut all = atoms(layout, &several_or_single(layout, (key, secret), None));
+    let mut all = atoms(layout, &data_of(layout, (key, secret)));
     if let Some(previous) = previous {
-        let more = atoms(layout, &several_or_single(layout, previous, None));
+        let more = atoms(layout, &data_of(layout, previous));
         all.ids.extend(more.ids);
         all.secrets.extend(more.secrets);
     }
     all.ids.remove("");
     all
-}
-
-fn several_or_single(
-    layout: GatewayLayout,
-    current: Credential,
-    previous: Option<Credential>,
-) -> BTreeMap<String, String> {
-    match overlap(layout) {
-        Overlap::SecondEntry => several(layout, current, previous),
-        Overlap::SecondSecret => single(layout, current),
-    }
 }
 
 /// Whether a pass that writes a gateway Secret must first read the other
@@ -512,41 +459,77 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn each_layout_holds_what_its_gateway_reads_and_nothing_else() {
-        let sha = format!("{KEY}:{{SHA}}Lp+/9zJVPU62UCup5svoSlMUcgg=");
-        type Case<'a> = (GatewayLayout, Vec<(&'a str, &'a str)>, Option<&'a str>);
-        let cases: [Case; 8] = [
+    /// The layout, its data, Kong's label, and whether the previous
+    /// credential has a Secret of its own.
+    type Case<'a> = (
+        GatewayLayout,
+        Vec<(&'a str, &'a str)>,
+        Option<&'a str>,
+        bool,
+    );
+
+    /// What each layout's gateway Secret holds for `KEY`/`SECRET` (`sha`:
+    /// their htpasswd line).
+    fn layout_cases(sha: &str) -> [Case<'_>; 8] {
+        [
             (
                 GatewayLayout::KongKeyAuth,
                 vec![("key", SECRET)],
                 Some("key-auth"),
+                true,
             ),
             (
                 GatewayLayout::KongBasicAuth,
                 vec![("username", KEY), ("password", SECRET)],
                 Some("basic-auth"),
+                true,
             ),
             (
                 GatewayLayout::KongHmacAuth,
                 vec![("username", KEY), ("secret", SECRET)],
                 Some("hmac-auth"),
+                true,
             ),
-            (GatewayLayout::ApisixKeyAuth, vec![("key", SECRET)], None),
+            (
+                GatewayLayout::ApisixKeyAuth,
+                vec![("key", SECRET)],
+                None,
+                true,
+            ),
             (
                 GatewayLayout::ApisixHmacAuth,
                 vec![("key_id", KEY), ("secret_key", SECRET)],
                 None,
+                true,
             ),
-            (GatewayLayout::EnvoyGatewayApiKey, vec![(KEY, SECRET)], None),
-            (GatewayLayout::TraefikBasicAuth, vec![("users", &sha)], None),
+            (
+                GatewayLayout::EnvoyGatewayApiKey,
+                vec![(KEY, SECRET)],
+                None,
+                false,
+            ),
+            (
+                GatewayLayout::TraefikBasicAuth,
+                vec![("users", sha)],
+                None,
+                false,
+            ),
             (
                 GatewayLayout::EnvoyGatewayBasicAuth,
-                vec![(".htpasswd", &sha)],
+                vec![(".htpasswd", sha)],
                 None,
+                false,
             ),
-        ];
-        for (layout, want, kong) in cases {
+        ]
+    }
+
+    #[test]
+    fn each_layout_holds_what_its_gateway_reads_and_nothing_else() {
+        let sha = format!("{KEY}:{{SHA}}Lp+/9zJVPU62UCup5svoSlMUcgg=");
+        let cases = layout_cases(&sha);
+        let covered: Vec<GatewayLayout> = cases.iter().map(|case| case.0).collect();
+        assert_eq!(covered, GatewayLayout::ALL, "a case for every layout");
+        for (layout, want, kong, second_secret) in cases {
             let mut world = world(layout);
             let mut seed = rng();
             let plan = pass(&mut world, &mut seed);
@@ -556,20 +539,15 @@ mod tests {
             );
             assert_eq!(data(&world, "orders-gateway"), map(&want), "{layout:?}");
             let previous = world.gateway.get("orders-gateway-previous");
-            match layout {
-                GatewayLayout::EnvoyGatewayApiKey
-                | GatewayLayout::TraefikBasicAuth
-                | GatewayLayout::EnvoyGatewayBasicAuth => {
-                    assert_eq!(plan.gateway.len(), 1, "{layout:?}");
-                    assert!(
-                        previous.is_none(),
-                        "{layout:?}: a second entry, not a Secret"
-                    );
-                }
-                _ => {
-                    assert_eq!(plan.gateway.len(), 2, "{layout:?}");
-                    assert_placeholder(previous.unwrap(), &want, layout);
-                }
+            if second_secret {
+                assert_eq!(plan.gateway.len(), 2, "{layout:?}");
+                assert_placeholder(previous.unwrap(), &want, layout);
+            } else {
+                assert_eq!(plan.gateway.len(), 1, "{layout:?}");
+                assert!(
+                    previous.is_none(),
+                    "{layout:?}: a second entry, not a Secret"
+                );
             }
             let labels = &world.gateway["orders-gateway"].labels;
             assert_eq!(labels.get(names::KONG_CREDENTIAL).map(String::as_str), kong);
@@ -715,10 +693,11 @@ mod tests {
             assert_ne!(key, KEY, "{layout:?}: the key rotated with the secret");
             let record = &world.secret.as_ref().unwrap().annotations;
             assert_eq!(record[annotations::PREVIOUS_KEY], KEY);
-            let lines_entry = match layout {
-                GatewayLayout::TraefikBasicAuth => Some("users"),
-                GatewayLayout::EnvoyGatewayBasicAuth => Some(".htpasswd"),
-                _ => None,
+            let lines_entry = match layout.spec().shape {
+                LayoutShape::AllInOne(CredentialList::Htpasswd(entry)) => Some(entry),
+                LayoutShape::AllInOne(CredentialList::ClientMap) | LayoutShape::PerSecret(_) => {
+                    None
+                }
             };
             match lines_entry {
                 Some(entry) => assert_eq!(

@@ -25,25 +25,22 @@ impl SignatureKey {
             .unwrap_or_else(|| rules::derived_name(&self.name_any()))
     }
 
-    /// The sign_key as status and the printer column may show it: for aes
-    /// it is key material and stays in the Secret (SPEC §10).
+    /// The sign_key as status and the printer column may show it: key
+    /// material (aes) stays in the Secret (SPEC §10).
     fn shown_sign_key(&self, key: Option<&String>) -> Option<String> {
-        match self.effective_sign_type() {
-            SignType::Aes => None,
-            SignType::Hmac | SignType::Basic => key.cloned(),
-        }
+        let material = self.effective_sign_type().rules().key_is_material;
+        key.filter(|_| !material).cloned()
     }
 
     pub fn effective_sign_type(&self) -> SignType {
         self.spec.sign_type.unwrap_or_default()
     }
 
-    /// aes without an algorithm cannot pass admission; aes-128 is the safe reading.
+    /// aes without an algorithm cannot pass admission; its row says the
+    /// safe reading (aes-128).
     fn effective_algorithm(&self) -> Option<SignAlgorithm> {
-        match self.effective_sign_type() {
-            SignType::Aes => Some(self.spec.sign_algorithm.unwrap_or(SignAlgorithm::Aes128Cfb)),
-            _ => None,
-        }
+        let key = self.effective_sign_type().rules().key;
+        key.algorithm(self.spec.sign_algorithm)
     }
 
     fn attributes(&self) -> BTreeMap<String, String> {
@@ -72,21 +69,6 @@ impl SignatureKey {
     }
 }
 
-fn sign_type_name(t: SignType) -> &'static str {
-    match t {
-        SignType::Hmac => "hmac",
-        SignType::Basic => "basic",
-        SignType::Aes => "aes",
-    }
-}
-
-fn algorithm_name(a: SignAlgorithm) -> &'static str {
-    match a {
-        SignAlgorithm::Aes128Cfb => "aes-128-cfb",
-        SignAlgorithm::Aes256Cfb => "aes-256-cfb",
-    }
-}
-
 impl CredentialKind for SignatureKey {
     const KIND: Kind = Kind::SignatureKey;
     const OWNER_LABEL: &'static str = labels::SIGNATURE_KEY;
@@ -99,13 +81,10 @@ impl CredentialKind for SignatureKey {
         let keys = spec.data_keys();
         let mut fixed_data = BTreeMap::from([(
             data_keys::SIGN_TYPE.to_string(),
-            sign_type_name(sign_type).to_string(),
+            sign_type.as_str().to_string(),
         )]);
         if let Some(algorithm) = algorithm {
-            fixed_data.insert(
-                data_keys::SIGN_ALGORITHM.into(),
-                algorithm_name(algorithm).into(),
-            );
+            fixed_data.insert(data_keys::SIGN_ALGORITHM.into(), algorithm.as_str().into());
         }
         intent_from(
             self,
@@ -194,18 +173,11 @@ impl CredentialKind for SignatureKey {
     }
 
     fn cloud_sync(&self) -> Option<super::CloudSync> {
-        let wire = |v: serde_json::Value| v.as_str().map(str::to_string);
         let name = self.effective_key_name();
         let signature = super::SignatureShape {
             name: name.clone(),
-            sign_type: serde_json::to_value(self.effective_sign_type())
-                .ok()
-                .and_then(wire)
-                .unwrap_or_default(),
-            algorithm: self
-                .effective_algorithm()
-                .and_then(|a| serde_json::to_value(a).ok())
-                .and_then(wire),
+            sign_type: self.effective_sign_type().as_str().to_string(),
+            algorithm: self.effective_algorithm().map(|a| a.as_str().to_string()),
         };
         super::CloudSync::of(
             self,
