@@ -88,7 +88,8 @@ where
         Err(refused) => return Some(refused.with(status)),
     };
     status.connection = Some(resolved.label.clone());
-    if let Err(e) = ensure_finalizer(ctx, object, &sync, pass.intent.owned).await {
+    let finalizer = (pass.intent.owned, resolved.label.as_str());
+    if let Err(e) = ensure_finalizer(ctx, object, &sync, finalizer).await {
         let message = format!("adding the gateway cleanup finalizer: {e}");
         return Some(failed(status, Reason::GatewaySyncFailed, message, true));
     }
@@ -247,6 +248,27 @@ pub enum Before {
     Failed(Synced),
 }
 
+/// The new revision a pass issues for an app that exists at the gateway:
+/// the state, key, revision and secret, and the gateway's id of the app.
+fn new_revision<'p>(
+    pass: &'p Pass<'_>,
+    sync: &CloudSync,
+) -> Option<(&'p crate::engine::State, String, i64, &'p String, String)> {
+    let secret = pass
+        .plan
+        .secret
+        .as_ref()
+        .and_then(|s| s.data.get(&pass.intent.secret_data_key));
+    let state = pass.plan.state.as_ref()?;
+    Some((
+        state,
+        state.key.clone()?,
+        state.revision?,
+        secret?,
+        sync.status.id.clone()?,
+    ))
+}
+
 /// A new revision for an app that exists at the gateway goes to the gateway
 /// first (SPEC §11.2): the values are fixed in the Secret's pending entry,
 /// then pushed (a reset, or a second key pair for an overlap); only then
@@ -260,27 +282,14 @@ pub async fn before_secret<K>(
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
-    let (intent, plan) = (pass.intent, pass.plan);
-    if object.cloud_sync().is_none() || plan.rotation.is_none() {
+    let intent = pass.intent;
+    if object.cloud_sync().is_none() || pass.plan.rotation.is_none() {
         return Before::Nothing;
     }
     let Some(sync) = recorded(ctx, object).await else {
         return Before::Nothing;
     };
-    let secret = plan
-        .secret
-        .as_ref()
-        .and_then(|s| s.data.get(&intent.secret_data_key));
-    let issued = plan.state.as_ref().and_then(|state| {
-        Some((
-            state,
-            state.key.clone()?,
-            state.revision?,
-            secret?,
-            sync.status.id.clone()?,
-        ))
-    });
-    let Some((state, key, revision, secret, id)) = issued else {
+    let Some((state, key, revision, secret, id)) = new_revision(pass, &sync) else {
         return Before::Nothing;
     };
     let mut status = sync.status.clone();
@@ -571,24 +580,27 @@ fn failed(status: CloudGatewayStatus, reason: Reason, message: String, transient
 /// Adds the gateway cleanup finalizer to a resource whose deletion policy
 /// is Delete (before anything exists at the gateway), removes it from one
 /// whose policy became Retain. With the finalizer, the namespaced connection
-/// it uses is kept until the cleanup is done ([`connection_use::protect`]).
+/// it uses is kept until the cleanup is done ([`connection_use::protect`]):
+/// marked when the finalizer is added and when the resource moves to
+/// another connection (`label`, the connection it resolved to now).
 async fn ensure_finalizer<K>(
     ctx: &KindContext<K>,
     object: &K,
     sync: &CloudSync,
-    wanted: bool,
+    (wanted, label): (bool, &str),
 ) -> kube::Result<()>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
-    let Some(patch) = finalizers::change(object.finalizers(), GATEWAY_CLEANUP_FINALIZER, wanted)
-    else {
-        return Ok(());
-    };
+    let patch = finalizers::change(object.finalizers(), GATEWAY_CLEANUP_FINALIZER, wanted);
+    let moved = sync.status.connection.as_deref() != Some(label);
     let namespace = object.namespace().unwrap_or_default();
-    if wanted {
+    if wanted && (patch.is_some() || moved) {
         connection_use::protect(&ctx.shared.client, &namespace, &sync.reference).await?;
     }
+    let Some(patch) = patch else {
+        return Ok(());
+    };
     let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
     api.patch(&object.name_any(), &PatchParams::default(), &patch)
         .await
@@ -633,22 +645,9 @@ where
         );
         return release(ctx, &**object, Some((Reason::GatewayCleanupSkipped, note))).await;
     }
-    let namespace = object.namespace().unwrap_or_default();
-    let shared = &ctx.shared;
-    let resolved = connections::resolve(
-        &shared.client,
-        &shared.gateway_clients,
-        shared.own_namespace.as_deref(),
-        (&namespace, &sync.reference),
-        connections::Purpose::Cleanup,
-    )
-    .await;
-    let resolved = match resolved {
+    let resolved = match resolve_for_cleanup(ctx, &**object, &sync).await {
         Ok(r) => r,
-        Err(problem)
-            if problem.reason == "ConnectionNotFound"
-                || problem.message.contains("credentialsRef") =>
-        {
+        Err(problem) if problem.gone => {
             let note = format!(
                 "app {} stays at the gateway: {}",
                 sync.name, problem.message
@@ -664,6 +663,26 @@ where
         }
         Err(error) => hold(ctx, object, &sync, error.to_string()).await,
     }
+}
+
+async fn resolve_for_cleanup<K>(
+    ctx: &KindContext<K>,
+    object: &K,
+    sync: &CloudSync,
+) -> Result<connections::Resolved, connections::Problem>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let namespace = object.namespace().unwrap_or_default();
+    let shared = &ctx.shared;
+    connections::resolve(
+        &shared.client,
+        &shared.gateway_clients,
+        shared.own_namespace.as_deref(),
+        (&namespace, &sync.reference),
+        connections::Purpose::Cleanup,
+    )
+    .await
 }
 
 /// Deletes the resource's app at the gateway: by its recorded id, or the

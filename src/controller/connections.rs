@@ -54,6 +54,9 @@ const ACCESS_KEY_SECRET_KEY: &str = "accessKeySecret";
 pub struct Problem {
     pub reason: &'static str,
     pub message: String,
+    /// The connection or its credentials do not exist (and no client built
+    /// with them is left): nothing can reach the gateway through it.
+    pub gone: bool,
 }
 
 impl Problem {
@@ -61,6 +64,14 @@ impl Problem {
         Problem {
             reason,
             message: message.into(),
+            gone: false,
+        }
+    }
+
+    fn gone(reason: &'static str, message: impl Into<String>) -> Problem {
+        Problem {
+            gone: true,
+            ..Problem::new(reason, message)
         }
     }
 }
@@ -239,7 +250,7 @@ where
 {
     match api.get_opt(name).await {
         Ok(Some(found)) => Ok(found),
-        Ok(None) => Err(Problem::new(
+        Ok(None) => Err(Problem::gone(
             "ConnectionNotFound",
             format!("spec.connectionRef: {kind:?} {name} does not exist"),
         )),
@@ -310,31 +321,23 @@ async fn build<K: Resource>(
     (secret_namespace, must_opt_in): (&str, bool),
     purpose: Purpose,
 ) -> Result<Resolved, Problem> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), secret_namespace);
     let reference = view.credentials;
-    let secret = secrets.get_opt(&reference.name).await.map_err(|e| {
-        Problem::new(
-            "ConnectionNotReady",
-            format!(
-                "reading credentials Secret {secret_namespace}/{}: {e}",
-                reference.name
-            ),
-        )
-    })?;
     let uid = connection.meta().uid.clone().unwrap_or_default();
-    let Some(secret) = secret else {
-        let missing = Problem::new(
-            "ConnectionNotReady",
-            format!(
-                "spec.credentialsRef: Secret {secret_namespace}/{} does not exist",
-                reference.name
-            ),
-        );
+    let Some(secret) = read_credentials(client, secret_namespace, reference).await? else {
         // A cleanup, or a connection being deleted: the resources that use
         // it remove their apps with the client it had.
         let deleting = connection.meta().deletion_timestamp.is_some();
         let last_resort = deleting || purpose == Purpose::Cleanup;
-        let (provider, client) = clients.last(&uid).filter(|_| last_resort).ok_or(missing)?;
+        let missing = || {
+            let name = &reference.name;
+            let message =
+                format!("spec.credentialsRef: Secret {secret_namespace}/{name} does not exist");
+            Problem::gone("ConnectionNotReady", message)
+        };
+        let (provider, client) = clients
+            .last(&uid)
+            .filter(|_| last_resort)
+            .ok_or_else(missing)?;
         return Ok(Resolved {
             label,
             provider,
@@ -342,15 +345,11 @@ async fn build<K: Resource>(
         });
     };
     if must_opt_in && !opted_in(&secret) {
-        return Err(Problem::new(
-            "ConnectionNotReady",
-            format!(
-                "spec.credentialsRef: Secret {}/{} has not opted in: annotate it {}=true",
-                secret_namespace,
-                reference.name,
-                annotations::ALLOW_SOURCE
-            ),
-        ));
+        let (name, opt_in) = (&reference.name, annotations::ALLOW_SOURCE);
+        let message = format!(
+            "spec.credentialsRef: Secret {secret_namespace}/{name} has not opted in: annotate it {opt_in}=true"
+        );
+        return Err(Problem::new("ConnectionNotReady", message));
     }
     let access_key = access_key(&secret, reference)?;
     // The spec's generation, not the resourceVersion: every check writes the
@@ -361,15 +360,29 @@ async fn build<K: Resource>(
         secret.resource_version().unwrap_or_default()
     );
     let settings = settings(&view, access_key)?;
-    let (provider, client) = clients.get_or_build(&uid, fingerprint, || {
-        let client = providers::Client::connect(&settings)
-            .map_err(|e| Problem::new("ConnectionNotReady", e.to_string()))?;
-        Ok((settings.provider, client))
-    })?;
+    let connect = || match providers::Client::connect(&settings) {
+        Ok(client) => Ok((settings.provider, client)),
+        Err(e) => Err(Problem::new("ConnectionNotReady", e.to_string())),
+    };
+    let (provider, client) = clients.get_or_build(&uid, fingerprint, connect)?;
     Ok(Resolved {
         label,
         provider,
         client,
+    })
+}
+
+/// The credentials Secret, or `None` when it does not exist.
+async fn read_credentials(
+    client: &Client,
+    namespace: &str,
+    reference: &CredentialsRef,
+) -> Result<Option<Secret>, Problem> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    secrets.get_opt(&reference.name).await.map_err(|e| {
+        let name = &reference.name;
+        let message = format!("reading credentials Secret {namespace}/{name}: {e}");
+        Problem::new("ConnectionNotReady", message)
     })
 }
 
