@@ -592,7 +592,12 @@ async fn ensure_finalizer<K>(
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
-    let patch = finalizers::change(object.finalizers(), GATEWAY_CLEANUP_FINALIZER, wanted);
+    let patch = finalizers::change(
+        object.meta(),
+        GATEWAY_CLEANUP_FINALIZER,
+        wanted,
+        finalizers::Adders::One,
+    );
     let moved = sync.status.connection.as_deref() != Some(label);
     let namespace = object.namespace().unwrap_or_default();
     if wanted && (patch.is_some() || moved) {
@@ -719,7 +724,12 @@ where
     super::lock(&ctx.shared.cloud_written).remove(object.meta().uid.as_deref().unwrap_or_default());
     let namespace = object.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
-    if let Some(patch) = finalizers::change(object.finalizers(), GATEWAY_CLEANUP_FINALIZER, false) {
+    if let Some(patch) = finalizers::change(
+        object.meta(),
+        GATEWAY_CLEANUP_FINALIZER,
+        false,
+        finalizers::Adders::One,
+    ) {
         api.patch(&object.name_any(), &PatchParams::default(), &patch)
             .await?;
     }

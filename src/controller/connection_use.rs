@@ -102,14 +102,25 @@ pub async fn protect(
         return Ok(());
     }
     let api: Api<GatewayConnection> = Api::namespaced(client.clone(), namespace);
-    let Some(connection) = api.get_opt(&reference.name).await? else {
-        return Ok(());
-    };
-    if connection.meta().deletion_timestamp.is_some() {
-        return Ok(());
+    let mut tries = 0;
+    loop {
+        let Some(connection) = api.get_opt(&reference.name).await? else {
+            return Ok(());
+        };
+        if connection.meta().deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        // Many resources may add it at once: one add wins, the others are
+        // refused by its version guard and find it there the next time.
+        match mark(&api, &connection, true).await {
+            Err(kube::Error::Api(e)) if e.code == 422 && tries < PROTECT_TRIES => tries += 1,
+            done => return done,
+        }
     }
-    mark(&api, &connection, true).await
 }
+
+/// How often [`protect`] reads again after losing a race to add.
+const PROTECT_TRIES: u32 = 3;
 
 /// Adds (`held`) or removes the in-use finalizer.
 pub async fn mark(
@@ -117,8 +128,13 @@ pub async fn mark(
     connection: &GatewayConnection,
     held: bool,
 ) -> kube::Result<()> {
-    let finalizers = connection.finalizers();
-    let Some(patch) = finalizers::change(finalizers, CONNECTION_IN_USE_FINALIZER, held) else {
+    let meta = connection.meta();
+    let Some(patch) = finalizers::change(
+        meta,
+        CONNECTION_IN_USE_FINALIZER,
+        held,
+        finalizers::Adders::Many,
+    ) else {
         return Ok(());
     };
     api.patch(&connection.name_any(), &PatchParams::default(), &patch)
