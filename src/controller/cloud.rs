@@ -98,32 +98,38 @@ where
     let before = sync.status.clone();
     let outcome = push(&gateway, &sync, &mut status, &want, revision, &overlap).await;
     Some(match outcome {
-        Ok(()) => succeeded(
-            ctx,
-            object,
-            status,
-            &before,
-            &want,
-            &resolved.label,
-            revision,
-            pass.now,
-        ),
+        Ok(()) => {
+            let at = Held {
+                label: &resolved.label,
+                revision,
+                now: pass.now,
+            };
+            succeeded(ctx, object, (status, &before), &want, at)
+        }
         Err(failure) => failure.into_synced(status),
     })
 }
 
-/// The end of a successful sync: the record, and an event when anything
-/// at the gateway changed.
-#[allow(clippy::too_many_arguments)]
+/// Where the gateway now holds a revision, and when it was seen to.
+struct Held<'a> {
+    /// The connection, as status names it.
+    label: &'a str,
+    revision: i64,
+    now: Timestamp,
+}
+
+/// The end of a successful sync: the record (`status`, against the one
+/// `before` the pass), and an event when anything at the gateway changed.
 fn succeeded<K: CredentialKind + Resource>(
     ctx: &KindContext<K>,
     object: &K,
-    mut status: CloudGatewayStatus,
-    before: &CloudGatewayStatus,
+    (mut status, before): (CloudGatewayStatus, &CloudGatewayStatus),
     want: &AppWrite,
-    label: &str,
-    revision: i64,
-    now: Timestamp,
+    Held {
+        label,
+        revision,
+        now,
+    }: Held<'_>,
 ) -> Synced {
     status.secret_digest = secret_digest(ctx, object, &want.secret);
     let pushed = status != *before;
