@@ -37,9 +37,9 @@ fn uid_of(object: &impl Resource) -> &str {
     object.meta().uid.as_deref().unwrap_or_default()
 }
 
-/// Whether `object` is exactly the version recorded under `key`; the record
-/// is dropped once seen.
-fn seen(records: &Mutex<HashMap<String, String>>, key: &str, object: &impl Resource) -> bool {
+/// Whether `object` is exactly the version recorded under `key`, taking
+/// the record if so (an echo is seen once).
+fn take(records: &Mutex<HashMap<String, String>>, key: &str, object: &impl Resource) -> bool {
     let mut records = lock(records);
     let seen = records
         .get(key)
@@ -62,9 +62,10 @@ impl OwnWrites {
         lock(&self.secrets).remove(&secret_key(namespace, name));
     }
 
-    /// Whether this Secret event is our own last write coming back.
-    pub fn is_secret_echo(&self, namespace: &str, name: &str, secret: &impl Resource) -> bool {
-        seen(&self.secrets, &secret_key(namespace, name), secret)
+    /// Whether this Secret event is our own last write coming back; if so
+    /// the record is taken (`take`: this changes state, as the invariant asks).
+    pub fn take_secret_echo(&self, namespace: &str, name: &str, secret: &impl Resource) -> bool {
+        take(&self.secrets, &secret_key(namespace, name), secret)
     }
 
     /// We wrote this object's status; the apiserver returned version `rv`.
@@ -73,9 +74,10 @@ impl OwnWrites {
     }
 
     /// Whether this object (as the cache now shows it) is our own last
-    /// status write; once it is, a difference is real, so the record goes.
-    pub fn is_status_echo(&self, object: &impl Resource) -> bool {
-        seen(&self.statuses, uid_of(object), object)
+    /// status write; if so the record is taken: from then on a difference
+    /// is real.
+    pub fn take_status_echo(&self, object: &impl Resource) -> bool {
+        take(&self.statuses, uid_of(object), object)
     }
 
     /// We wrote a status the cached `object` does not show yet.
@@ -120,16 +122,16 @@ mod tests {
         let writes = OwnWrites::default();
         writes.secret_written("ns", "s", "7".into());
         assert!(
-            !writes.is_secret_echo("ns", "s", &secret_at("6")),
+            !writes.take_secret_echo("ns", "s", &secret_at("6")),
             "older: news"
         );
         assert!(
-            !writes.is_secret_echo("ns", "other", &secret_at("7")),
+            !writes.take_secret_echo("ns", "other", &secret_at("7")),
             "another Secret"
         );
-        assert!(writes.is_secret_echo("ns", "s", &secret_at("7")));
+        assert!(writes.take_secret_echo("ns", "s", &secret_at("7")));
         assert!(
-            !writes.is_secret_echo("ns", "s", &secret_at("7")),
+            !writes.take_secret_echo("ns", "s", &secret_at("7")),
             "the record is gone once seen: a later event of the same version is news"
         );
     }
@@ -139,7 +141,7 @@ mod tests {
         let writes = OwnWrites::default();
         writes.secret_written("ns", "s", "7".into());
         writes.forget_secret("ns", "s");
-        assert!(!writes.is_secret_echo("ns", "s", &secret_at("7")));
+        assert!(!writes.take_secret_echo("ns", "s", &secret_at("7")));
     }
 
     #[test]
@@ -149,8 +151,8 @@ mod tests {
         writes.status_written(&object("u", "3"), "5".into());
         assert!(writes.has_status_record(&object("u", "3")));
         assert!(writes.status_lags(&object("u", "3")));
-        assert!(!writes.is_status_echo(&object("u", "4")));
-        assert!(writes.is_status_echo(&object("u", "5")));
+        assert!(!writes.take_status_echo(&object("u", "4")));
+        assert!(writes.take_status_echo(&object("u", "5")));
         assert!(!writes.status_lags(&object("u", "5")));
         assert!(!writes.has_status_record(&object("u", "5")));
         writes.status_written(&object("u", "5"), "6".into());

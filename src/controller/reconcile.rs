@@ -86,7 +86,7 @@ where
     }
     // Decide on the cache's newest copy: the one this pass was handed may
     // predate a status an earlier pass wrote.
-    let _ = ctx.shared.writes.is_status_echo(&*object);
+    let _ = ctx.shared.writes.take_status_echo(&*object);
     let object = ctx.newest(&object);
     let mut seen = observe(&object, ctx).await?;
     let mut plan = plan(&seen, ctx.shared.record_key.as_ref())?;

@@ -102,7 +102,7 @@ where
             let echo = object.as_ref().is_ok_and(|object| {
                 let cached = echo_ctx.cache.get(&ObjectRef::from_obj(object));
                 cached.is_some_and(|c| c.meta().resource_version == object.meta().resource_version)
-                    && echo_ctx.shared.writes.is_status_echo(object)
+                    && echo_ctx.shared.writes.take_status_echo(object)
             });
             std::future::ready(!echo)
         },
@@ -253,7 +253,7 @@ pub async fn watch_secrets(
             let namespace = secret.namespace().unwrap_or_default();
             let owner_knows = shared
                 .writes
-                .is_secret_echo(&namespace, &secret.name_any(), &secret);
+                .take_secret_echo(&namespace, &secret.name_any(), &secret);
             for listener in &listeners {
                 listener.secret_changed(&secret, owner_knows);
             }
