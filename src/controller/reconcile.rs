@@ -339,31 +339,13 @@ where
     let result = match apply_gateway(object, ctx, seen, &plan).await {
         Ok(()) => {
             let found = seen.secret_found.as_ref().map(Option::as_ref);
-            secrets::apply_secret(&api, &**object, &seen.namespace, plan, found).await
+            secrets::apply_output_secret(&api, &**object, &seen.namespace, plan, found).await
         }
         Err(error) => Err(Box::new(secrets::NotApplied { error, plan })),
     };
     let applied = match result {
         Ok(applied) => applied,
-        Err(failed) if failed.error.is_permanent() => {
-            let secrets::NotApplied { error, plan } = *failed;
-            let values = secret_values(&plan);
-            let values: Vec<&str> = values.iter().map(String::as_str).collect();
-            let mut refused = engine::plan_refused(
-                &error.name,
-                &error.apiserver_message(),
-                &values,
-                &seen.previous,
-            );
-            refused.requeue_after = Some(PERMANENT_RETRY);
-            // Logged as redacted for the status: the apiserver's words may quote the request.
-            let error = Error::ApplySecret(error);
-            report_failure(&**object, ctx, &error, &refused.readiness.message);
-            // A plan without a Secret: nothing is written.
-            secrets::apply_secret(&api, &**object, &seen.namespace, refused, None)
-                .await
-                .map_err(|failed| failed.error)?
-        }
+        Err(failed) if failed.error.is_permanent() => refused(&**object, ctx, seen, *failed),
         Err(failed) => return Err(failed.error.into()),
     };
     if let Some(rv) = applied.written_version() {
@@ -376,6 +358,27 @@ where
         ctx.shared.metrics.record_rotation(K::KIND, reason);
     }
     Ok(applied)
+}
+
+/// A write the apiserver refused for good: counted and logged, and reported
+/// by a plan of its own (Ready=False with the apiserver's words, values
+/// redacted) instead of the one that asked for the write.
+fn refused<K: CredentialKind>(
+    object: &K,
+    ctx: &KindContext<K>,
+    seen: &Observation,
+    failed: secrets::NotApplied,
+) -> SecretInPlace {
+    let secrets::NotApplied { error, plan } = failed;
+    let values = secret_values(&plan);
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    let mut refused =
+        engine::plan_refused(&error.name, &error.apiserver_message(), &values, &seen.previous);
+    refused.requeue_after = Some(PERMANENT_RETRY);
+    // Logged as redacted for the status: the apiserver's words may quote the request.
+    let error = Error::ApplySecret(error);
+    report_failure(object, ctx, &error, &refused.readiness.message);
+    SecretInPlace::refused(refused)
 }
 
 /// Step 3a: the gateway Secrets, before the output Secret: the new

@@ -1,7 +1,8 @@
 //! Secret I/O: reading the output Secret and a `…SecretFrom` source, seeing
 //! them as the engine does, and applying the output Secret. Applying returns
-//! [`SecretInPlace`], the only way to get one: the status step takes it, so
-//! "Secret before status" (crash safety) is held by the types.
+//! [`SecretInPlace`] — the only other way to get one is a write refused for
+//! good ([`SecretInPlace::refused`]): the status step takes it, so "Secret
+//! before status" (crash safety) is held by the types.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,22 +24,47 @@ use crate::engine::{
 };
 use crate::kinds::CredentialKind;
 
-/// Proof that the plan's Secret is in place: written now, or already as
-/// wanted. Carries the plan on to the status step.
+/// Proof that the Secret step is done: the plan's Secret written now or
+/// already as wanted, or a write the apiserver refused for good reported in
+/// its place (the Secret then stays as it was). Carries the plan on to the
+/// status step.
 #[derive(Debug)]
 pub struct SecretInPlace {
     plan: Plan,
-    /// The resourceVersion of our write, if this pass wrote.
-    written: Option<String>,
+    applied: Applied,
+}
+
+/// What the Secret step did with the plan's Secret.
+#[derive(Debug)]
+pub enum Applied {
+    /// Written now, at this resourceVersion (if the apiserver said).
+    Written(Option<String>),
+    /// The plan writes no Secret: it is as wanted, or the pass is blocked.
+    NotNeeded,
+    /// The apiserver refused the write for good; the plan is the one that
+    /// reports the refusal, and nothing was written.
+    Refused,
 }
 
 impl SecretInPlace {
+    /// A write the apiserver refused for good, reported by `plan` (from
+    /// `engine::plan_refused`): nothing is written, the status says why.
+    pub fn refused(plan: Plan) -> SecretInPlace {
+        SecretInPlace {
+            plan,
+            applied: Applied::Refused,
+        }
+    }
+
     pub fn plan(&self) -> &Plan {
         &self.plan
     }
 
     pub fn written_version(&self) -> Option<&str> {
-        self.written.as_deref()
+        match &self.applied {
+            Applied::Written(rv) => rv.as_deref(),
+            Applied::NotNeeded | Applied::Refused => None,
+        }
     }
 
     /// Ready waits for something after the Secret (the cloud gateway sync):
@@ -309,7 +335,7 @@ fn secret_object<K: CredentialKind>(owner: &K, namespace: &str, desired: &Desire
 /// keysmith's fields, and the retry reads it. A Secret found is applied
 /// with force, taking back fields someone else changed; `upgrade` first
 /// hands the fields of keysmith's create to its apply entry.
-pub async fn apply_secret<K: CredentialKind>(
+pub async fn apply_output_secret<K: CredentialKind>(
     api: &Api<Secret>,
     owner: &K,
     namespace: &str,
@@ -319,7 +345,7 @@ pub async fn apply_secret<K: CredentialKind>(
     let Some(desired) = &plan.secret else {
         return Ok(SecretInPlace {
             plan,
-            written: None,
+            applied: Applied::NotNeeded,
         });
     };
     let written = match found {
@@ -330,7 +356,10 @@ pub async fn apply_secret<K: CredentialKind>(
         },
     };
     match written {
-        Ok(written) => Ok(SecretInPlace { written, plan }),
+        Ok(written) => Ok(SecretInPlace {
+            applied: Applied::Written(written),
+            plan,
+        }),
         Err(error) => Err(Box::new(NotApplied { error, plan })),
     }
 }
