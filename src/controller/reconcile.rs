@@ -30,29 +30,20 @@ use super::error::{ApplySecretError, Error, ObserveError, PERMANENT_RETRY, Resul
 use super::rollout::{self, RolloutDone};
 use super::secrets::{self, ReadFrom, SecretInPlace};
 use super::status;
-use crate::engine::{
-    self, Intent, Observed, ObservedSecret, Plan, PreviousStatus, RecordKey, SourceValue,
-};
+use crate::engine::{self, Intent, Observed, Plan, PreviousStatus};
 use crate::kinds::CredentialKind;
 
-/// What one pass found.
-struct Observation {
+/// What one pass works from: the engine's [`Observed`] — the one copy of
+/// what was read, handed to the engine as it is — and beside it only what
+/// the shell needs to act on the plan.
+struct Seen<'c> {
     namespace: String,
     intent: Intent,
-    /// The output Secret existed when read (a write then applies, taking over
-    /// fields; else it creates), with the ownership upgrade it needs first.
-    secret_found: Option<Option<secrets::OwnershipUpgrade>>,
-    secret: Option<ObservedSecret>,
-    /// The gateway Secrets found (`spec.gateway`), by name.
-    gateway: BTreeMap<String, ObservedSecret>,
-    source: Option<SourceValue>,
-    previous: PreviousStatus,
-    key_held_by: Option<String>,
     now: Timestamp,
-    /// Read only before a gateway Secret write (`with_gateway_others`).
-    gateway_others: Vec<engine::OtherGatewaySecret>,
-    /// A credential set fixed for a cloud gateway push (`super::pending`).
-    pending: Option<engine::Pending>,
+    /// The ownership upgrade a found output Secret needs before keysmith's
+    /// first apply (`secrets::ownership_upgrade`).
+    upgrade: Option<secrets::OwnershipUpgrade>,
+    observed: Observed<'c>,
 }
 
 /// The reconcile kube-runtime calls, timed and counted.
@@ -89,7 +80,7 @@ where
     let _ = ctx.shared.writes.take_status_echo(&*object);
     let object = ctx.newest(&object);
     let mut seen = observe(&object, ctx).await?;
-    let mut plan = plan(&seen, ctx.shared.record_key.as_ref())?;
+    let mut plan = plan(&seen)?;
     if !plan.gateway.is_empty() && engine::gateway::needs_others(&seen.intent) {
         plan = with_gateway_others(&mut seen, ctx).await?;
     }
@@ -99,15 +90,16 @@ where
         plan: &plan,
         now: seen.now,
     };
-    let pushed = match cloud::before_secret(ctx, &*object, &pass, seen.pending.as_ref()).await {
-        cloud::Before::Failed(synced) => {
-            return Ok(cloud_failed(&object, ctx, &synced, seen.now).await);
-        }
-        cloud::Before::Pushed { status, staged } => Some((status, staged)),
-        cloud::Before::Nothing => None,
-    };
+    let pushed =
+        match cloud::before_secret(ctx, &*object, &pass, seen.observed.pending.as_ref()).await {
+            cloud::Before::Failed(synced) => {
+                return Ok(cloud_failed(&object, ctx, &synced, seen.now).await);
+            }
+            cloud::Before::Pushed { status, staged } => Some((status, staged)),
+            cloud::Before::Nothing => None,
+        };
     let mut applied = apply_secret(&object, ctx, &seen, plan).await?;
-    let staged = pushed.as_ref().is_some_and(|p| p.1) || seen.pending.is_some();
+    let staged = pushed.as_ref().is_some_and(|p| p.1) || seen.observed.pending.is_some();
     if staged && applied.plan().secret.is_some() {
         let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
         if let Err(error) = super::pending::clear(&api, &seen.intent.secret_name).await {
@@ -165,7 +157,7 @@ const CLOUD_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 async fn sync_cloud<K>(
     object: &Arc<K>,
     ctx: &KindContext<K>,
-    seen: &Observation,
+    seen: &Seen<'_>,
     applied: &mut SecretInPlace,
     pushed: Option<crate::api::CloudGatewayStatus>,
 ) -> Option<super::cloud::Synced>
@@ -179,7 +171,8 @@ where
         .as_ref()
         .and_then(|s| s.data.get(key).cloned());
     let found = || {
-        seen.secret
+        seen.observed
+            .secret
             .as_ref()
             .and_then(|s| s.data.get(key).cloned().flatten())
     };
@@ -198,85 +191,96 @@ where
 }
 
 /// Step 1: read what the pass decides on.
-async fn observe<K>(object: &Arc<K>, ctx: &KindContext<K>) -> Result<Observation, ObserveError>
+async fn observe<'c, K>(object: &Arc<K>, ctx: &'c KindContext<K>) -> Result<Seen<'c>, ObserveError>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
     let namespace = object.namespace().ok_or_else(|| {
         ObserveError::NoNamespace(format!("{}/{}", K::KIND.as_str(), object.name_any()))
     })?;
-    let writes = &ctx.shared.writes;
     let intent = object.intent();
-    writes.forget_secret(&namespace, &intent.secret_name);
+    ctx.shared
+        .writes
+        .forget_secret(&namespace, &intent.secret_name);
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &namespace);
-    let previous = object.previous_status();
-    let from = read_from(&**object, ctx, &previous, &namespace, &intent);
+    let status = object.previous_status();
+    let from = read_from(&**object, ctx, &status, &namespace, &intent);
     let mut secret = match from {
         None => None,
         Some(from) => secrets::fetch_secret(&api, &namespace, &intent.secret_name, from).await?,
     };
     let own_uid = object.meta().uid.clone();
-    let pending = secret.as_mut().and_then(|s| {
-        super::pending::take(
-            s,
-            ctx.shared.record_key.as_ref(),
-            own_uid.as_deref().unwrap_or_default(),
-        )
-    });
-    let is_live = |uid: &str| own_uid.as_deref() != Some(uid) && ctx.is_live(uid);
-    let mut gateway = BTreeMap::new();
-    for name in intent.gateway.iter().flat_map(engine::gateway::names) {
-        writes.forget_secret(&namespace, &name);
-        // Before the first issue, read only what the Secret watch has seen.
-        let absent = || super::lock(&ctx.shared.secret_names).surely_absent(&namespace, &name);
-        let from = from.or_else(|| (!absent()).then_some(ReadFrom::WatchCache));
-        let found = match from {
-            None => None,
-            Some(from) => secrets::fetch_secret(&api, &namespace, &name, from).await?,
-        };
-        if let Some(found) = found {
-            gateway.insert(
-                name,
-                secrets::observe_secret(&found, &**object, &intent, &previous, &is_live),
-            );
-        }
-    }
+    let record_key = ctx.shared.record_key.as_ref();
+    let pending = secret
+        .as_mut()
+        .and_then(|s| super::pending::take(s, record_key, own_uid.as_deref().unwrap_or_default()));
+    let gateway = fetch_gateway(ctx, &api, &namespace, &intent, from).await?;
     let source = match &intent.secret_from {
         None => None,
         Some((name, key)) => Some(secrets::fetch_source(&api, &namespace, name, key).await?),
     };
-    Ok(Observation {
-        secret_found: secret.as_ref().map(secrets::ownership_upgrade),
-        secret: secret
-            .as_ref()
-            .map(|s| secrets::observe_secret(s, &**object, &intent, &previous, &is_live)),
+    let is_live = |uid: &str| own_uid.as_deref() != Some(uid) && ctx.is_live(uid);
+    let see =
+        |found: &Secret| secrets::observe_secret(found, &**object, &intent, &status, &is_live);
+    let observed = Observed {
+        secret: secret.as_ref().map(see),
+        gateway: gateway.iter().map(|(n, s)| (n.clone(), see(s))).collect(),
         key_held_by: ctx.key_held_by(object, &intent),
-        gateway,
+        source,
+        status,
+        record_key,
+        gateway_others: Vec::new(),
+        pending,
+    };
+    Ok(Seen {
+        upgrade: secret.as_ref().and_then(secrets::ownership_upgrade),
         now: engine::truncate_to_second(Timestamp::now()),
         namespace,
         intent,
-        source,
-        previous,
-        gateway_others: Vec::new(),
-        pending,
+        observed,
     })
+}
+
+/// The gateway Secrets found (`spec.gateway`), by name; before the first
+/// issue, only those the Secret watch has seen are read.
+async fn fetch_gateway<K: CredentialKind>(
+    ctx: &KindContext<K>,
+    api: &Api<Secret>,
+    namespace: &str,
+    intent: &Intent,
+    from: Option<ReadFrom>,
+) -> Result<BTreeMap<String, Secret>, ObserveError> {
+    let mut gateway = BTreeMap::new();
+    for name in intent.gateway.iter().flat_map(engine::gateway::names) {
+        ctx.shared.writes.forget_secret(namespace, &name);
+        let absent = || super::lock(&ctx.shared.secret_names).surely_absent(namespace, &name);
+        let from = from.or_else(|| (!absent()).then_some(ReadFrom::WatchCache));
+        let found = match from {
+            None => None,
+            Some(from) => secrets::fetch_secret(api, namespace, &name, from).await?,
+        };
+        if let Some(found) = found {
+            gateway.insert(name, found);
+        }
+    }
+    Ok(gateway)
 }
 
 /// Step 2b, only in a pass that writes a gateway Secret with a custom value
 /// (`engine::gateway::needs_others`): reads the other
 /// resources' gateway Secrets of the layout and plans again, so the
 /// duplicate check (engine guard `check_gateway_unique`) sees them.
-async fn with_gateway_others<K>(seen: &mut Observation, ctx: &KindContext<K>) -> Result<Plan>
+async fn with_gateway_others<K>(seen: &mut Seen<'_>, ctx: &KindContext<K>) -> Result<Plan>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
     if let Some(gateway) = &seen.intent.gateway {
         let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
         let own = engine::gateway::names(gateway);
-        seen.gateway_others =
+        seen.observed.gateway_others =
             super::gateway_others::gather(&api, &seen.namespace, gateway, &own).await?;
     }
-    plan(seen, ctx.shared.record_key.as_ref())
+    plan(seen)
 }
 
 /// Where to read the output Secret, or `None` to read nothing. A resource
@@ -302,20 +306,10 @@ fn read_from<K: CredentialKind>(
 }
 
 /// Step 2: the pure engine decides.
-fn plan(seen: &Observation, record_key: Option<&RecordKey>) -> Result<Plan> {
-    let observed = Observed {
-        secret: seen.secret.as_ref(),
-        source: seen.source.clone(),
-        status: &seen.previous,
-        key_held_by: seen.key_held_by.clone(),
-        gateway: seen.gateway.clone(),
-        record_key,
-        gateway_others: seen.gateway_others.clone(),
-        pending: seen.pending.clone(),
-    };
+fn plan(seen: &Seen<'_>) -> Result<Plan> {
     Ok(engine::plan(
         &seen.intent,
-        &observed,
+        &seen.observed,
         seen.now,
         &mut engine::generate::os_rng(),
     )?)
@@ -329,7 +323,7 @@ fn plan(seen: &Observation, record_key: Option<&RecordKey>) -> Result<Plan> {
 async fn apply_secret<K>(
     object: &Arc<K>,
     ctx: &KindContext<K>,
-    seen: &Observation,
+    seen: &Seen<'_>,
     plan: Plan,
 ) -> Result<SecretInPlace>
 where
@@ -338,7 +332,7 @@ where
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
     let result = match apply_gateway(object, ctx, seen, &plan).await {
         Ok(()) => {
-            let found = seen.secret_found.as_ref().map(Option::as_ref);
+            let found = (seen.observed.secret.as_ref()).map(|_| seen.upgrade.as_ref());
             secrets::apply_output_secret(&api, &**object, &seen.namespace, plan, found).await
         }
         Err(error) => Err(Box::new(secrets::NotApplied { error, plan })),
@@ -366,14 +360,18 @@ where
 fn refused<K: CredentialKind>(
     object: &K,
     ctx: &KindContext<K>,
-    seen: &Observation,
+    seen: &Seen<'_>,
     failed: secrets::NotApplied,
 ) -> SecretInPlace {
     let secrets::NotApplied { error, plan } = failed;
     let values = secret_values(&plan);
     let values: Vec<&str> = values.iter().map(String::as_str).collect();
-    let mut refused =
-        engine::plan_refused(&error.name, &error.apiserver_message(), &values, &seen.previous);
+    let mut refused = engine::plan_refused(
+        &error.name,
+        &error.apiserver_message(),
+        &values,
+        &seen.observed.status,
+    );
     refused.requeue_after = Some(PERMANENT_RETRY);
     // Logged as redacted for the status: the apiserver's words may quote the request.
     let error = Error::ApplySecret(error);
@@ -386,7 +384,7 @@ fn refused<K: CredentialKind>(
 async fn apply_gateway<K>(
     object: &Arc<K>,
     ctx: &KindContext<K>,
-    seen: &Observation,
+    seen: &Seen<'_>,
     plan: &Plan,
 ) -> Result<(), ApplySecretError>
 where
@@ -395,7 +393,7 @@ where
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
     for write in &plan.gateway {
         let desired = &write.secret;
-        let found = seen.gateway.contains_key(&desired.name);
+        let found = seen.observed.gateway.contains_key(&desired.name);
         let rv = secrets::apply_desired(&api, &**object, &seen.namespace, desired, found).await?;
         let rv = match write.remove_keys.is_empty() {
             true => rv,
@@ -436,7 +434,7 @@ fn secret_values(plan: &Plan) -> Vec<String> {
 async fn emit<K: CredentialKind>(
     object: &K,
     ctx: &KindContext<K>,
-    seen: &Observation,
+    seen: &Seen<'_>,
     applied: &SecretInPlace,
 ) {
     let plan = applied.plan();

@@ -251,9 +251,10 @@ pub async fn watch_secrets(
         if let Some(secret) = changed {
             // Our own write coming back: its owner already knows.
             let namespace = secret.namespace().unwrap_or_default();
-            let owner_knows = shared
-                .writes
-                .take_secret_echo(&namespace, &secret.name_any(), &secret);
+            let owner_knows =
+                shared
+                    .writes
+                    .take_secret_echo(&namespace, &secret.name_any(), &secret);
             for listener in &listeners {
                 listener.secret_changed(&secret, owner_knows);
             }

@@ -142,9 +142,9 @@ impl World {
 
     pub fn observed(&self) -> Observed<'_> {
         Observed {
-            secret: self.secret.as_ref(),
+            secret: self.secret.clone(),
             source: self.source.clone(),
-            status: &self.status,
+            status: self.status.clone(),
             key_held_by: self.key_held_by.clone(),
             gateway: self.gateway.clone(),
             record_key: self.record_key.as_ref(),

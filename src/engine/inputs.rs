@@ -126,11 +126,13 @@ pub struct PreviousStatus {
     pub sealed: bool,
 }
 
-/// The world as one reconcile found it.
+/// The world as one reconcile found it: the one observation type. The
+/// controller fills it as it reads and keeps it for the whole pass (it only
+/// adds what it knows beside it: the namespace, the intent, the clock).
 pub struct Observed<'a> {
-    pub secret: Option<&'a ObservedSecret>,
+    pub secret: Option<ObservedSecret>,
     pub source: Option<SourceValue>,
-    pub status: &'a PreviousStatus,
+    pub status: PreviousStatus,
     /// Another, older resource holds the key this one wants (`Kind namespace/name`).
     pub key_held_by: Option<String>,
     /// The gateway Secrets found, by name (read only with `spec.gateway`).

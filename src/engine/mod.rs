@@ -62,7 +62,7 @@ pub fn plan<R: TryCryptoRng>(
     let snapshot = Snapshot::gather(intent, observed, now);
     if let Some(blocked) = guards::first_failure(&snapshot) {
         let conflict = blocked.reason == crate::api::Reason::GatewayConflict;
-        let mut plan = render::render_blocked(blocked, observed.status);
+        let mut plan = render::render_blocked(blocked, &observed.status);
         if conflict && snapshot.issued.is_none() {
             plan.gateway = gateway::empty_writes(&snapshot);
         }

@@ -134,9 +134,9 @@ impl Model {
 
     fn plan(&mut self) -> Plan {
         let observed = Observed {
-            secret: self.secret.as_ref(),
+            secret: self.secret.clone(),
             source: self.source.clone(),
-            status: &self.status,
+            status: self.status.clone(),
             key_held_by: None,
             gateway: Default::default(),
             record_key: Some(&self.record_key),

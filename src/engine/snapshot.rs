@@ -157,38 +157,37 @@ impl Record {
 
 impl<'a> Snapshot<'a> {
     pub fn gather(intent: &'a Intent, observed: &'a Observed, now: Timestamp) -> Snapshot<'a> {
-        let vouched = observed
-            .secret
-            .map(|secret| vouched(secret, intent, observed.status, observed.record_key));
+        let secret = observed.secret.as_ref();
+        let status = &observed.status;
+        let vouched = secret.map(|secret| vouched(secret, intent, status, observed.record_key));
         let trusted_record = vouched.as_ref().is_none_or(|v| v.record);
-        let secret_record = observed.secret.filter(|_| trusted_record);
+        let secret_record = secret.filter(|_| trusted_record);
         Snapshot {
             intent,
             now: truncate_to_second(now),
-            status: observed.status,
+            status,
             key_held_by: observed.key_held_by.as_deref(),
-            secret: observed.secret,
+            secret,
             source: observed.source.as_ref(),
             gateway: &observed.gateway,
-            issued: observed
-                .secret
+            issued: secret
                 .zip(vouched.as_ref())
                 .map(|(secret, vouched)| issued_in(secret, intent, vouched)),
-            record: Record::carried(secret_record, observed.status),
-            planted_previous: observed.secret.zip(vouched.as_ref()).is_some_and(
-                |(secret, vouched)| {
+            record: Record::carried(secret_record, status),
+            planted_previous: secret
+                .zip(vouched.as_ref())
+                .is_some_and(|(secret, vouched)| {
                     secret.data.contains_key(&intent.previous_data_key) && !vouched.previous
-                },
-            ),
+                }),
             record_key: observed.record_key,
-            forged_identity: observed.secret.zip(vouched.as_ref()).is_some_and(
-                |(secret, vouched)| {
+            forged_identity: secret
+                .zip(vouched.as_ref())
+                .is_some_and(|(secret, vouched)| {
                     observed.record_key.is_some()
                         && secret.ownership == Ownership::Ours
                         && !vouched.sealed
-                        && observed.status.revision.is_none()
-                },
-            ),
+                        && status.revision.is_none()
+                }),
             gateway_others: &observed.gateway_others,
         }
     }

@@ -31,9 +31,9 @@ impl World {
 
     fn pass(&mut self, intent: &Intent, now: Timestamp) -> Plan {
         let observed = Observed {
-            secret: self.secret.as_ref(),
+            secret: self.secret.clone(),
             source: self.source.clone(),
-            status: &self.status,
+            status: self.status.clone(),
             key_held_by: None,
             gateway: Default::default(),
             record_key: None,
@@ -352,9 +352,9 @@ fn conflicts_block_every_write() {
     };
     let status = PreviousStatus::default();
     let observed = Observed {
-        secret: Some(&observed_secret),
+        secret: Some(observed_secret),
         source: None,
-        status: &status,
+        status: status.clone(),
         key_held_by: None,
         gateway: Default::default(),
         record_key: None,
@@ -369,7 +369,7 @@ fn conflicts_block_every_write() {
     let observed = Observed {
         secret: None,
         source: None,
-        status: &status,
+        status,
         key_held_by: Some("shop/older".into()),
         gateway: Default::default(),
         record_key: None,
