@@ -73,6 +73,8 @@ pub mod annotations {
     /// On a Secret left behind by `Retain`: whoever may edit it consents to
     /// its adoption by a new resource of the same name (SPEC §10).
     pub const ADOPT: &str = "keysmith.dev/adopt";
+    /// The value of [`ADOPT`] and [`ADOPT_SECRET`] that asks.
+    pub const ADOPT_VALUE: &str = "true";
 
     /// On a workload's pod template: `<prefix><hash of the keysmith resource>`
     /// = `<Kind>/<name>@<revision>`, one per keysmith resource (SPEC §9.1).

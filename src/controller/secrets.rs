@@ -17,10 +17,10 @@ use kube::api::{Api, GetParams, Patch, PatchParams, PostParams};
 
 use super::error::{ApplySecretError, ObserveError};
 use crate::api::FIELD_MANAGER;
-use crate::api::names::{annotations, labels};
+use crate::api::names::annotations;
 use crate::engine::{
-    self, Claimant, DesiredSecret, Intent, ObservedSecret, Ownership, Plan, PreviousStatus,
-    SecretIdentity, SourceValue,
+    self, Claimant, DesiredSecret, Intent, ObservedSecret, Plan, PreviousStatus, SecretIdentity,
+    SourceValue,
 };
 use crate::kinds::CredentialKind;
 
@@ -164,53 +164,39 @@ fn opted_in_to_reading(
     opted_in(on_annotations) || opted_in(on_labels)
 }
 
-/// What `secret` says about its owner, as the engine's ownership check reads it.
-/// `is_live` tells whether a uid names an existing resource of `K` other
-/// than the one asking.
+/// What `secret` says about its owner, read by the engine's ownership
+/// check. `is_live` tells whether a uid names an existing resource of `K`
+/// other than the one asking.
 pub fn identity_of<K: CredentialKind>(
     secret: &Secret,
     is_live: &dyn Fn(&str) -> bool,
 ) -> SecretIdentity {
-    let labels = secret.labels();
-    let annotations_ = secret.annotations();
-    let owner_uid = annotations_.get(annotations::OWNER_UID).cloned();
-    SecretIdentity {
-        managed_by_keysmith: labels.get(labels::MANAGED_BY).map(String::as_str)
-            == Some(labels::MANAGED_BY_VALUE),
-        owner_label: labels.get(K::OWNER_LABEL).cloned(),
-        owner_uid_is_live: owner_uid.as_deref().is_some_and(is_live),
-        owner_uid,
-        owner_name: annotations_.get(annotations::OWNER_NAME).cloned(),
-        owner_reference_uids: secret
-            .owner_references()
-            .iter()
-            .map(|r| r.uid.clone())
-            .collect(),
-        revision: annotations_
-            .get(annotations::REVISION)
-            .and_then(|r| r.parse().ok()),
-        opted_in: annotations_.get(annotations::ADOPT).map(String::as_str) == Some("true"),
-    }
+    let owner_reference_uids = secret
+        .owner_references()
+        .iter()
+        .map(|r| r.uid.clone())
+        .collect();
+    SecretIdentity::read(
+        secret.labels(),
+        secret.annotations(),
+        owner_reference_uids,
+        K::OWNER_LABEL,
+        is_live,
+    )
 }
 
-/// The resource asking, as the engine's ownership check reads it.
+/// The resource asking, read by the engine's ownership check.
 pub fn claimant_of<K: CredentialKind>(owner: &K, status: &PreviousStatus) -> Claimant {
-    let name = owner.name_any();
     let issued_into = owner
         .recorded_rotation()
         .and_then(|r| r.secret_name.clone())
         .zip(status.revision);
-    Claimant {
-        owner_label: labels::owner_value(&name),
-        uid: owner.meta().uid.clone(),
-        asks_to_adopt: owner
-            .annotations()
-            .get(annotations::ADOPT_SECRET)
-            .map(String::as_str)
-            == Some("true"),
+    Claimant::read(
+        &owner.name_any(),
+        owner.meta().uid.clone(),
+        owner.annotations(),
         issued_into,
-        name,
-    }
+    )
 }
 
 /// What keysmith sees of its output Secret.
@@ -232,23 +218,16 @@ pub fn observe_secret<K: CredentialKind>(
         &identity_of::<K>(secret, is_live),
         &claimant_of(owner, status),
     );
-    let owned = data_keys_we_own(secret);
-    let edited_keys = [&intent.key_data_key, &intent.secret_data_key]
-        .into_iter()
-        .filter(|k| data.contains_key(*k))
-        .filter(|k| {
-            ownership == Ownership::Adopted
-                || owned.as_ref().is_none_or(|owned| !owned.contains(*k))
-        })
-        .cloned()
-        .collect();
-    let foreign_data = ownership == Ownership::Adopted
-        || owned
-            .as_ref()
-            .is_none_or(|owned| data.keys().any(|k| !owned.contains(k)));
+    let others = engine::ownership::entries_of_others(
+        ownership,
+        &data,
+        data_keys_we_own(secret).as_ref(),
+        [&intent.key_data_key, &intent.secret_data_key],
+    );
     let uid = owner.meta().uid.as_ref();
     ObservedSecret {
-        foreign_data,
+        foreign_data: others.any,
+        edited_keys: others.edited,
         ownership,
         data,
         labels: secret.labels().clone(),
@@ -257,7 +236,6 @@ pub fn observe_secret<K: CredentialKind>(
             .owner_references()
             .iter()
             .any(|r| Some(&r.uid) == uid),
-        edited_keys,
     }
 }
 

@@ -270,30 +270,37 @@ impl Model {
 }
 
 impl Model {
-    /// The Secret as found, with the identity `facts` say, judged by the
-    /// engine's ownership check; the data is a valid-looking credential.
+    /// The Secret as found, with the identity `facts` say — as labels,
+    /// annotations and owner references, read and judged by the engine's
+    /// ownership check; the data is a valid-looking credential.
     fn secret_with_identity(&mut self, facts: &IdentityFacts) {
-        let claimant = Claimant {
-            name: "orders".into(),
-            uid: Some("uid-1".into()),
-            owner_label: "orders".into(),
-            asks_to_adopt: facts.asks,
-            issued_into: None,
+        use crate::api::names::{annotations, labels};
+        let asking = [(annotations::ADOPT_SECRET, facts.asks.to_string())];
+        let claimant = Claimant::read("orders", Some("uid-1".into()), &map(&asking), None);
+        let own_uid = if facts.own_uid { "uid-1" } else { "uid-other" };
+        let managed_by = if facts.labelled {
+            "keysmith"
+        } else {
+            "someone"
         };
-        let identity = SecretIdentity {
-            managed_by_keysmith: facts.labelled,
-            owner_label: Some("orders".into()),
-            owner_uid: Some(if facts.own_uid { "uid-1" } else { "uid-other" }.into()),
-            owner_name: None,
-            owner_reference_uids: facts
-                .owner_reference
-                .then(|| "uid-other".to_string())
-                .into_iter()
-                .collect(),
-            revision: Some(1),
-            opted_in: facts.opted_in,
-            owner_uid_is_live: facts.live_other && !facts.own_uid,
-        };
+        let secret_labels = [
+            (labels::MANAGED_BY, managed_by.to_string()),
+            (labels::GATEWAY_APP, "orders".to_string()),
+        ];
+        let secret_annotations = [
+            (annotations::OWNER_UID, own_uid.to_string()),
+            (annotations::REVISION, "1".to_string()),
+            (annotations::ADOPT, facts.opted_in.to_string()),
+        ];
+        let references = facts.owner_reference.then(|| "uid-other".to_string());
+        let live = |uid: &str| facts.live_other && uid == "uid-other";
+        let identity = SecretIdentity::read(
+            &map(&secret_labels),
+            &map(&secret_annotations),
+            references.into_iter().collect(),
+            labels::GATEWAY_APP,
+            &live,
+        );
         let ownership = ownership::decide("orders", &identity, &claimant);
         self.taken = !facts.own_uid && (facts.live_other || facts.owner_reference);
         if self.taken {
@@ -315,6 +322,13 @@ impl Model {
             ..Default::default()
         });
     }
+}
+
+fn map(entries: &[(&str, String)]) -> std::collections::BTreeMap<String, String> {
+    entries
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 proptest! {

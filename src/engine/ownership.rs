@@ -14,6 +14,17 @@
 //!    reference not to the claimant) — never adopted, whatever asks;
 //! 5. a leftover (deletionPolicy Retain) — adopted only when the resource
 //!    asks *and* the Secret itself opts in (`keysmith.dev/adopt: "true"`).
+//!
+//! The facts are read off the metadata here too ([`SecretIdentity::read`],
+//! [`Claimant::read`]): which label and annotation says what, and which
+//! value counts, is decided in one place. The controller only hands over
+//! the maps, the owner references' uids and whether a uid names a live
+//! resource; and [`entries_of_others`] says, once ownership is known, which
+//! data entries are someone else's.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api::names::{annotations, labels};
 
 /// What a Secret says about its owner.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,6 +59,59 @@ pub struct Claimant {
     pub asks_to_adopt: bool,
     /// What its status records: the Secret it issued into, at which revision.
     pub issued_into: Option<(String, i64)>,
+}
+
+impl SecretIdentity {
+    /// What a Secret's labels, annotations and owner references' uids say.
+    /// `owner_label` is the claimant kind's owner label; `is_live` tells
+    /// whether a uid names an existing resource of that kind other than the
+    /// claimant.
+    pub fn read(
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+        owner_reference_uids: Vec<String>,
+        owner_label: &str,
+        is_live: &dyn Fn(&str) -> bool,
+    ) -> SecretIdentity {
+        let owner_uid = annotations.get(annotations::OWNER_UID).cloned();
+        SecretIdentity {
+            managed_by_keysmith: labels.get(labels::MANAGED_BY).map(String::as_str)
+                == Some(labels::MANAGED_BY_VALUE),
+            owner_label: labels.get(owner_label).cloned(),
+            owner_uid_is_live: owner_uid.as_deref().is_some_and(is_live),
+            owner_uid,
+            owner_name: annotations.get(annotations::OWNER_NAME).cloned(),
+            owner_reference_uids,
+            revision: annotations
+                .get(annotations::REVISION)
+                .and_then(|r| r.parse().ok()),
+            opted_in: asks(annotations, annotations::ADOPT),
+        }
+    }
+}
+
+impl Claimant {
+    /// The resource `name` (uid `uid`, these `annotations`) asking; its
+    /// status records issuing into `issued_into`, if anything.
+    pub fn read(
+        name: &str,
+        uid: Option<String>,
+        annotations: &BTreeMap<String, String>,
+        issued_into: Option<(String, i64)>,
+    ) -> Claimant {
+        Claimant {
+            name: name.to_string(),
+            uid,
+            owner_label: labels::owner_value(name),
+            asks_to_adopt: asks(annotations, annotations::ADOPT_SECRET),
+            issued_into,
+        }
+    }
+}
+
+/// `annotation` says `"true"` (adoption is asked for, on either side).
+fn asks(annotations: &BTreeMap<String, String>, annotation: &str) -> bool {
+    annotations.get(annotation).map(String::as_str) == Some(annotations::ADOPT_VALUE)
 }
 
 /// Whose a Secret is.
@@ -168,6 +232,37 @@ pub fn check_leftover_opted_in(
         true => Ownership::Adopted,
         false => Ownership::Foreign(Foreign::Leftover),
     })
+}
+
+/// Which data entries of a Secret are someone else's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntriesOfOthers {
+    /// Of the `checked` keys, those someone else changed (or wrote).
+    pub edited: BTreeSet<String>,
+    /// Some entry is someone else's.
+    pub any: bool,
+}
+
+/// Which of `data`'s entries are someone else's: those keysmith's field
+/// manager does not own (`owned`; `None`: keysmith never applied this
+/// Secret, so none is its own), and every entry of an adopted Secret (its
+/// values were written for an earlier resource).
+pub fn entries_of_others<'k, V>(
+    ownership: Ownership,
+    data: &BTreeMap<String, V>,
+    owned: Option<&BTreeSet<String>>,
+    checked: impl IntoIterator<Item = &'k String>,
+) -> EntriesOfOthers {
+    let adopted = ownership == Ownership::Adopted;
+    let others = |key: &String| adopted || owned.is_none_or(|owned| !owned.contains(key));
+    EntriesOfOthers {
+        edited: checked
+            .into_iter()
+            .filter(|k| data.contains_key(*k) && others(k))
+            .cloned()
+            .collect(),
+        any: adopted || owned.is_none() || data.keys().any(others),
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +433,107 @@ mod tests {
             NOT_OURS,
             "never without the labels"
         );
+    }
+
+    fn map(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_identity_is_read_from_keysmiths_names_only() {
+        let labels = map(&[
+            ("app.kubernetes.io/managed-by", "keysmith"),
+            ("keysmith.dev/gatewayapp", "orders"),
+        ]);
+        let annotations = map(&[
+            ("keysmith.dev/owner-uid", "uid-old"),
+            ("keysmith.dev/owner-name", "orders"),
+            ("keysmith.dev/revision", "3"),
+            ("keysmith.dev/adopt", "true"),
+        ]);
+        let live = |uid: &str| uid == "uid-old";
+        let read = |labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>| {
+            SecretIdentity::read(
+                labels,
+                annotations,
+                vec!["uid-x".into()],
+                "keysmith.dev/gatewayapp",
+                &live,
+            )
+        };
+        assert_eq!(
+            read(&labels, &annotations),
+            SecretIdentity {
+                managed_by_keysmith: true,
+                owner_label: Some("orders".into()),
+                owner_uid: Some("uid-old".into()),
+                owner_name: Some("orders".into()),
+                owner_reference_uids: vec!["uid-x".into()],
+                revision: Some(3),
+                opted_in: true,
+                owner_uid_is_live: true,
+            }
+        );
+        // Other values than keysmith's own say nothing.
+        let labels = map(&[
+            ("app.kubernetes.io/managed-by", "Helm"),
+            ("keysmith.dev/signaturekey", "orders"),
+        ]);
+        let annotations = map(&[
+            ("keysmith.dev/adopt", "yes"),
+            ("keysmith.dev/revision", "x"),
+        ]);
+        let identity = read(&labels, &annotations);
+        assert!(!identity.managed_by_keysmith && !identity.opted_in);
+        assert_eq!(identity.owner_label, None, "another kind's label");
+        assert_eq!(
+            (identity.revision, identity.owner_uid_is_live),
+            (None, false)
+        );
+    }
+
+    #[test]
+    fn the_claimant_asks_to_adopt_only_with_true_and_a_long_name_is_hashed() {
+        let asking = map(&[("keysmith.dev/adopt-secret", "true")]);
+        let claimant = Claimant::read("orders", Some(UID.into()), &asking, None);
+        assert_eq!(claimant.owner_label, "orders");
+        assert!(claimant.asks_to_adopt);
+        let maybe = map(&[("keysmith.dev/adopt-secret", "True")]);
+        assert!(!Claimant::read("orders", None, &maybe, None).asks_to_adopt);
+        let long = "o".repeat(80);
+        let claimant = Claimant::read(&long, None, &BTreeMap::new(), Some(("s".into(), 2)));
+        assert_ne!(claimant.owner_label, long);
+        assert_eq!(claimant.issued_into, Some(("s".into(), 2)));
+    }
+
+    #[test]
+    fn entries_keysmith_no_longer_owns_are_someone_elses() {
+        let data: BTreeMap<String, ()> = [("app_key".into(), ()), ("app_secret".into(), ())].into();
+        let checked = [
+            "app_key".to_string(),
+            "app_secret".to_string(),
+            "gone".into(),
+        ];
+        let owned: BTreeSet<String> = ["app_key".to_string()].into();
+        let ours = entries_of_others(Ownership::Ours, &data, Some(&owned), &checked);
+        assert_eq!(ours.edited, ["app_secret".to_string()].into());
+        assert!(ours.any);
+        let all: BTreeSet<String> = data.keys().cloned().collect();
+        let untouched = entries_of_others(Ownership::Ours, &data, Some(&all), &checked);
+        assert_eq!(untouched, EntriesOfOthers::default());
+        let never_applied = entries_of_others(Ownership::Ours, &data, None, &checked);
+        assert_eq!(never_applied.edited.len(), 2);
+        assert!(never_applied.any);
+        let adopted = entries_of_others(Ownership::Adopted, &data, Some(&all), &checked);
+        assert_eq!(
+            adopted.edited.len(),
+            2,
+            "an adopted Secret's values are not ours"
+        );
+        assert!(adopted.any);
     }
 
     #[test]
