@@ -30,7 +30,7 @@ use super::error::{ApplySecretError, Error, ObserveError, PERMANENT_RETRY, Resul
 use super::rollout::{self, RolloutDone};
 use super::secrets::{self, ReadFrom, SecretInPlace};
 use super::status;
-use crate::engine::{self, Intent, Observed, Plan, PreviousStatus};
+use crate::engine::{self, Intent, Observed, Plan, PlannedEvent, PreviousStatus};
 use crate::kinds::CredentialKind;
 
 /// What one pass works from: the engine's [`Observed`] — the one copy of
@@ -79,7 +79,25 @@ where
     // predate a status an earlier pass wrote.
     let _ = ctx.shared.writes.take_status_echo(&*object);
     let object = ctx.newest(&object);
-    let mut seen = observe(&object, ctx).await?;
+    let mut events = Vec::new();
+    let result = steps(&object, ctx, &mut events).await;
+    emit(&*object, ctx, &events);
+    result
+}
+
+/// The steps of one pass. Each step that decided events (the engine's
+/// plan and rollout settlement, the cloud sync) adds them to `events` once
+/// it has done what they tell; `emit` sends them, also when a later step
+/// fails.
+async fn steps<K>(
+    object: &Arc<K>,
+    ctx: &KindContext<K>,
+    events: &mut Vec<PlannedEvent>,
+) -> Result<Action>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let mut seen = observe(object, ctx).await?;
     let mut plan = plan(&seen)?;
     if !plan.gateway.is_empty() && engine::gateway::needs_others(&seen.intent) {
         plan = with_gateway_others(&mut seen, ctx).await?;
@@ -90,43 +108,56 @@ where
         plan: &plan,
         now: seen.now,
     };
-    let pushed =
-        match cloud::before_secret(ctx, &*object, &pass, seen.observed.pending.as_ref()).await {
-            cloud::Before::Failed(synced) => {
-                return Ok(cloud_failed(&object, ctx, &synced, seen.now).await);
-            }
-            cloud::Before::Pushed { status, staged } => Some((status, staged)),
-            cloud::Before::Nothing => None,
-        };
-    let mut applied = apply_secret(&object, ctx, &seen, plan).await?;
-    let staged = pushed.as_ref().is_some_and(|p| p.1) || seen.observed.pending.is_some();
-    if staged && applied.plan().secret.is_some() {
-        let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
-        if let Err(error) = super::pending::clear(&api, &seen.intent.secret_name).await {
-            warn!(%error, "removing the pending entry failed; the next pass removes it");
+    let pending = seen.observed.pending.as_ref();
+    let pushed = match cloud::before_secret(ctx, &**object, &pass, pending).await {
+        cloud::Before::Failed(synced) => {
+            events.extend_from_slice(&synced.events);
+            return Ok(cloud_failed(object, ctx, &synced, seen.now).await);
         }
+        cloud::Before::Pushed { status, staged } => Some((status, staged)),
+        cloud::Before::Nothing => None,
+    };
+    let mut applied = apply_secret(object, ctx, &seen, plan).await?;
+    if pushed.as_ref().is_some_and(|p| p.1) || pending.is_some() {
+        clear_pending(ctx, &seen, &applied).await;
     }
-    let synced = sync_cloud(&object, ctx, &seen, &mut applied, pushed.map(|p| p.0)).await;
-    let rollout = rollout::roll_out(&*object, ctx, &seen.namespace, &applied, seen.now).await;
-    status::apply_status(ctx, &object, &seen.intent, &applied, &rollout, seen.now).await?;
+    let synced = sync_cloud(object, ctx, &seen, &mut applied, pushed.map(|p| p.0)).await;
+    let rollout = rollout::roll_out(&**object, ctx, &seen.namespace, &applied, seen.now).await;
+    events.extend_from_slice(rollout.events());
+    status::apply_status(ctx, object, &seen.intent, &applied, &rollout, seen.now).await?;
     if let Some(synced) = &synced {
-        if let Err(error) = cloud::write_status(ctx, &object, synced, seen.now).await {
+        if let Err(error) = cloud::write_status(ctx, object, synced, seen.now).await {
             warn!(%error, "writing status.gateway failed; the next pass writes it");
         }
-        ctx.shared
-            .events
-            .emit(object.object_ref(&()), &synced.events);
+        events.extend_from_slice(&synced.events);
     }
-    emit(&*object, ctx, &seen, &applied).await;
-    let retry_sync = synced.is_some_and(|s| s.transient);
-    Ok(match retry_sync {
+    events.extend_from_slice(&applied.plan().events);
+    log_pass(&**object, &seen, &applied);
+    Ok(match synced.is_some_and(|s| s.transient) {
         true => Action::requeue(CLOUD_RETRY),
         false => next_action(applied.plan(), &rollout),
     })
 }
 
+/// Values fixed for a cloud gateway push are in the Secret now: the
+/// pending entry goes (a failure is repaired by the next pass).
+async fn clear_pending<K: CredentialKind>(
+    ctx: &KindContext<K>,
+    seen: &Seen<'_>,
+    applied: &SecretInPlace,
+) {
+    if applied.plan().secret.is_none() {
+        return;
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &seen.namespace);
+    if let Err(error) = super::pending::clear(&api, &seen.intent.secret_name).await {
+        warn!(%error, "removing the pending entry failed; the next pass removes it");
+    }
+}
+
 /// The gateway did not take a new revision: the Secret, the status and the
-/// workloads stay as they are; only `GatewaySynced` and an event say why.
+/// workloads stay as they are; only `GatewaySynced` and the sync's event
+/// (emitted with the pass's others) say why.
 async fn cloud_failed<K>(
     object: &Arc<K>,
     ctx: &KindContext<K>,
@@ -139,9 +170,6 @@ where
     if let Err(error) = cloud::write_status(ctx, object, synced, now).await {
         warn!(%error, "writing status.gateway failed; the next pass writes it");
     }
-    ctx.shared
-        .events
-        .emit(object.object_ref(&()), &synced.events);
     Action::requeue(match synced.transient {
         true => CLOUD_RETRY,
         false => PERMANENT_RETRY,
@@ -429,16 +457,16 @@ fn secret_values(plan: &Plan) -> Vec<String> {
     .collect()
 }
 
-/// Step 5: events (queued, off the reconcile path) and a log line when
-/// something happened.
-async fn emit<K: CredentialKind>(
-    object: &K,
-    ctx: &KindContext<K>,
-    seen: &Seen<'_>,
-    applied: &SecretInPlace,
-) {
+/// Step 5: the pass's events, as the engine (and the cloud sync) decided
+/// them, queued for the publisher off the reconcile path. The one place a
+/// reconcile pass emits.
+fn emit<K: CredentialKind>(object: &K, ctx: &KindContext<K>, events: &[PlannedEvent]) {
+    ctx.shared.events.emit(object.object_ref(&()), events);
+}
+
+/// A log line when the pass wrote or told something.
+fn log_pass<K: CredentialKind>(object: &K, seen: &Seen<'_>, applied: &SecretInPlace) {
     let plan = applied.plan();
-    ctx.shared.events.emit(object.object_ref(&()), &plan.events);
     if plan.secret.is_some() || !plan.events.is_empty() {
         info!(
             kind = K::KIND.as_str(),

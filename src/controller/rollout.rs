@@ -1,11 +1,13 @@
 //! The rollout step (SPEC §9.1): after the Secret, before the status. Finds
-//! the targets of `spec.rollout`, lets the engine decide which to restart,
-//! and restarts them the `kubectl rollout restart` way — a pod-template
+//! the targets of `spec.rollout`, lets the engine plan which to restart,
+//! restarts them the `kubectl rollout restart` way — a pod-template
 //! annotation — by server-side apply under a field manager of this resource
-//! alone, so several keysmith resources can mark one workload without
-//! undoing each other's marks, and GitOps tools see no drift of theirs.
-//! A missing or unpatchable target never blocks issuing: it is reported in
-//! `RolloutReady` and a Warning event.
+//! alone (so several keysmith resources can mark one workload without
+//! undoing each other's marks, and GitOps tools see no drift of theirs),
+//! and hands how each went back to the engine, which settles the status,
+//! `RolloutReady` and the events. This module does I/O only; the reconcile
+//! emits the events with the pass's others. A missing or unpatchable target
+//! never blocks issuing: it is reported in `RolloutReady` and a Warning.
 
 use std::collections::BTreeSet;
 
@@ -18,17 +20,19 @@ use serde_json::json;
 use super::context::KindContext;
 use super::secrets::SecretInPlace;
 use crate::api::names::{restarted_for_key, rollout_field_manager};
-use crate::api::{ConditionType, Reason, Rollout, RolloutTarget, WorkloadKind};
-use crate::engine::rollout::{Found, RolloutPlan, plan_rollout};
-use crate::engine::{PlannedEvent, Severity};
-use crate::kinds::{CredentialKind, RolloutReport};
+use crate::api::{Rollout, RolloutTarget, WorkloadKind};
+use crate::engine::PlannedEvent;
+use crate::engine::rollout::{
+    Found, Restarted, RolloutFacts, RolloutSettled, Target, plan_rollout, settle_rollout,
+};
+use crate::kinds::{CredentialKind, RolloutReport, rollout_record};
 
 /// What the rollout step did: the status step takes it.
 #[derive(Debug)]
 pub enum RolloutDone {
     Absent,
     Unchanged,
-    Planned(RolloutPlan),
+    Settled(RolloutSettled),
 }
 
 impl RolloutDone {
@@ -36,14 +40,22 @@ impl RolloutDone {
         match self {
             RolloutDone::Absent => RolloutReport::Absent,
             RolloutDone::Unchanged => RolloutReport::Unchanged,
-            RolloutDone::Planned(plan) => RolloutReport::Planned(plan),
+            RolloutDone::Settled(settled) => RolloutReport::Settled(settled),
         }
     }
 
     pub fn requeue_after(&self) -> Option<std::time::Duration> {
         match self {
-            RolloutDone::Planned(plan) => plan.requeue_after,
-            _ => None,
+            RolloutDone::Settled(settled) => settled.requeue_after,
+            RolloutDone::Absent | RolloutDone::Unchanged => None,
+        }
+    }
+
+    /// The events the engine settled on, for the reconcile to emit.
+    pub fn events(&self) -> &[PlannedEvent] {
+        match self {
+            RolloutDone::Settled(settled) => &settled.events,
+            RolloutDone::Absent | RolloutDone::Unchanged => &[],
         }
     }
 }
@@ -113,59 +125,68 @@ async fn find_targets(
     rollout: &Rollout,
     key: &str,
 ) -> Vec<Found> {
-    let mut found = Vec::new();
-    let mut seen = BTreeSet::new();
     let named: BTreeSet<&RolloutTarget> = rollout.targets.iter().flatten().collect();
-    for target in named {
-        seen.insert((target.kind, target.name.clone()));
-        found.push(
-            match workloads(client, namespace, target.kind)
-                .get_opt(&target.name)
-                .await
-            {
-                Ok(Some(object)) => Found::Present {
-                    kind: target.kind,
-                    name: target.name.clone(),
-                    mark: mark_of(&object, key),
-                },
-                Ok(None) => Found::Missing {
-                    kind: target.kind,
-                    name: target.name.clone(),
-                },
-                Err(error) => Found::Unreadable {
-                    what: format!("{}/{}", target.kind.as_str(), target.name),
-                    message: error.to_string(),
-                },
-            },
-        );
+    let mut found = Vec::new();
+    for target in &named {
+        found.push(find_named(client, namespace, target, key).await);
     }
-    let Some(selector) = &rollout.selector else {
-        return found;
-    };
+    if let Some(selector) = &rollout.selector {
+        let seen: BTreeSet<Target> = named.iter().map(|t| (t.kind, t.name.clone())).collect();
+        found.extend(find_selected(client, namespace, selector, key, seen).await);
+    }
+    found
+}
+
+/// A target named in `spec.rollout.targets`.
+async fn find_named(client: &Client, namespace: &str, target: &RolloutTarget, key: &str) -> Found {
+    let read = workloads(client, namespace, target.kind)
+        .get_opt(&target.name)
+        .await;
+    match read {
+        Ok(Some(object)) => Found::Present {
+            kind: target.kind,
+            name: target.name.clone(),
+            mark: mark_of(&object, key),
+        },
+        Ok(None) => Found::Missing {
+            kind: target.kind,
+            name: target.name.clone(),
+        },
+        Err(error) => Found::Unreadable {
+            what: format!("{}/{}", target.kind.as_str(), target.name),
+            message: error.to_string(),
+        },
+    }
+}
+
+/// The workloads `spec.rollout.selector` matches, but those in `seen`.
+async fn find_selected(
+    client: &Client,
+    namespace: &str,
+    selector: &LabelSelector,
+    key: &str,
+    mut seen: BTreeSet<Target>,
+) -> Vec<Found> {
     let text = match selector_text(selector) {
         Ok(text) => text,
         Err(message) => {
-            found.push(Found::Unreadable {
-                what: "spec.rollout.selector".into(),
-                message,
-            });
-            return found;
+            let what = "spec.rollout.selector".into();
+            return vec![Found::Unreadable { what, message }];
         }
     };
     let params = ListParams::default().labels(&text);
+    let mut found = Vec::new();
     for kind in WorkloadKind::ALL {
         match workloads(client, namespace, kind).list(&params).await {
-            Ok(list) => {
-                for object in list {
-                    if seen.insert((kind, object.name_any())) {
-                        found.push(Found::Present {
-                            kind,
-                            name: object.name_any(),
-                            mark: mark_of(&object, key),
-                        });
-                    }
-                }
-            }
+            Ok(list) => found.extend(
+                list.into_iter()
+                    .filter(|object| seen.insert((kind, object.name_any())))
+                    .map(|object| Found::Present {
+                        kind,
+                        name: object.name_any(),
+                        mark: mark_of(&object, key),
+                    }),
+            ),
             Err(error) => found.push(Found::Unreadable {
                 what: format!("{}s matching spec.rollout.selector", kind.as_str()),
                 message: error.to_string(),
@@ -175,114 +196,44 @@ async fn find_targets(
     found
 }
 
+/// Where and how one resource marks its targets.
+struct Marking<'a> {
+    namespace: &'a str,
+    key: &'a str,
+    mark: &'a str,
+    field_manager: &'a str,
+}
+
 /// Restarts one target: sets this resource's mark on its pod template.
 async fn restart(
     client: &Client,
-    namespace: &str,
-    (kind, name): &(WorkloadKind, String),
-    key: &str,
-    mark: &str,
-    field_manager: &str,
+    marking: &Marking<'_>,
+    (kind, name): &Target,
 ) -> Result<(), kube::Error> {
+    let namespace = marking.namespace;
     let patch = json!({
         "apiVersion": "apps/v1", "kind": kind.as_str(),
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"template": {"metadata": {"annotations": {key: mark}}}},
+        "spec": {"template": {"metadata": {"annotations": {marking.key: marking.mark}}}},
     });
     workloads(client, namespace, *kind)
         .patch(
             name,
-            &PatchParams::apply(field_manager).force(),
+            &PatchParams::apply(marking.field_manager).force(),
             &Patch::Apply(&patch),
         )
         .await
         .map(|_| ())
 }
 
-/// Where and how one resource marks its targets.
-struct Marking<'a> {
-    namespace: &'a str,
-    key: &'a str,
-    field_manager: &'a str,
-    revision: i64,
-}
-
-/// Restarts the plan's targets; keeps in `plan.restart` those that were,
-/// returns their events and the failures.
-async fn restart_all<K: CredentialKind>(
-    ctx: &KindContext<K>,
-    marking: &Marking<'_>,
-    plan: &mut RolloutPlan,
-) -> (Vec<PlannedEvent>, Vec<((WorkloadKind, String), String)>) {
-    let client = &ctx.shared.client;
-    let (mut events, mut failures) = (Vec::new(), Vec::new());
-    for target in std::mem::take(&mut plan.restart) {
-        let (kind, name) = (target.0.as_str(), &target.1);
-        let restarted = restart(
-            client,
-            marking.namespace,
-            &target,
-            marking.key,
-            &plan.mark,
-            marking.field_manager,
-        )
-        .await;
-        match restarted {
-            Ok(()) => {
-                ctx.shared.metrics.record_restart(K::KIND, target.0);
-                events.push(PlannedEvent {
-                    severity: Severity::Normal,
-                    reason: Reason::RolloutTriggered,
-                    note: format!("restarted {kind}/{name} for revision {}", marking.revision),
-                });
-                plan.restart.push(target);
-            }
-            Err(error) => {
-                let message = format!("{kind}/{name}: {error}");
-                failures.push((target, message));
-            }
-        }
+/// Tries each restart, in order; says how each went.
+async fn restart_all(client: &Client, marking: &Marking<'_>, targets: &[Target]) -> Vec<Restarted> {
+    let mut results = Vec::with_capacity(targets.len());
+    for target in targets {
+        let result = restart(client, marking, target).await;
+        results.push((target.clone(), result.map_err(|error| error.to_string())));
     }
-    (events, failures)
-}
-
-/// Targets whose restart failed keep their last status entry, and the
-/// failures join `RolloutReady`'s message.
-fn record_failures(
-    plan: &mut RolloutPlan,
-    failures: Vec<((WorkloadKind, String), String)>,
-    previous: &[crate::api::RolloutTargetStatus],
-) {
-    if failures.is_empty() {
-        return;
-    }
-    let mut problems = Vec::new();
-    if plan.reason == Reason::RolloutFailed {
-        problems.push(plan.message.clone());
-    }
-    for ((kind, name), message) in failures {
-        plan.status.retain(|s| (s.kind, &s.name) != (kind, &name));
-        if let Some(last) = previous.iter().find(|s| (s.kind, &s.name) == (kind, &name)) {
-            plan.status.push(last.clone());
-        }
-        problems.push(message);
-    }
-    plan.status
-        .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-    plan.ready = false;
-    plan.reason = Reason::RolloutFailed;
-    plan.message = problems.join("; ");
-}
-
-/// A Warning when the rollout fails anew (not on every pass it stays failed).
-fn failure_event(plan: &RolloutPlan, reported: Option<(&str, &str)>) -> Option<PlannedEvent> {
-    let failed = plan.reason == Reason::RolloutFailed;
-    let already = reported == Some((plan.reason.as_str(), plan.message.as_str()));
-    (failed && !already).then(|| PlannedEvent {
-        severity: Severity::Warning,
-        reason: Reason::RolloutFailed,
-        note: plan.message.clone(),
-    })
+    results
 }
 
 /// Step 3c: the rollout, once the Secret is in place.
@@ -297,47 +248,32 @@ pub async fn roll_out<K: CredentialKind>(
         return RolloutDone::Absent;
     };
     let Some(revision) = applied.plan().state.as_ref().and_then(|s| s.revision) else {
-        return RolloutDone::Unchanged; // nothing issued: nothing to roll out
+        return RolloutDone::Unchanged; // the pass is blocked: nothing to roll out
     };
     let client = &ctx.shared.client;
     let name = object.name_any();
     let key = restarted_for_key(K::KIND, namespace, &name);
-    let found = find_targets(client, namespace, rollout, &key).await;
-    let previous = object.recorded_rotation();
-    let min_interval = rollout
-        .min_interval
-        .as_deref()
-        .and_then(crate::rules::parse_duration);
-    let resource = format!("{}/{name}", K::KIND.as_str());
-    let mut plan = plan_rollout(
-        &resource,
+    let facts = RolloutFacts {
+        resource: format!("{}/{name}", K::KIND.as_str()),
         revision,
-        &found,
-        previous.map(|r| r.rollout.as_slice()).unwrap_or_default(),
-        min_interval,
+        found: find_targets(client, namespace, rollout, &key).await,
+        record: rollout_record(object.recorded_rotation()),
+        min_interval: (rollout.min_interval.as_deref()).and_then(crate::rules::parse_duration),
         now,
-    );
-    let field_manager = rollout_field_manager(K::KIND, namespace, &name);
+    };
+    let plan = plan_rollout(&facts);
     let marking = Marking {
         namespace,
         key: &key,
-        field_manager: &field_manager,
-        revision,
+        mark: &plan.mark,
+        field_manager: &rollout_field_manager(K::KIND, namespace, &name),
     };
-    let (mut events, failures) = restart_all(ctx, &marking, &mut plan).await;
-    let previous_status = previous.map(|r| r.rollout.as_slice()).unwrap_or_default();
-    record_failures(&mut plan, failures, previous_status);
-    let reported = previous.and_then(|r| {
-        r.conditions
-            .iter()
-            .find(|c| c.type_ == ConditionType::RolloutReady.as_str())
-    });
-    events.extend(failure_event(
-        &plan,
-        reported.map(|c| (c.reason.as_str(), c.message.as_str())),
-    ));
-    ctx.shared.events.emit(object.object_ref(&()), &events);
-    RolloutDone::Planned(plan)
+    let results = restart_all(client, &marking, &plan.restart).await;
+    let settled = settle_rollout(&facts, plan, results);
+    for (kind, _) in &settled.restarted {
+        ctx.shared.metrics.record_restart(K::KIND, *kind);
+    }
+    RolloutDone::Settled(settled)
 }
 
 #[cfg(test)]

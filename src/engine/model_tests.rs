@@ -17,6 +17,9 @@
 //! - a value keysmith did not produce (a planted previous value with a
 //!   far-future expiry) is never published, in the Secret or a gateway Secret.
 //!
+//! The rollout decisions have a model of their own below
+//! (`rollout_sequences`).
+//!
 //! `PROPTEST_CASES` sets the number of sequences (CI: the default below).
 
 use std::time::Duration;
@@ -344,5 +347,262 @@ proptest! {
             model.apply(step);
         }
         model.pass(false);
+    }
+}
+
+/// A model-based test of the rollout decisions (`engine::rollout`): random
+/// sequences of passes (with random restart failures), rotations, time
+/// jumps, targets deleted and created, `minInterval` changes and marks
+/// removed by someone else, with these invariants after every pass:
+///
+/// - a target restarts only when it lacks the current mark, so once per
+///   revision (again only if someone removed the mark), and never within
+///   `minInterval` of its last restart;
+/// - one Normal event per restart, naming it; a Warning exactly when the
+///   rollout fails anew (not on each pass it stays failed the same way);
+/// - a failed restart is named in `RolloutReady` and keeps the target's
+///   last status entry;
+/// - Ready means every target exists and carries the current mark, and a
+///   pass right after a Ready one restarts nothing and says nothing.
+mod rollout_sequences {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use crate::api::{Reason, WorkloadKind};
+    use crate::engine::Severity;
+    use crate::engine::fixtures::t;
+    use crate::engine::rollout::{
+        Found, RolloutFacts, RolloutRecord, RolloutSettled, Target, plan_rollout, settle_rollout,
+    };
+
+    const NAMES: [&str; 3] = ["api", "db", "web"];
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// A pass; the restarts of the targets marked `true` fail.
+        Pass([bool; 3]),
+        Rotate,
+        Wait(i64),
+        /// The target is deleted, or created again (without a mark).
+        Toggle(usize),
+        SetMinInterval(Option<u64>),
+        /// Someone else removes the target's mark.
+        Unmark(usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => any::<[bool; 3]>().prop_map(Step::Pass),
+            2 => Just(Step::Rotate),
+            2 => (0i64..120).prop_map(Step::Wait),
+            1 => (0usize..3).prop_map(Step::Toggle),
+            1 => proptest::option::of(proptest::sample::select(vec![30u64, 90])).prop_map(Step::SetMinInterval),
+            1 => (0usize..3).prop_map(Step::Unmark),
+        ]
+    }
+
+    #[derive(Clone, Debug, Default)]
+    struct Workload {
+        gone: bool,
+        mark: Option<String>,
+        /// When keysmith last restarted it (forgotten while it is gone: the
+        /// status then drops it too).
+        restarted_at: Option<i64>,
+    }
+
+    struct Model {
+        revision: i64,
+        now: i64,
+        min_interval: Option<Duration>,
+        workloads: [Workload; 3],
+        record: RolloutRecord,
+        /// `(target, revision)` restarted, and not unmarked since.
+        restarted: BTreeSet<(usize, i64)>,
+    }
+
+    fn index((_, name): &Target) -> usize {
+        NAMES
+            .iter()
+            .position(|n| n == name)
+            .expect("a known target")
+    }
+
+    impl Model {
+        fn new() -> Model {
+            Model {
+                revision: 1,
+                now: 0,
+                min_interval: None,
+                workloads: Default::default(),
+                record: RolloutRecord::default(),
+                restarted: BTreeSet::new(),
+            }
+        }
+
+        fn mark(&self) -> String {
+            format!("GatewayApp/a@{}", self.revision)
+        }
+
+        fn facts(&self) -> RolloutFacts {
+            let found = NAMES.iter().zip(&self.workloads).map(|(name, w)| {
+                let (kind, name) = (WorkloadKind::Deployment, name.to_string());
+                match w.gone {
+                    true => Found::Missing { kind, name },
+                    false => Found::Present {
+                        kind,
+                        name,
+                        mark: w.mark.clone(),
+                    },
+                }
+            });
+            RolloutFacts {
+                resource: "GatewayApp/a".into(),
+                revision: self.revision,
+                found: found.collect(),
+                record: self.record.clone(),
+                min_interval: self.min_interval,
+                now: t(self.now),
+            }
+        }
+
+        /// One pass: plan, restart (failing as `fails` says), settle.
+        fn pass(&mut self, fails: [bool; 3]) -> RolloutSettled {
+            let facts = self.facts();
+            let plan = plan_rollout(&facts);
+            let mut results = Vec::new();
+            for target in &plan.restart {
+                let i = index(target);
+                self.check_may_restart(i);
+                let result = match fails[i] {
+                    true => Err("forbidden".to_string()),
+                    false => {
+                        let workload = &mut self.workloads[i];
+                        workload.mark = Some(plan.mark.clone());
+                        workload.restarted_at = Some(self.now);
+                        self.restarted.insert((i, self.revision));
+                        Ok(())
+                    }
+                };
+                results.push((target.clone(), result));
+            }
+            let settled = settle_rollout(&facts, plan, results.clone());
+            self.check_settled(&facts.record, &results, &settled);
+            self.record = RolloutRecord {
+                targets: settled.status.clone(),
+                reported: Some((settled.reason, settled.message.clone())),
+            };
+            settled
+        }
+
+        fn check_may_restart(&self, i: usize) {
+            let workload = &self.workloads[i];
+            assert!(!workload.gone, "a missing target restarted");
+            assert_ne!(workload.mark, Some(self.mark()), "restarted with the mark");
+            assert!(
+                !self.restarted.contains(&(i, self.revision)),
+                "{} restarted twice for revision {}",
+                NAMES[i],
+                self.revision
+            );
+            if let Some((interval, last)) = self.min_interval.zip(workload.restarted_at) {
+                assert!(
+                    self.now >= last + interval.as_secs() as i64,
+                    "{} restarted within minInterval",
+                    NAMES[i]
+                );
+            }
+        }
+
+        fn check_settled(
+            &self,
+            before: &RolloutRecord,
+            results: &[(Target, Result<(), String>)],
+            settled: &RolloutSettled,
+        ) {
+            let normal: Vec<_> = (settled.events.iter())
+                .filter(|e| e.severity == Severity::Normal)
+                .collect();
+            assert_eq!(normal.len(), settled.restarted.len());
+            for (event, (_, name)) in normal.iter().zip(&settled.restarted) {
+                assert_eq!(event.reason, Reason::RolloutTriggered);
+                assert!(
+                    event.note.contains(name) && event.note.ends_with(&self.revision.to_string())
+                );
+            }
+            let warned = settled
+                .events
+                .iter()
+                .any(|e| e.severity == Severity::Warning);
+            let failed = settled.reason == Reason::RolloutFailed;
+            let again = before.reported == Some((settled.reason, settled.message.clone()));
+            assert_eq!(warned, failed && !again, "{settled:?} after {before:?}");
+            for (target, result) in results {
+                if result.is_err() {
+                    assert!(
+                        failed
+                            && settled
+                                .message
+                                .contains(&format!("{}: forbidden", target.1))
+                    );
+                    let kept = |s: &[crate::engine::rollout::TargetStatus]| {
+                        s.iter().find(|e| e.name == target.1).cloned()
+                    };
+                    assert_eq!(
+                        kept(&settled.status),
+                        kept(&before.targets),
+                        "last entry kept"
+                    );
+                }
+            }
+            if settled.ready {
+                for w in &self.workloads {
+                    assert!(!w.gone && w.mark == Some(self.mark()), "Ready, but {w:?}");
+                }
+            }
+        }
+
+        fn apply(&mut self, step: &Step) {
+            match step {
+                Step::Pass(fails) => {
+                    if self.pass(*fails).ready {
+                        let again = self.pass([false; 3]);
+                        assert!(again.restarted.is_empty() && again.events.is_empty());
+                    }
+                }
+                Step::Rotate => self.revision += 1,
+                Step::Wait(seconds) => self.now += seconds,
+                Step::Toggle(i) => {
+                    let workload = &mut self.workloads[*i];
+                    *workload = Workload {
+                        gone: !workload.gone,
+                        ..Workload::default()
+                    };
+                    self.restarted.retain(|(j, _)| j != i);
+                }
+                Step::SetMinInterval(s) => self.min_interval = s.map(Duration::from_secs),
+                Step::Unmark(i) => {
+                    self.workloads[*i].mark = None;
+                    self.restarted.retain(|(j, _)| j != i);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(200),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn any_sequence_keeps_the_rollout_invariants(steps in proptest::collection::vec(step(), 1..40)) {
+            let mut model = Model::new();
+            for step in &steps {
+                model.apply(step);
+            }
+            model.pass([false; 3]);
+        }
     }
 }

@@ -22,7 +22,7 @@ mod gateway_app;
 mod signature_key;
 mod status;
 
-pub use status::RolloutReport;
+pub use status::{RolloutReport, rollout_record};
 
 /// A resource's side of the cloud gateway sync.
 #[derive(Clone, Debug, PartialEq)]

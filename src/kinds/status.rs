@@ -1,13 +1,13 @@
 //! The parts of a status both kinds share: the Ready condition and the
 //! rotation bookkeeping, built from a plan; and the reverse, what the
-//! engine needs of the last status.
+//! engine needs of the last status (its rotation and rollout records).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::time;
 use crate::api::{ConditionType, Reason, RolloutTargetStatus, RotationStatus};
-use crate::engine::rollout::RolloutPlan;
+use crate::engine::rollout::{RolloutRecord, RolloutSettled, TargetStatus};
 use crate::engine::{Intent, Plan, PreviousStatus};
 
 /// What this pass says about `spec.rollout`.
@@ -15,9 +15,9 @@ use crate::engine::{Intent, Plan, PreviousStatus};
 pub enum RolloutReport<'a> {
     /// No `spec.rollout`: no rollout status, no `RolloutReady`.
     Absent,
-    /// Not evaluated this pass (nothing issued): keep what the status says.
+    /// Not evaluated this pass (it is blocked): keep what the status says.
     Unchanged,
-    Planned(&'a RolloutPlan),
+    Settled(&'a RolloutSettled),
 }
 
 /// A condition; `lastTransitionTime` moves only when its status flips.
@@ -63,7 +63,7 @@ fn conditions(
     )];
     let rollout_ready = ConditionType::RolloutReady.as_str();
     match rollout {
-        RolloutReport::Planned(p) => out.push(condition(
+        RolloutReport::Settled(p) => out.push(condition(
             ConditionType::RolloutReady,
             previous,
             (p.ready, p.reason, &p.message),
@@ -101,7 +101,7 @@ pub(crate) fn rotation_status(
 ) -> RotationStatus {
     let conditions = conditions(&previous.conditions, plan, rollout, generation, now);
     let rollout = match rollout {
-        RolloutReport::Planned(p) => keep_restart_times(&p.status, &previous.rollout),
+        RolloutReport::Settled(p) => keep_restart_times(&p.status, &previous.rollout),
         RolloutReport::Unchanged => previous.rollout.clone(),
         RolloutReport::Absent => Vec::new(),
     };
@@ -157,29 +157,52 @@ pub(crate) fn previous_rotation(
     }
 }
 
-/// `status.rollout` as planned, but a target's restart time for a revision
+/// `status.rollout` as settled, but a target's restart time for a revision
 /// is never lost: a pass planned on a copy older than the status that
 /// recorded the restart (our own write still on its way to the cache) sees
 /// the mark but not the time, and `minInterval` needs the time.
 fn keep_restart_times(
-    planned: &[RolloutTargetStatus],
+    settled: &[TargetStatus],
     recorded: &[RolloutTargetStatus],
 ) -> Vec<RolloutTargetStatus> {
-    planned
+    settled
         .iter()
         .map(|entry| {
             let known = recorded.iter().find(|r| {
                 (r.kind, &r.name, r.revision) == (entry.kind, &entry.name, entry.revision)
             });
             RolloutTargetStatus {
-                restarted_at: entry
-                    .restarted_at
-                    .clone()
+                kind: entry.kind,
+                name: entry.name.clone(),
+                revision: entry.revision,
+                restarted_at: time(entry.restarted_at)
                     .or_else(|| known.and_then(|k| k.restarted_at.clone())),
-                ..entry.clone()
             }
         })
         .collect()
+}
+
+/// What the engine's rollout step needs of the last status: `status.rollout`
+/// and `RolloutReady`'s reason and message (empty without a status).
+pub fn rollout_record(status: Option<&RotationStatus>) -> RolloutRecord {
+    let Some(status) = status else {
+        return RolloutRecord::default();
+    };
+    let targets = status.rollout.iter().map(|t| TargetStatus {
+        kind: t.kind,
+        name: t.name.clone(),
+        revision: t.revision,
+        restarted_at: t.restarted_at.as_ref().map(|at| at.0),
+    });
+    let reported = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::RolloutReady.as_str())
+        .and_then(|c| Some((Reason::parse(&c.reason)?, c.message.clone())));
+    RolloutRecord {
+        targets: targets.collect(),
+        reported,
+    }
 }
 
 /// `updateTime` as planned, but never earlier than the status already says:
@@ -211,19 +234,61 @@ mod tests {
         assert_eq!(never_unsealed(false, None), None);
     }
 
-    #[test]
-    fn a_recorded_restart_time_is_kept_when_the_plan_lost_it() {
-        let t = Time(Timestamp::from_second(1_800_000_000).unwrap());
-        let entry = |revision, at: Option<Time>| RolloutTargetStatus {
+    fn entry(revision: i64, at: Option<Time>) -> RolloutTargetStatus {
+        RolloutTargetStatus {
             kind: crate::api::WorkloadKind::Deployment,
             name: "web".into(),
             revision: Some(revision),
             restarted_at: at,
-        };
-        let kept = keep_restart_times(&[entry(1, None)], &[entry(1, Some(t.clone()))]);
+        }
+    }
+
+    fn settled(revision: i64) -> TargetStatus {
+        TargetStatus {
+            kind: crate::api::WorkloadKind::Deployment,
+            name: "web".into(),
+            revision: Some(revision),
+            restarted_at: None,
+        }
+    }
+
+    #[test]
+    fn a_recorded_restart_time_is_kept_when_the_plan_lost_it() {
+        let t = Time(Timestamp::from_second(1_800_000_000).unwrap());
+        let kept = keep_restart_times(&[settled(1)], &[entry(1, Some(t.clone()))]);
         assert_eq!(kept, [entry(1, Some(t.clone()))]);
-        let other = keep_restart_times(&[entry(2, None)], &[entry(1, Some(t))]);
+        let other = keep_restart_times(&[settled(2)], &[entry(1, Some(t))]);
         assert_eq!(other, [entry(2, None)], "only for the same revision");
+    }
+
+    #[test]
+    fn the_rollout_record_is_read_off_the_status() {
+        assert_eq!(rollout_record(None), RolloutRecord::default());
+        let at = Timestamp::from_second(1_800_000_000).unwrap();
+        let reported = |reason: &str| RotationStatus {
+            rollout: vec![entry(3, Some(Time(at)))],
+            conditions: vec![Condition {
+                type_: "RolloutReady".into(),
+                status: "False".into(),
+                reason: reason.into(),
+                message: "Deployment/web: forbidden".into(),
+                last_transition_time: Time(at),
+                observed_generation: None,
+            }],
+            ..Default::default()
+        };
+        let record = rollout_record(Some(&reported("RolloutFailed")));
+        let target = TargetStatus {
+            restarted_at: Some(at),
+            ..settled(3)
+        };
+        assert_eq!(record.targets, [target]);
+        assert_eq!(
+            record.reported,
+            Some((Reason::RolloutFailed, "Deployment/web: forbidden".into()))
+        );
+        let foreign = rollout_record(Some(&reported("SomeoneElses")));
+        assert_eq!(foreign.reported, None, "not a reason keysmith writes");
     }
 
     #[test]
