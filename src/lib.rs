@@ -10,7 +10,8 @@
 //! 3. [`admission`] — the admission rules per kind, rendered into the CRD
 //!    schema and run offline by `keysmith validate`.
 //! 4. [`engine`] — pure: one gathered snapshot, then named guards, triggers,
-//!    outcome and rendering. Knows no kind and no Kubernetes client.
+//!    outcome and rendering; whose a Secret is; the rollout, planned and
+//!    settled. Knows no kind, no client and no Kubernetes type.
 //! 5. [`kinds`] — the only place that names a kind: the trait each kind
 //!    implements to turn its spec into the engine's intent and a plan into
 //!    its status.
@@ -18,8 +19,8 @@
 //!    one client per provider behind one trait, request signing, the shared
 //!    HTTP transport. Knows no Kubernetes type.
 //! 7. [`controller`] — the kube-runtime shell: watches, a reconcile of named
-//!    steps (observe → plan → apply Secret → apply status → emit), Secret and
-//!    status I/O, own-write bookkeeping, events, metrics, errors.
+//!    steps (observe → plan → apply Secret → roll out → apply status → emit),
+//!    Secret and status I/O, own-write bookkeeping, events, metrics, errors.
 //! 8. [`runtime`] — `keysmith run`: probes, metrics endpoint, leader
 //!    election, memory, signals.
 //! 9. [`cli`] — the command line.

@@ -1,5 +1,7 @@
 //! The pure core: given what a resource asks for and what exists, decide what
-//! to write. No I/O and no kinds; time and randomness come in as arguments.
+//! to write. No I/O, no kinds and no Kubernetes types (`tests/layers.rs`);
+//! time and randomness come in as arguments ([`generate::os_rng`] only
+//! names the OS generator the controller passes in).
 //!
 //! A pass is five steps, each in its own module, each a set of small named
 //! checks with unit tests of their own (in the manner of cert-manager's
@@ -14,6 +16,10 @@
 //! 4. [`outcome`] — the new values, revision, times, overlap and requeue;
 //! 5. [`render`] — the Secret to apply, the state for status, the Ready
 //!    condition and the events.
+//!
+//! Beside the pass, two decisions of their own: [`ownership`] (whose a
+//! Secret is, from what its metadata says) and [`rollout`] (which workloads
+//! restart, and what the status and events make of the restarts).
 //!
 //! The output Secret is the source of truth for the issued credentials *and*
 //! for the rotation record (kept in its annotations): the Secret is written
