@@ -204,12 +204,10 @@ fn may_publish(busy: bool, closing: bool, oldest: Option<Instant>, in_flight: us
     in_flight < IN_FLIGHT && (!busy || closing || oldest.elapsed() >= MAX_WAIT)
 }
 
-async fn publish_events(
-    client: Client,
-    reporter: Reporter,
-    mut queue: mpsc::UnboundedReceiver<Queued>,
-    activity: Arc<Activity>,
-) {
+/// The recorders events go out through, and the task that replaces them
+/// (and so their caches of recent events) once they sat idle for
+/// [`RECORDER_CACHE_TTL`].
+fn recorders(client: Client, reporter: Reporter) -> (Arc<Mutex<InUse>>, AbortOnDrop) {
     let fresh = move || InUse {
         recorders: (0..RECORDER_SHARDS)
             .map(|_| Recorder::new(client.clone(), reporter.clone()))
@@ -229,6 +227,16 @@ async fn publish_events(
             }
         }
     }));
+    (current, refresher)
+}
+
+async fn publish_events(
+    client: Client,
+    reporter: Reporter,
+    mut queue: mpsc::UnboundedReceiver<Queued>,
+    activity: Arc<Activity>,
+) {
+    let (current, refresher) = recorders(client, reporter);
     let mut waiting: VecDeque<Queued> = VecDeque::new();
     let mut in_flight = FuturesUnordered::new();
     let mut closed_at: Option<Instant> = None;

@@ -198,65 +198,64 @@ impl Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("keysmith");
-        let reconciles = Family::<KindLabels, Counter>::default();
-        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(
-            duration_histogram as fn() -> Histogram,
-        );
-        let rotations = Family::<RotationLabels, Counter>::default();
-        let rollout_restarts = Family::<RestartLabels, Counter>::default();
-        let gateway_requests = Family::<GatewayRequestLabels, Counter>::default();
-        let gateway_request_duration =
-            Family::<GatewayOperationLabels, Histogram>::new_with_constructor(
-                duration_histogram as fn() -> Histogram,
-            );
-        let objects = std::sync::Arc::new(ObjectGauges::default());
+        let histograms = || duration_histogram as fn() -> Histogram;
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("keysmith"),
+            reconciles: Family::default(),
+            reconcile_errors: Family::default(),
+            reconcile_duration: Family::new_with_constructor(histograms()),
+            rotations: Family::default(),
+            rollout_restarts: Family::default(),
+            gateway_requests: Family::default(),
+            gateway_request_duration: Family::new_with_constructor(histograms()),
+            objects: std::sync::Arc::new(ObjectGauges::default()),
+        };
+        metrics.register();
+        metrics.start_at_zero();
+        metrics
+    }
+}
+
+impl Metrics {
+    /// Puts every metric into the registry, with its help text.
+    fn register(&mut self) {
+        let registry = &mut self.registry;
         registry.register(
             "gateway_requests",
             "Requests to cloud API gateways' management APIs, by provider, operation and code (HTTP status, or timeout/unreachable/no_answer)",
-            gateway_requests.clone(),
+            self.gateway_requests.clone(),
         );
         registry.register(
             "gateway_request_duration_seconds",
             "Time one cloud gateway request took, by provider and operation",
-            gateway_request_duration.clone(),
+            self.gateway_request_duration.clone(),
         );
-        registry.register("reconciles", "Reconciles run, by kind", reconciles.clone());
+        registry.register(
+            "reconciles",
+            "Reconciles run, by kind",
+            self.reconciles.clone(),
+        );
         registry.register(
             "reconcile_errors",
             "Reconciles that failed, by kind and a fixed error reason",
-            reconcile_errors.clone(),
+            self.reconcile_errors.clone(),
         );
         registry.register(
             "reconcile_duration_seconds",
             "Time one reconcile took, by kind",
-            reconcile_duration.clone(),
+            self.reconcile_duration.clone(),
         );
         registry.register(
             "rotations",
             "Credential sets issued, by kind and reason (Initial, Schedule, ResetRequest, ...)",
-            rotations.clone(),
+            self.rotations.clone(),
         );
         registry.register(
             "rollout_restarts",
             "Workload restarts for new credentials (spec.rollout), by kind and target kind",
-            rollout_restarts.clone(),
+            self.rollout_restarts.clone(),
         );
-        registry.register_collector(Box::new(objects.clone()));
-        let metrics = Metrics {
-            registry,
-            reconciles,
-            reconcile_errors,
-            reconcile_duration,
-            rotations,
-            rollout_restarts,
-            gateway_requests,
-            gateway_request_duration,
-            objects,
-        };
-        metrics.start_at_zero();
-        metrics
+        registry.register_collector(Box::new(self.objects.clone()));
     }
 }
 

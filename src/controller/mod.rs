@@ -108,6 +108,34 @@ pub async fn shutdown_signal(mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
+/// What every kind's controller shares.
+fn shared_state(
+    client: Client,
+    options: &Options,
+    metrics: Arc<Metrics>,
+    events: EventQueue,
+) -> Arc<Shared> {
+    let observed = metrics.clone();
+    let gateway_clients =
+        connections::Clients::observed(Arc::new(move |provider, operation, code, elapsed| {
+            observed.record_gateway_request(provider, operation, code, elapsed)
+        }));
+    Arc::new(Shared {
+        client,
+        metrics,
+        events,
+        writes: OwnWrites::default(),
+        secret_names: Mutex::new(SecretNames::default()),
+        record_key: options.record_key.clone(),
+        gateway_clients: Arc::new(gateway_clients),
+        own_namespace: options
+            .record_key_secret
+            .as_ref()
+            .map(|s| s.namespace.clone()),
+        cloud_written: Mutex::default(),
+    })
+}
+
 /// Runs a controller per kind until `shutdown`; in-flight reconciles finish first.
 pub async fn run(
     client: Client,
@@ -122,26 +150,7 @@ pub async fn run(
     };
     let (events, publisher) = EventQueue::start(client.clone(), reporter);
     let publisher = tokio::spawn(publisher);
-    let observed = metrics.clone();
-    let shared = Arc::new(Shared {
-        client,
-        metrics,
-        events,
-        writes: OwnWrites::default(),
-        secret_names: Mutex::new(SecretNames::default()),
-        record_key: options.record_key.clone(),
-        gateway_clients: Arc::new(connections::Clients::observed(Arc::new(
-            move |provider, operation, code, elapsed| {
-                observed.record_gateway_request(provider, operation, code, elapsed)
-            },
-        ))),
-        own_namespace: options
-            .record_key_secret
-            .as_ref()
-            .map(|s| s.namespace.clone()),
-        cloud_written: Mutex::default(),
-    });
-
+    let shared = shared_state(client, &options, metrics, events);
     let (apps, app_listener) = KindController::<GatewayApp>::new(&shared);
     let (keys, key_listener) = KindController::<SignatureKey>::new(&shared);
     let connections = connections::run(

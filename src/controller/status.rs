@@ -53,6 +53,21 @@ where
     if desired == current {
         return Ok(());
     }
+    write(ctx, &api, object, desired).await
+}
+
+/// Applies `desired` as the status of `object`; records the write.
+async fn write<K>(
+    ctx: &KindContext<K>,
+    api: &Api<K>,
+    object: &Arc<K>,
+    desired: impl serde::Serialize,
+) -> Result<(), ApplyStatusError>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let namespace = object.namespace().unwrap_or_default();
+    let name = object.name_any();
     // The uid makes the write conditional on the object this pass decided
     // for: a pass still running for a deleted resource must never write its
     // status onto a new resource of the same name (identity is the uid).
@@ -62,12 +77,9 @@ where
         "metadata": {"uid": object.meta().uid},
         "status": desired,
     });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
     let written = api
-        .patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
+        .patch_status(&name, &params, &Patch::Apply(&patch))
         .await
         .map_err(|source| ApplyStatusError::Write {
             object: describe::<K>(&namespace, &name),

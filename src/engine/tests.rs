@@ -280,7 +280,7 @@ fn keep_previous_keeps_the_old_secret_until_it_expires() {
 }
 
 #[test]
-fn a_secret_from_value_is_validated_copied_and_propagated() {
+fn a_secret_from_value_is_validated_and_copied() {
     let mut world = World::new();
     let mut intent = intent();
     intent.secret_from = Some(("byo".into(), "secret".into()));
@@ -323,7 +323,22 @@ fn a_secret_from_value_is_validated_copied_and_propagated() {
         "the owner rotates a supplied secret"
     );
     assert_eq!(ok.requeue_after, None);
+}
 
+/// A resource issued from a valid `secretFrom` value at t(2).
+fn issued_from_a_source() -> (World, Intent) {
+    let mut world = World::new();
+    let mut intent = intent();
+    intent.secret_from = Some(("byo".into(), "secret".into()));
+    intent.interval = Some(Duration::from_secs(60));
+    world.source = Some(SourceValue::Found("Valid-Secret-1".into()));
+    assert!(world.pass(&intent, t(2)).readiness.ready);
+    (world, intent)
+}
+
+#[test]
+fn a_secret_from_value_is_propagated_and_a_bad_one_changes_nothing() {
+    let (mut world, intent) = issued_from_a_source();
     // No schedule for supplied secrets, however late.
     assert_eq!(world.pass(&intent, t(1000)).secret, None);
 
