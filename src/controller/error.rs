@@ -88,17 +88,58 @@ pub const PERMANENT_RETRY: Duration = Duration::from_secs(300);
 /// (`super::backoff` doubles it per failure in a row).
 pub const TRANSIENT_RETRY: Duration = Duration::from_secs(5);
 
+/// What failed in a reconcile, as metrics and logs name it: a fixed set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorLabel {
+    NoNamespace,
+    ReadSecret,
+    Generate,
+    WriteSecret,
+    ReadObject,
+    WriteStatus,
+    GatewayCleanup,
+}
+
+impl ErrorLabel {
+    /// Every label (metrics start at 0 for each).
+    pub const ALL: [ErrorLabel; 7] = [
+        ErrorLabel::NoNamespace,
+        ErrorLabel::ReadSecret,
+        ErrorLabel::Generate,
+        ErrorLabel::WriteSecret,
+        ErrorLabel::ReadObject,
+        ErrorLabel::WriteStatus,
+        ErrorLabel::GatewayCleanup,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorLabel::NoNamespace => "NoNamespace",
+            ErrorLabel::ReadSecret => "ReadSecret",
+            ErrorLabel::Generate => "Generate",
+            ErrorLabel::WriteSecret => "WriteSecret",
+            ErrorLabel::ReadObject => "ReadObject",
+            ErrorLabel::WriteStatus => "WriteStatus",
+            ErrorLabel::GatewayCleanup => "GatewayCleanup",
+        }
+    }
+}
+
 impl Error {
     /// A fixed, short name for metrics and logs.
     pub fn metric_label(&self) -> &'static str {
+        self.label().as_str()
+    }
+
+    fn label(&self) -> ErrorLabel {
         match self {
-            Error::Observe(ObserveError::NoNamespace(_)) => "NoNamespace",
-            Error::Observe(ObserveError::ReadSecret { .. }) => "ReadSecret",
-            Error::Plan(PlanError::Generate(_)) => "Generate",
-            Error::ApplySecret(_) => "WriteSecret",
-            Error::ApplyStatus(ApplyStatusError::Read { .. }) => "ReadObject",
-            Error::ApplyStatus(ApplyStatusError::Write { .. }) => "WriteStatus",
-            Error::Cleanup(_) => "GatewayCleanup",
+            Error::Observe(ObserveError::NoNamespace(_)) => ErrorLabel::NoNamespace,
+            Error::Observe(ObserveError::ReadSecret { .. }) => ErrorLabel::ReadSecret,
+            Error::Plan(PlanError::Generate(_)) => ErrorLabel::Generate,
+            Error::ApplySecret(_) => ErrorLabel::WriteSecret,
+            Error::ApplyStatus(ApplyStatusError::Read { .. }) => ErrorLabel::ReadObject,
+            Error::ApplyStatus(ApplyStatusError::Write { .. }) => ErrorLabel::WriteStatus,
+            Error::Cleanup(_) => ErrorLabel::GatewayCleanup,
         }
     }
 
@@ -115,17 +156,6 @@ impl Error {
             Error::Plan(_) => false,
         }
     }
-
-    /// Every value [`Error::metric_label`] can take (metrics start at 0 for each).
-    pub const METRIC_LABELS: [&'static str; 7] = [
-        "NoNamespace",
-        "ReadSecret",
-        "Generate",
-        "WriteSecret",
-        "ReadObject",
-        "WriteStatus",
-        "GatewayCleanup",
-    ];
 }
 
 /// Invalid (400, 422) or forbidden (403): the same request fails the same way.

@@ -24,7 +24,7 @@ use kube::runtime::reflector::Store;
 use crate::api::{ConditionType, Kind, RotationReason, WorkloadKind};
 use crate::kinds::CredentialKind;
 
-use super::error::Error;
+use super::error::ErrorLabel;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
@@ -277,7 +277,7 @@ impl Metrics {
             let kind = kind.as_str();
             let _ = self.reconciles.get_or_create(&KindLabels { kind });
             let _ = self.reconcile_duration.get_or_create(&KindLabels { kind });
-            for reason in Error::METRIC_LABELS {
+            for reason in ErrorLabel::ALL.map(ErrorLabel::as_str) {
                 let _ = self
                     .reconcile_errors
                     .get_or_create(&ErrorLabels { kind, reason });
@@ -376,7 +376,7 @@ mod tests {
                 text.contains(&format!("keysmith_reconciles_total{{kind=\"{kind}\"}} 0")),
                 "{text}"
             );
-            for reason in Error::METRIC_LABELS {
+            for reason in ErrorLabel::ALL.map(ErrorLabel::as_str) {
                 assert!(text.contains(&format!(
                     "keysmith_reconcile_errors_total{{kind=\"{kind}\",reason=\"{reason}\"}} 0"
                 )));
