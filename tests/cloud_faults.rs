@@ -547,7 +547,7 @@ async fn each_write_call_fails_once(provider: &'static str) {
     for (kind, server) in &servers {
         zero_stats(server).await;
         fault(server, create, kind, 5_000).await;
-        env.create_app(
+        env.apply_app(
             &k8s_name(kind),
             json!({"appName": gateway_name(kind), "connectionRef": {"name": k8s_name(kind)}}),
         )
@@ -696,7 +696,7 @@ async fn killed_mid_sync(provider: &'static str) {
     fault(&acted, create, "timeout_after_acting", 20_000).await;
     latency(&slow, 3_000).await;
     for (name, _) in servers {
-        env.create_app(
+        env.apply_app(
             name,
             json!({"appName": app_name(name), "connectionRef": {"name": name}}),
         )
@@ -809,7 +809,7 @@ async fn an_idle_restart_makes_no_gateway_writes() {
     let app_name = |provider: &str, i: usize| format!("idle_{provider}_{i}");
     for server in &servers {
         for i in 0..3 {
-            env.create_app(
+            env.apply_app(
                 &resource(server.provider, i),
                 json!({"appName": app_name(server.provider, i),
                        "connectionRef": {"name": server.provider}}),

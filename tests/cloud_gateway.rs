@@ -191,7 +191,7 @@ async fn journey(provider: &'static str) {
     assert_eq!(reason, "Connected");
 
     // Created at the gateway with the Secret's credential.
-    env.create_app(
+    env.apply_app(
         "orders",
         json!({"appName": "orders_app", "remark": "r1", "connectionRef": {"name": "gw"}}),
     )
@@ -238,7 +238,7 @@ async fn journey(provider: &'static str) {
     );
 
     // A remark change is pushed.
-    env.create_app("orders", json!({"appName": "orders_app", "remark": "r2", "connectionRef": {"name": "gw"}, "resetRequest": "r2"})).await;
+    env.apply_app("orders", json!({"appName": "orders_app", "remark": "r2", "connectionRef": {"name": "gw"}, "resetRequest": "r2"})).await;
     let deadline = tokio::time::Instant::now() + SETTLE;
     while reader(&server)
         .find_app("orders_app")
@@ -264,7 +264,7 @@ async fn journey(provider: &'static str) {
         secret: SecretValue::new("ForeignSecret0123456789"),
     };
     reader(&server).create_app(&foreign).await.unwrap();
-    env.create_app(
+    env.apply_app(
         "taken",
         json!({"appName": "taken_app", "connectionRef": {"name": "gw"}}),
     )
@@ -292,7 +292,7 @@ async fn journey(provider: &'static str) {
 
     // Deleted with deletionPolicy Delete: the app goes from the gateway
     // first (the finalizer); with Retain it stays.
-    env.create_app("kept", json!({"appName": "kept_app", "connectionRef": {"name": "gw"}, "secret": {"deletionPolicy": "Retain"}})).await;
+    env.apply_app("kept", json!({"appName": "kept_app", "connectionRef": {"name": "gw"}, "secret": {"deletionPolicy": "Retain"}})).await;
     env.wait_app("kept", "synced", |a| synced_at(a, 1)).await;
     assert!(
         env.app("kept").await.metadata.finalizers.is_none(),
@@ -436,8 +436,8 @@ async fn a_cluster_connection_serves_only_the_namespaces_it_selects() {
         .await
         .unwrap();
     }
-    env.create_app("allowed", json!({"appName": "allowed_app", "connectionRef": {"kind": "ClusterGatewayConnection", "name": format!("{}-allowed", env.ns)}})).await;
-    env.create_app("refused", json!({"appName": "refused_app", "connectionRef": {"kind": "ClusterGatewayConnection", "name": format!("{}-refused", env.ns)}})).await;
+    env.apply_app("allowed", json!({"appName": "allowed_app", "connectionRef": {"kind": "ClusterGatewayConnection", "name": format!("{}-allowed", env.ns)}})).await;
+    env.apply_app("refused", json!({"appName": "refused_app", "connectionRef": {"kind": "ClusterGatewayConnection", "name": format!("{}-refused", env.ns)}})).await;
     env.wait_app("allowed", "synced", |a| synced_at(a, 1)).await;
     env.wait_app("refused", "not allowed", |a| {
         condition(a, "Ready").is_some_and(|c| c.0 == "False" && c.1 == "ConnectionNotAllowed")
@@ -468,7 +468,7 @@ async fn alibaba_overlaps_at_the_gateway_with_a_second_key_pair() {
     )
     .await;
     apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
-    env.create_app(
+    env.apply_app(
         "rotating",
         json!({"appName": "rotating_app", "connectionRef": {"name": "gw"},
                "rotation": {"keepPrevious": "1h", "rotateAppKey": true}}),
@@ -522,7 +522,7 @@ async fn a_namespace_with_synced_apps_is_deleted() {
     .await;
     apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
     for i in 0..3 {
-        env.create_app(
+        env.apply_app(
             &format!("app{i}"),
             json!({"appName": format!("ns_app_{i}"), "connectionRef": {"name": "gw"}}),
         )
@@ -590,7 +590,7 @@ async fn a_new_credential_reaches_the_gateway_before_the_secret() {
     )
     .await;
     apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
-    env.create_app(
+    env.apply_app(
         "first",
         json!({"appName": "first_app", "connectionRef": {"name": "gw"}}),
     )
@@ -697,7 +697,7 @@ async fn a_secret_reset_in_the_console_is_repaired_and_idle_sync_writes_nothing(
     spec["driftCheckInterval"] = json!("10s");
     apply_connection(&env, "gw", spec).await;
     for name in ["drifting", "steady"] {
-        env.create_app(
+        env.apply_app(
             name,
             json!({"appName": format!("{name}_app"), "connectionRef": {"name": "gw"}}),
         )
@@ -1096,7 +1096,7 @@ async fn a_private_endpoint_is_trusted_through_the_ca_bundle() {
     spec["caBundle"] = json!(ca);
     apply_connection(&env, "trusted", spec).await;
     wait_connection(&env, "trusted", "True").await;
-    env.create_app(
+    env.apply_app(
         "private",
         json!({"appName": "private_app", "connectionRef": {"name": "trusted"}}),
     )
