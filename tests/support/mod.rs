@@ -5,6 +5,7 @@
 //! Gateway). Each test binary uses part of it (hence `dead_code`).
 #![allow(dead_code)]
 
+pub mod cloud;
 pub mod conditions;
 pub mod conformance;
 pub mod control_plane;
