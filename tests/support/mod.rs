@@ -13,6 +13,7 @@ pub mod env;
 pub mod envoy;
 pub mod faults;
 pub mod fixtures;
+pub mod helm;
 pub mod leak;
 pub mod operator;
 pub mod policy;
