@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{control_plane, operator};
+use support::{control_plane, operator, wait};
 
 use std::time::Duration;
 
@@ -47,21 +47,15 @@ async fn create_key(client: &Client, ns: &str, name: &str) {
     keys.create(&PostParams::default(), &key).await.unwrap();
 }
 
-/// Polls `check` until it holds or the timeout passes (then fails with `what`).
+/// Polls `check` until it holds or the timeout passes (then fails with
+/// `what` and the operator's log).
 async fn eventually<F, Fut>(what: &str, operator: Option<&Operator>, check: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}\n{}",
-            operator.map(|o| o.logs()).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let logs = || operator.map(|o| o.logs()).unwrap_or_default();
+    wait::eventually(what, TIMEOUT, logs, check).await;
 }
 
 async fn secret_exists(client: &Client, ns: &str, name: &str) -> bool {
