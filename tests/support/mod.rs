@@ -14,6 +14,7 @@ pub mod envoy;
 pub mod faults;
 pub mod fixtures;
 pub mod helm;
+pub mod launch;
 pub mod leak;
 pub mod operator;
 pub mod policy;
