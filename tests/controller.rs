@@ -5,6 +5,7 @@ mod support;
 
 use support::conditions::{is_ready, ready, reason_is, revision};
 use support::env::Env;
+use support::needs_control_plane;
 use support::{control_plane, leak, policy};
 
 use std::collections::BTreeMap;
@@ -21,14 +22,6 @@ use leak::base64;
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
 
 #[tokio::test]
 async fn issues_generated_and_custom_credentials_on_create() {

@@ -20,9 +20,9 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use support::conditions::{is_ready, ready, reason_is};
-use support::control_plane;
 use support::env::{Env, SETTLE};
 use support::envoy::{self, API_KEY_HEADER, Backend, CLIENT_ID_HEADER, USERNAME_HEADER};
+use support::needs_control_plane;
 
 /// Envoy Gateway applies a Secret change in well under a second; this is
 /// the bound a test accepts.
@@ -32,14 +32,6 @@ const UNAUTHORIZED: u16 = 401;
 /// What Envoy Gateway answers on a route whose policy it cannot build (a
 /// missing Secret, a duplicated API key).
 const BROKEN: u16 = 500;
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
 
 /// How a client presents a credential `(AppKey, AppSecret)` to a route.
 #[derive(Clone, Copy)]

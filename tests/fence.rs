@@ -8,6 +8,7 @@
 mod support;
 
 use support::conditions::condition;
+use support::needs_control_plane;
 use support::{control_plane, helm, operator, wait};
 
 use std::path::PathBuf;
@@ -22,14 +23,6 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
 
 fn render(args: &[&str]) -> Vec<Value> {
     keysmith::admission::manifest::parse_documents(&helm::render(args)).unwrap()

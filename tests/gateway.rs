@@ -22,19 +22,12 @@ use serde_json::json;
 use support::conditions::{ready, reason_is};
 use support::control_plane;
 use support::env::{Env, SETTLE};
+use support::needs_control_plane;
 use support::traefik::{self, NOOP_STATUS, Traefik, htpasswd_sha};
 
 /// Traefik applies a Secret change in about 0.2 s; this is the bound a test accepts.
 const RELOAD: Duration = Duration::from_secs(10);
 const UNAUTHORIZED: u16 = 401;
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
 
 async fn apply_secret(
     client: &Client,

@@ -7,6 +7,7 @@ mod support;
 use support::conditions::is_ready;
 use support::conformance::{self, ConformanceServer};
 use support::helm::{helm, render, run, service_account_kubeconfig, text};
+use support::needs_control_plane;
 use support::{control_plane, fixtures, operator, wait};
 
 use std::time::Duration;
@@ -18,14 +19,6 @@ use kube::runtime::wait::await_condition;
 
 /// How long keysmith, installed by the chart, may take to make a resource Ready.
 const RBAC_SETTLE: Duration = Duration::from_secs(40);
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
 
 fn kinds(rendered: &str) -> Vec<String> {
     keysmith::admission::manifest::parse_documents(rendered)

@@ -5,6 +5,7 @@
 
 mod support;
 
+use support::needs_control_plane;
 use support::{control_plane, operator, wait};
 
 use std::time::Duration;
@@ -18,14 +19,6 @@ use serde_json::json;
 
 // Namespace deletion on a busy 2-core machine can take tens of seconds.
 const TIMEOUT: Duration = Duration::from_secs(150);
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
 
 async fn create_app(client: &Client, ns: &str, name: &str, spec: serde_json::Value) {
     let apps: Api<GatewayApp> = Api::namespaced(client.clone(), ns);

@@ -4,6 +4,7 @@
 mod support;
 
 use support::conditions::is_ready;
+use support::needs_control_plane;
 use support::{control_plane, operator, policy, secure_metrics, wait};
 
 use std::time::{Duration, Instant};
@@ -14,14 +15,6 @@ use kube::api::{Api, PostParams};
 use kube::runtime::wait::await_condition;
 use operator::Operator;
 use serde_json::json;
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
 
 async fn create_app(api: &Api<GatewayApp>, name: &str, spec: serde_json::Value) {
     let app: GatewayApp = serde_json::from_value(json!({

@@ -8,6 +8,7 @@ mod support;
 use support::conditions::{condition, revision};
 use support::control_plane;
 use support::env::Env;
+use support::needs_control_plane;
 
 use std::process::Command;
 use std::time::Duration;
@@ -20,14 +21,6 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
 
 fn pod_template(app: &str) -> serde_json::Value {
     json!({"metadata": {"labels": {"app": app}},

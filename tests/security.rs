@@ -22,14 +22,7 @@ use serde_json::json;
 use support::conditions::{is_ready, ready, reason_is};
 use support::control_plane;
 use support::env::{Env, SETTLE, text_data};
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
+use support::needs_control_plane;
 
 impl Env {
     /// Server-side apply of a Secret patch under `manager`.

@@ -6,6 +6,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use super::control_plane::ControlPlane;
+use super::free_port;
 use super::launch::{self, Launch};
 
 pub struct Operator {
@@ -136,13 +137,6 @@ impl Operator {
             .unwrap_or_default();
         Some((code, body))
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 impl Drop for Operator {
