@@ -20,14 +20,15 @@ use futures::StreamExt;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use keysmith::api::names::annotations;
-use keysmith::api::{GatewayApp, GatewayConnection};
-use keysmith::providers::{self, AccessKey, GatewayApi, Limits, Provider, RemoteApp, SecretValue};
+use keysmith::providers::{GatewayApi, RemoteApp};
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
+use support::cloud::{
+    apply_connection, connection_spec, credentials_secret, reader, synced_at, wait_connection,
+};
 use support::conformance::{self, ConformanceServer};
 use support::control_plane;
 use support::env::{Env, SETTLE, tail};
@@ -57,134 +58,12 @@ fn write_ops(provider: &str) -> (&'static str, &'static str) {
     }
 }
 
-// --- helpers copied from tests/cloud_gateway.rs ---------------------------
-
-fn condition(app: &GatewayApp, type_: &str) -> Option<(String, String, String)> {
-    let c = app
-        .status
-        .as_ref()?
-        .rotation
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn synced_at(app: &GatewayApp, revision: i64) -> bool {
-    let status = app.status.as_ref();
-    condition(app, "Ready").is_some_and(|c| c.0 == "True")
-        && condition(app, "GatewaySynced").is_some_and(|c| c.0 == "True")
-        && status.and_then(|s| s.rotation.revision) == Some(revision)
-        && status
-            .and_then(|s| s.gateway.as_ref())
-            .and_then(|g| g.revision)
-            == Some(revision)
-}
-
-fn provider_of(server: &ConformanceServer) -> (&'static str, Provider) {
-    match server.provider {
-        "huawei" => ("HuaweiAPIG", Provider::HuaweiApig),
-        _ => ("AlibabaAPIGateway", Provider::AlibabaApiGateway),
-    }
-}
-
-/// keysmith's own client, to read what the server holds.
-fn reader(server: &ConformanceServer) -> providers::Client {
-    providers::Client::connect(&providers::Connection {
-        provider: provider_of(server).1,
-        endpoint: server.endpoint.clone(),
-        region: conformance::REGION.into(),
-        project_id: Some(conformance::PROJECT_ID.into()),
-        instance_id: Some(conformance::INSTANCE_ID.into()),
-        access_key: AccessKey {
-            id: conformance::ACCESS_KEY_ID.into(),
-            secret: SecretValue::new(conformance::ACCESS_KEY_SECRET),
-        },
-        ca_bundle: None,
-        limits: Limits::default(),
-    })
-    .expect("a client of the conformance server")
-}
-
-async fn credentials_secret(env: &Env, name: &str) {
-    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
-    let object = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            annotations: Some(BTreeMap::from([(
-                annotations::ALLOW_SOURCE.to_string(),
-                "true".to_string(),
-            )])),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([
-            (
-                "accessKeyId".to_string(),
-                ByteString(conformance::ACCESS_KEY_ID.into()),
-            ),
-            (
-                "accessKeySecret".to_string(),
-                ByteString(conformance::ACCESS_KEY_SECRET.into()),
-            ),
-        ])),
-        ..Default::default()
-    };
-    secrets
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
-}
-
 /// A connection to `server` whose requests time out after `timeout`.
-fn connection_spec(server: &ConformanceServer, credentials: &str, timeout: &str) -> Value {
-    json!({
-        "provider": provider_of(server).0,
-        "endpoint": server.endpoint,
-        "region": conformance::REGION,
-        "projectId": conformance::PROJECT_ID,
-        "instanceId": conformance::INSTANCE_ID,
-        "credentialsRef": {"name": credentials},
-        "limits": {"timeout": timeout},
-    })
+fn timed_connection_spec(server: &ConformanceServer, credentials: &str, timeout: &str) -> Value {
+    let mut spec = connection_spec(server, credentials);
+    spec["limits"] = json!({"timeout": timeout});
+    spec
 }
-
-async fn apply_connection(env: &Env, name: &str, spec: Value) {
-    let api: Api<GatewayConnection> = Api::namespaced(env.client.clone(), &env.ns);
-    let object = json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayConnection",
-                        "metadata": {"name": name}, "spec": spec});
-    api.patch(
-        name,
-        &PatchParams::apply("keysmith-tests"),
-        &Patch::Apply(&object),
-    )
-    .await
-    .unwrap();
-}
-
-async fn wait_connection_ready(env: &Env, name: &str) {
-    let api: Api<GatewayConnection> = Api::namespaced(env.client.clone(), &env.ns);
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    loop {
-        let found = api.get(name).await.unwrap();
-        let ready = found
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-            .is_some_and(|c| c.status == "True");
-        if ready {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "connection {name} never Ready: {:?}\n{}",
-            found.status,
-            tail(&env.operator.logs())
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-// --- this file's own helpers ----------------------------------------------
 
 /// The output Secret: (app_key, app_secret, its revision annotation, its data keys).
 async fn output_secret(env: &Env, name: &str) -> (String, String, Option<String>, Vec<String>) {
@@ -519,7 +398,14 @@ fn assert_no_credential_logged(env: &Env, values: &[&str]) {
 async fn each_write_call_fails_once(provider: &'static str) {
     let (create, reset) = write_ops(provider);
     let env = Env::new(&format!("faults-{provider}")).await;
-    credentials_secret(&env, "gw-credentials").await;
+    credentials_secret(
+        &env.client,
+        &env.ns,
+        "gw-credentials",
+        conformance::ACCESS_KEY_SECRET,
+        true,
+    )
+    .await;
     let servers: Vec<(&str, ConformanceServer)> = KINDS
         .iter()
         .map(|kind| (*kind, ConformanceServer::start(provider)))
@@ -529,12 +415,12 @@ async fn each_write_call_fails_once(provider: &'static str) {
         apply_connection(
             &env,
             &k8s_name(kind),
-            connection_spec(server, "gw-credentials", "2s"),
+            timed_connection_spec(server, "gw-credentials", "2s"),
         )
         .await;
     }
     for (kind, _) in &servers {
-        wait_connection_ready(&env, &k8s_name(kind)).await;
+        wait_connection(&env, &k8s_name(kind), "True").await;
     }
     let seen = Seen::default();
     seen.watch_secrets(&env);
@@ -547,7 +433,7 @@ async fn each_write_call_fails_once(provider: &'static str) {
     for (kind, server) in &servers {
         zero_stats(server).await;
         fault(server, create, kind, 5_000).await;
-        env.create_app(
+        env.apply_app(
             &k8s_name(kind),
             json!({"appName": gateway_name(kind), "connectionRef": {"name": k8s_name(kind)}}),
         )
@@ -671,15 +557,27 @@ async fn kill_when_seen(env: &mut Env, servers: &[(&str, &ConformanceServer)], o
 async fn killed_mid_sync(provider: &'static str) {
     let (create, reset) = write_ops(provider);
     let mut env = Env::new(&format!("kill-{provider}")).await;
-    credentials_secret(&env, "gw-credentials").await;
+    credentials_secret(
+        &env.client,
+        &env.ns,
+        "gw-credentials",
+        conformance::ACCESS_KEY_SECRET,
+        true,
+    )
+    .await;
     let acted = ConformanceServer::start(provider);
     let slow = ConformanceServer::start(provider);
     let servers = [("acted", &acted), ("slow", &slow)];
     for (name, server) in servers {
-        apply_connection(&env, name, connection_spec(server, "gw-credentials", "30s")).await;
+        apply_connection(
+            &env,
+            name,
+            timed_connection_spec(server, "gw-credentials", "30s"),
+        )
+        .await;
     }
     for (name, _) in servers {
-        wait_connection_ready(&env, name).await;
+        wait_connection(&env, name, "True").await;
     }
     let app_name = |name: &str| format!("k_{name}_app");
     let seen = Seen::default();
@@ -696,7 +594,7 @@ async fn killed_mid_sync(provider: &'static str) {
     fault(&acted, create, "timeout_after_acting", 20_000).await;
     latency(&slow, 3_000).await;
     for (name, _) in servers {
-        env.create_app(
+        env.apply_app(
             name,
             json!({"appName": app_name(name), "connectionRef": {"name": name}}),
         )
@@ -789,7 +687,14 @@ async fn an_idle_restart_makes_no_gateway_writes() {
         return;
     }
     let mut env = Env::new("idle-restart").await;
-    credentials_secret(&env, "gw-credentials").await;
+    credentials_secret(
+        &env.client,
+        &env.ns,
+        "gw-credentials",
+        conformance::ACCESS_KEY_SECRET,
+        true,
+    )
+    .await;
     let servers = [
         ConformanceServer::start("huawei"),
         ConformanceServer::start("alibaba"),
@@ -798,18 +703,18 @@ async fn an_idle_restart_makes_no_gateway_writes() {
         apply_connection(
             &env,
             server.provider,
-            connection_spec(server, "gw-credentials", "10s"),
+            timed_connection_spec(server, "gw-credentials", "10s"),
         )
         .await;
     }
     for server in &servers {
-        wait_connection_ready(&env, server.provider).await;
+        wait_connection(&env, server.provider, "True").await;
     }
     let resource = |provider: &str, i: usize| format!("{provider}-{i}");
     let app_name = |provider: &str, i: usize| format!("idle_{provider}_{i}");
     for server in &servers {
         for i in 0..3 {
-            env.create_app(
+            env.apply_app(
                 &resource(server.provider, i),
                 json!({"appName": app_name(server.provider, i),
                        "connectionRef": {"name": server.provider}}),

@@ -8,156 +8,20 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::Namespace;
+use keysmith::api::ClusterGatewayConnection;
 use keysmith::api::names::annotations;
-use keysmith::api::{ClusterGatewayConnection, GatewayApp, GatewayConnection};
-use keysmith::providers::{self, AccessKey, GatewayApi, Limits, Provider, SecretValue};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use keysmith::providers::{self, GatewayApi, SecretValue};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use support::cloud::{
+    apply_connection, connection_spec, credentials_secret, provider_of, reader, synced_at,
+    wait_connection,
+};
+use support::conditions::condition;
 use support::conformance::{self, ConformanceServer};
 use support::control_plane;
 use support::env::{Env, SETTLE};
-
-fn condition(app: &GatewayApp, type_: &str) -> Option<(String, String, String)> {
-    let c = app
-        .status
-        .as_ref()?
-        .rotation
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn synced_at(app: &GatewayApp, revision: i64) -> bool {
-    let status = app.status.as_ref();
-    condition(app, "Ready").is_some_and(|c| c.0 == "True")
-        && condition(app, "GatewaySynced").is_some_and(|c| c.0 == "True")
-        && status.and_then(|s| s.rotation.revision) == Some(revision)
-        && status
-            .and_then(|s| s.gateway.as_ref())
-            .and_then(|g| g.revision)
-            == Some(revision)
-}
-
-fn provider_of(server: &ConformanceServer) -> (&'static str, Provider) {
-    match server.provider {
-        "huawei" => ("HuaweiAPIG", Provider::HuaweiApig),
-        _ => ("AlibabaAPIGateway", Provider::AlibabaApiGateway),
-    }
-}
-
-/// keysmith's own client, to read what the server holds.
-fn reader(server: &ConformanceServer) -> providers::Client {
-    providers::Client::connect(&providers::Connection {
-        provider: provider_of(server).1,
-        endpoint: server.endpoint.clone(),
-        region: conformance::REGION.into(),
-        project_id: Some(conformance::PROJECT_ID.into()),
-        instance_id: Some(conformance::INSTANCE_ID.into()),
-        access_key: AccessKey {
-            id: conformance::ACCESS_KEY_ID.into(),
-            secret: SecretValue::new(conformance::ACCESS_KEY_SECRET),
-        },
-        ca_bundle: None,
-        limits: Limits::default(),
-    })
-    .expect("a client of the conformance server")
-}
-
-async fn credentials_secret(
-    env_client: &kube::Client,
-    ns: &str,
-    name: &str,
-    secret: &str,
-    opt_in: bool,
-) {
-    let secrets: Api<Secret> = Api::namespaced(env_client.clone(), ns);
-    let annotations = opt_in
-        .then(|| BTreeMap::from([(annotations::ALLOW_SOURCE.to_string(), "true".to_string())]));
-    let object = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            annotations,
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([
-            (
-                "accessKeyId".to_string(),
-                ByteString(conformance::ACCESS_KEY_ID.into()),
-            ),
-            (
-                "accessKeySecret".to_string(),
-                ByteString(secret.as_bytes().to_vec()),
-            ),
-        ])),
-        ..Default::default()
-    };
-    secrets
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
-}
-
-fn connection_spec(server: &ConformanceServer, credentials: &str) -> serde_json::Value {
-    json!({
-        "provider": provider_of(server).0,
-        "endpoint": server.endpoint,
-        "region": conformance::REGION,
-        "projectId": conformance::PROJECT_ID,
-        "instanceId": conformance::INSTANCE_ID,
-        "credentialsRef": {"name": credentials},
-    })
-}
-
-async fn apply_connection(env: &Env, name: &str, spec: serde_json::Value) {
-    let api: Api<GatewayConnection> = Api::namespaced(env.client.clone(), &env.ns);
-    let object = json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayConnection",
-                        "metadata": {"name": name}, "spec": spec});
-    api.patch(
-        name,
-        &PatchParams::apply("keysmith-tests"),
-        &Patch::Apply(&object),
-    )
-    .await
-    .unwrap();
-}
-
-async fn wait_connection(env: &Env, name: &str, want: &str) -> (String, String) {
-    let api: Api<GatewayConnection> = Api::namespaced(env.client.clone(), &env.ns);
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    loop {
-        let found = api.get(name).await.unwrap();
-        let ready = found
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
-        if let Some((status, reason, message)) = ready
-            && status == want
-        {
-            return (reason, message);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "connection {name} never Ready={want}: {:?}\n{}",
-            found.status,
-            support::env::tail(&env.operator.logs())
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
-
-async fn app_secret(env: &Env, name: &str) -> (String, String) {
-    let secret = env.secrets().get(name).await.unwrap();
-    let data = secret.data.unwrap();
-    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
-    (text("app_key"), text("app_secret"))
-}
 
 /// The whole journey at one provider.
 async fn journey(provider: &'static str) {
@@ -191,13 +55,13 @@ async fn journey(provider: &'static str) {
     assert_eq!(reason, "Connected");
 
     // Created at the gateway with the Secret's credential.
-    env.create_app(
+    env.apply_app(
         "orders",
         json!({"appName": "orders_app", "remark": "r1", "connectionRef": {"name": "gw"}}),
     )
     .await;
     let app = env.wait_app("orders", "synced", |a| synced_at(a, 1)).await;
-    let (key, secret) = app_secret(&env, "orders").await;
+    let (key, secret) = env.credential("orders", "app_key", "app_secret").await;
     let remote = reader(&server)
         .find_app("orders_app")
         .await
@@ -221,7 +85,7 @@ async fn journey(provider: &'static str) {
     env.reset("orders", "r2").await;
     env.wait_app("orders", "reset synced", |a| synced_at(a, 2))
         .await;
-    let (key2, secret2) = app_secret(&env, "orders").await;
+    let (key2, secret2) = env.credential("orders", "app_key", "app_secret").await;
     assert_ne!(secret2, secret);
     let remote = reader(&server)
         .find_app("orders_app")
@@ -238,7 +102,7 @@ async fn journey(provider: &'static str) {
     );
 
     // A remark change is pushed.
-    env.create_app("orders", json!({"appName": "orders_app", "remark": "r2", "connectionRef": {"name": "gw"}, "resetRequest": "r2"})).await;
+    env.apply_app("orders", json!({"appName": "orders_app", "remark": "r2", "connectionRef": {"name": "gw"}, "resetRequest": "r2"})).await;
     let deadline = tokio::time::Instant::now() + SETTLE;
     while reader(&server)
         .find_app("orders_app")
@@ -264,7 +128,7 @@ async fn journey(provider: &'static str) {
         secret: SecretValue::new("ForeignSecret0123456789"),
     };
     reader(&server).create_app(&foreign).await.unwrap();
-    env.create_app(
+    env.apply_app(
         "taken",
         json!({"appName": "taken_app", "connectionRef": {"name": "gw"}}),
     )
@@ -292,7 +156,7 @@ async fn journey(provider: &'static str) {
 
     // Deleted with deletionPolicy Delete: the app goes from the gateway
     // first (the finalizer); with Retain it stays.
-    env.create_app("kept", json!({"appName": "kept_app", "connectionRef": {"name": "gw"}, "secret": {"deletionPolicy": "Retain"}})).await;
+    env.apply_app("kept", json!({"appName": "kept_app", "connectionRef": {"name": "gw"}, "secret": {"deletionPolicy": "Retain"}})).await;
     env.wait_app("kept", "synced", |a| synced_at(a, 1)).await;
     assert!(
         env.app("kept").await.metadata.finalizers.is_none(),
@@ -436,8 +300,8 @@ async fn a_cluster_connection_serves_only_the_namespaces_it_selects() {
         .await
         .unwrap();
     }
-    env.create_app("allowed", json!({"appName": "allowed_app", "connectionRef": {"kind": "ClusterGatewayConnection", "name": format!("{}-allowed", env.ns)}})).await;
-    env.create_app("refused", json!({"appName": "refused_app", "connectionRef": {"kind": "ClusterGatewayConnection", "name": format!("{}-refused", env.ns)}})).await;
+    env.apply_app("allowed", json!({"appName": "allowed_app", "connectionRef": {"kind": "ClusterGatewayConnection", "name": format!("{}-allowed", env.ns)}})).await;
+    env.apply_app("refused", json!({"appName": "refused_app", "connectionRef": {"kind": "ClusterGatewayConnection", "name": format!("{}-refused", env.ns)}})).await;
     env.wait_app("allowed", "synced", |a| synced_at(a, 1)).await;
     env.wait_app("refused", "not allowed", |a| {
         condition(a, "Ready").is_some_and(|c| c.0 == "False" && c.1 == "ConnectionNotAllowed")
@@ -468,7 +332,7 @@ async fn alibaba_overlaps_at_the_gateway_with_a_second_key_pair() {
     )
     .await;
     apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
-    env.create_app(
+    env.apply_app(
         "rotating",
         json!({"appName": "rotating_app", "connectionRef": {"name": "gw"},
                "rotation": {"keepPrevious": "1h", "rotateAppKey": true}}),
@@ -476,12 +340,12 @@ async fn alibaba_overlaps_at_the_gateway_with_a_second_key_pair() {
     .await;
     env.wait_app("rotating", "synced", |a| synced_at(a, 1))
         .await;
-    let (old_key, old_secret) = app_secret(&env, "rotating").await;
+    let (old_key, old_secret) = env.credential("rotating", "app_key", "app_secret").await;
     env.reset("rotating", "r2").await;
     let app = env
         .wait_app("rotating", "reset synced", |a| synced_at(a, 2))
         .await;
-    let (new_key, new_secret) = app_secret(&env, "rotating").await;
+    let (new_key, new_secret) = env.credential("rotating", "app_key", "app_secret").await;
     assert_ne!(new_key, old_key);
     let gateway = app.status.as_ref().unwrap().gateway.as_ref().unwrap();
     assert_eq!(gateway.previous_key.as_deref(), Some(old_key.as_str()));
@@ -522,7 +386,7 @@ async fn a_namespace_with_synced_apps_is_deleted() {
     .await;
     apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
     for i in 0..3 {
-        env.create_app(
+        env.apply_app(
             &format!("app{i}"),
             json!({"appName": format!("ns_app_{i}"), "connectionRef": {"name": "gw"}}),
         )
@@ -590,13 +454,13 @@ async fn a_new_credential_reaches_the_gateway_before_the_secret() {
     )
     .await;
     apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
-    env.create_app(
+    env.apply_app(
         "first",
         json!({"appName": "first_app", "connectionRef": {"name": "gw"}}),
     )
     .await;
     env.wait_app("first", "synced", |a| synced_at(a, 1)).await;
-    let (key, secret) = app_secret(&env, "first").await;
+    let (key, secret) = env.credential("first", "app_key", "app_secret").await;
 
     // The gateway refuses every reset for now: the Secret keeps the
     // credential the gateway still accepts, the new one waits, fixed.
@@ -651,7 +515,7 @@ async fn a_new_credential_reaches_the_gateway_before_the_secret() {
         synced_at(a, 2)
     })
     .await;
-    let (key2, secret2) = app_secret(&env, "first").await;
+    let (key2, secret2) = env.credential("first", "app_key", "app_secret").await;
     assert_ne!(secret2, secret);
     let pending: serde_json::Value = serde_json::from_slice(&pending_before.0).unwrap();
     assert_eq!(
@@ -697,7 +561,7 @@ async fn a_secret_reset_in_the_console_is_repaired_and_idle_sync_writes_nothing(
     spec["driftCheckInterval"] = json!("10s");
     apply_connection(&env, "gw", spec).await;
     for name in ["drifting", "steady"] {
-        env.create_app(
+        env.apply_app(
             name,
             json!({"appName": format!("{name}_app"), "connectionRef": {"name": "gw"}}),
         )
@@ -706,7 +570,7 @@ async fn a_secret_reset_in_the_console_is_repaired_and_idle_sync_writes_nothing(
     for name in ["drifting", "steady"] {
         env.wait_app(name, "synced", |a| synced_at(a, 1)).await;
     }
-    let (key, secret) = app_secret(&env, "drifting").await;
+    let (key, secret) = env.credential("drifting", "app_key", "app_secret").await;
 
     // Idle: only reads (the connection check and the drift lists), no write.
     server.control("DELETE", "/_conformance/stats", None).await;
@@ -752,7 +616,10 @@ async fn a_secret_reset_in_the_console_is_repaired_and_idle_sync_writes_nothing(
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     // The Secret was not touched: the resource's credential is the truth.
-    assert_eq!(app_secret(&env, "drifting").await, (key, secret));
+    assert_eq!(
+        env.credential("drifting", "app_key", "app_secret").await,
+        (key, secret)
+    );
     assert!(
         env.events_for("steady")
             .await
@@ -1007,7 +874,7 @@ async fn adoption_and_a_released_cleanup_are_asked_for_explicitly() {
             .as_deref(),
         Some(id.as_str())
     );
-    let (key, secret) = app_secret(&env, "legacy").await;
+    let (key, secret) = env.credential("legacy", "app_key", "app_secret").await;
     let remote = gateway.find_app("legacy_app").await.unwrap().unwrap();
     assert_eq!(remote.id, id, "the same app, not a new one");
     assert_eq!(remote.remark, "now keysmith's");
@@ -1096,7 +963,7 @@ async fn a_private_endpoint_is_trusted_through_the_ca_bundle() {
     spec["caBundle"] = json!(ca);
     apply_connection(&env, "trusted", spec).await;
     wait_connection(&env, "trusted", "True").await;
-    env.create_app(
+    env.apply_app(
         "private",
         json!({"appName": "private_app", "connectionRef": {"name": "trusted"}}),
     )

@@ -3,273 +3,25 @@
 
 mod support;
 
-use support::{control_plane, leak, operator, policy};
+use support::conditions::{is_ready, ready, reason_is, revision};
+use support::env::Env;
+use support::needs_control_plane;
+use support::{control_plane, leak, policy};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use keysmith::api::names::{annotations, labels};
 use keysmith::api::*;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
-use kube::{Client, ResourceExt};
 use leak::base64;
-use operator::Operator;
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-struct Env {
-    client: Client,
-    ns: String,
-    operator: Operator,
-}
-
-impl Env {
-    async fn new(hint: &str) -> Env {
-        let client = control_plane::client().await;
-        let ns = control_plane::namespace(&client, hint).await;
-        let operator = Operator::start(control_plane::control_plane(), &ns);
-        Env {
-            client,
-            ns,
-            operator,
-        }
-    }
-
-    fn apps(&self) -> Api<GatewayApp> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    fn keys(&self) -> Api<SignatureKey> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    fn secrets(&self) -> Api<Secret> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    async fn create_app(&self, name: &str, spec: serde_json::Value) -> GatewayApp {
-        let app: GatewayApp = serde_json::from_value(json!({
-            "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
-            "metadata": {"name": name}, "spec": spec
-        }))
-        .unwrap();
-        self.apps()
-            .create(&PostParams::default(), &app)
-            .await
-            .unwrap()
-    }
-
-    async fn create_key(&self, name: &str, spec: serde_json::Value) -> SignatureKey {
-        let key: SignatureKey = serde_json::from_value(json!({
-            "apiVersion": "keysmith.dev/v1alpha1", "kind": "SignatureKey",
-            "metadata": {"name": name}, "spec": spec
-        }))
-        .unwrap();
-        self.keys()
-            .create(&PostParams::default(), &key)
-            .await
-            .unwrap()
-    }
-
-    /// A Secret that may be read as a source (it carries the opt-in).
-    async fn create_secret(&self, name: &str, data: &[(&str, &str)]) {
-        self.create_secret_with(name, data, &[(annotations::ALLOW_SOURCE, "true")], &[])
-            .await;
-    }
-
-    async fn create_secret_with(
-        &self,
-        name: &str,
-        data: &[(&str, &str)],
-        annotations: &[(&str, &str)],
-        labels: &[(&str, &str)],
-    ) {
-        let map = |pairs: &[(&str, &str)]| {
-            Some(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect::<BTreeMap<_, _>>(),
-            )
-        };
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                annotations: map(annotations),
-                labels: map(labels),
-                ..Default::default()
-            },
-            data: Some(
-                data.iter()
-                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                    .collect(),
-            ),
-            ..Default::default()
-        };
-        self.secrets()
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
-    }
-
-    /// Merge-patches a resource's spec as a user with kubectl would.
-    async fn patch_app(&self, name: &str, patch: serde_json::Value) {
-        self.apps()
-            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-            .unwrap();
-    }
-
-    async fn secret_data(&self, name: &str) -> BTreeMap<String, String> {
-        let secret = self.secrets().get(name).await.unwrap();
-        secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-            .collect()
-    }
-
-    async fn events_for(&self, name: &str) -> Vec<(String, String, String)> {
-        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
-        let list = events.list(&ListParams::default()).await.unwrap();
-        list.items
-            .into_iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-            .map(|e| {
-                (
-                    e.type_.unwrap_or_default(),
-                    e.reason.unwrap_or_default(),
-                    e.note.unwrap_or_default(),
-                )
-            })
-            .collect()
-    }
-
-    async fn wait_event(&self, name: &str, reason: &str) -> (String, String, String) {
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        loop {
-            if let Some(e) = self
-                .events_for(name)
-                .await
-                .into_iter()
-                .find(|e| e.1 == reason)
-            {
-                return e;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no {reason} event for {name}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-fn ready_of(
-    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-) -> Option<(String, String, String)> {
-    conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn app_ready(app: &GatewayApp) -> Option<(String, String, String)> {
-    ready_of(&app.status.as_ref()?.rotation.conditions)
-}
-
-fn key_ready(key: &SignatureKey) -> Option<(String, String, String)> {
-    ready_of(&key.status.as_ref()?.rotation.conditions)
-}
-
-/// Waits (by watch) until object `name` of `api` satisfies `check`. On a
-/// timeout it shows the object's status (never a Secret's data) and the
-/// operator's log tail.
-async fn wait_for<K>(
-    env: &Env,
-    api: Api<K>,
-    name: &str,
-    what: &str,
-    check: impl Fn(&K) -> bool,
-) -> K
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-    K: Send + 'static,
-{
-    let cond = move |object: Option<&K>| object.is_some_and(&check);
-    match tokio::time::timeout(TIMEOUT, await_condition(api.clone(), name, cond)).await {
-        Ok(Ok(Some(object))) => object,
-        other => {
-            let status = api
-                .get_opt(name)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|o| serde_json::to_value(o).ok())
-                .and_then(|v| v.get("status").cloned());
-            panic!(
-                "{} {name}: {what}: {:?}\nstatus now: {:#?}\noperator log tail:\n{}",
-                std::any::type_name::<K>()
-                    .rsplit("::")
-                    .next()
-                    .unwrap_or_default(),
-                other.map(|r| r.map(|_| ())),
-                status,
-                tail(&env.operator.logs())
-            )
-        }
-    }
-}
-
-async fn wait_app(
-    env: &Env,
-    name: &str,
-    what: &str,
-    check: impl Fn(&GatewayApp) -> bool,
-) -> GatewayApp {
-    wait_for(env, env.apps(), name, what, check).await
-}
-
-async fn wait_key(
-    env: &Env,
-    name: &str,
-    what: &str,
-    check: impl Fn(&SignatureKey) -> bool,
-) -> SignatureKey {
-    wait_for(env, env.keys(), name, what, check).await
-}
-
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
-}
-
-fn is_ready(app: &GatewayApp) -> bool {
-    app_ready(app).is_some_and(|r| r.0 == "True")
-}
-
-fn revision(app: &GatewayApp) -> Option<i64> {
-    app.status.as_ref()?.rotation.revision
-}
-
-fn reason_is(want: &'static str) -> impl Fn(&GatewayApp) -> bool {
-    move |app| app_ready(app).is_some_and(|r| r.1 == want)
-}
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
 
 #[tokio::test]
 async fn issues_generated_and_custom_credentials_on_create() {
@@ -282,7 +34,7 @@ async fn issues_generated_and_custom_credentials_on_create() {
     env.create_app("custom-app", json!({"appKey": "custom-key-01", "appSecretFrom": {"secretKeyRef": {"name": "byo", "key": "secret"}}}))
         .await;
 
-    let app = wait_app(&env, "generated-app", "Ready", is_ready).await;
+    let app = env.wait_app("generated-app", "Ready", is_ready).await;
     let status = app.status.clone().unwrap();
     assert_eq!(status.app_id, app.uid());
     assert_eq!(status.app_name.as_deref(), Some("generated_app"));
@@ -339,7 +91,7 @@ async fn issues_generated_and_custom_credentials_on_create() {
     assert_eq!(Some(&data["app_id"]), app.uid().as_ref());
     env.wait_event("generated-app", "Issued").await;
 
-    wait_app(&env, "custom-app", "Ready", is_ready).await;
+    env.wait_app("custom-app", "Ready", is_ready).await;
     let data = env.secret_data("custom-app").await;
     assert_eq!(data["app_key"], "custom-key-01");
     assert_eq!(data["app_secret"], "Custom-Secret-2026");
@@ -362,9 +114,8 @@ async fn issues_every_signature_key_type() {
         json!({"signType": "aes", "signAlgorithm": "aes-256-cfb"}),
     )
     .await;
-    let ready = |k: &SignatureKey| key_ready(k).is_some_and(|r| r.0 == "True");
 
-    let key = wait_key(&env, "hmac-key", "Ready", ready).await;
+    let key = env.wait_key("hmac-key", "Ready", is_ready).await;
     let status = key.status.clone().unwrap();
     assert_eq!(status.id, key.uid().map(|u| u.replace('-', "")));
     assert_eq!(status.key_name.as_deref(), Some("hmac_key"));
@@ -377,7 +128,7 @@ async fn issues_every_signature_key_type() {
     assert!(!data.contains_key("sign_algorithm"));
     assert_eq!(status.sign_key.as_ref(), Some(&data["sign_key"]));
 
-    wait_key(&env, "basic-key", "Ready", ready).await;
+    env.wait_key("basic-key", "Ready", is_ready).await;
     let data = env.secret_data("basic-key").await;
     assert_eq!(data["sign_key"], "abcd");
     assert!(keysmith::rules::SIGN_SECRET_BASIC.is_valid(&data["sign_secret"]));
@@ -386,7 +137,7 @@ async fn issues_every_signature_key_type() {
         ("aes-short", 16, "aes-128-cfb"),
         ("aes-long", 32, "aes-256-cfb"),
     ] {
-        wait_key(&env, name, "Ready", ready).await;
+        env.wait_key(name, "Ready", is_ready).await;
         let data = env.secret_data(name).await;
         assert_eq!(data["sign_key"].len(), key_len, "{name}");
         assert_eq!(data["sign_secret"].len(), 16, "{name}");
@@ -450,12 +201,14 @@ async fn changing_the_app_key_keeps_the_secret() {
     let env = Env::new("keychange").await;
     env.create_app("app", json!({"appKey": "first-key-01"}))
         .await;
-    wait_app(&env, "app", "Ready", is_ready).await;
+    env.wait_app("app", "Ready", is_ready).await;
     let before = env.secret_data("app").await;
 
     env.patch_app("app", json!({"spec": {"appKey": "second-key-02"}}))
         .await;
-    let app = wait_app(&env, "app", "revision 2", |a| revision(a) == Some(2)).await;
+    let app = env
+        .wait_app("app", "revision 2", |a| revision(a) == Some(2))
+        .await;
     let after = env.secret_data("app").await;
     assert_eq!(after["app_key"], "second-key-02");
     assert_eq!(after["app_secret"], before["app_secret"]);
@@ -468,7 +221,7 @@ async fn changing_the_app_key_keeps_the_secret() {
     // Removing the field keeps the key in use.
     env.patch_app("app", json!({"spec": {"appKey": null}}))
         .await;
-    wait_app(&env, "app", "observed the new generation", |a| {
+    env.wait_app("app", "observed the new generation", |a| {
         a.status
             .as_ref()
             .and_then(|s| s.rotation.observed_generation)
@@ -488,12 +241,14 @@ async fn each_reset_request_resets_exactly_once() {
         json!({"resetRequest": "a", "rotation": {"rotateAppKey": true}}),
     )
     .await;
-    wait_app(&env, "app", "Ready", is_ready).await;
+    env.wait_app("app", "Ready", is_ready).await;
     let first = env.secret_data("app").await;
 
     env.patch_app("app", json!({"spec": {"resetRequest": "b"}}))
         .await;
-    let app = wait_app(&env, "app", "reset by spec", |a| revision(a) == Some(2)).await;
+    let app = env
+        .wait_app("app", "reset by spec", |a| revision(a) == Some(2))
+        .await;
     let status = app.status.unwrap();
     assert_eq!(status.rotation.observed_reset_request.as_deref(), Some("b"));
     assert_eq!(
@@ -511,7 +266,7 @@ async fn each_reset_request_resets_exactly_once() {
     // The same value again, and an unrelated change: nothing happens.
     env.patch_app("app", json!({"spec": {"resetRequest": "b", "remark": "unrelated"}, "metadata": {"labels": {"x": "y"}}}))
         .await;
-    wait_app(&env, "app", "saw generation", |a| {
+    env.wait_app("app", "saw generation", |a| {
         a.status
             .as_ref()
             .and_then(|s| s.rotation.observed_generation)
@@ -528,10 +283,9 @@ async fn each_reset_request_resets_exactly_once() {
         json!({"metadata": {"annotations": {(annotations::RESET_REQUEST): "2026-11-24T10:00:00Z"}}}),
     )
     .await;
-    let app = wait_app(&env, "app", "reset by annotation", |a| {
-        revision(a) == Some(3)
-    })
-    .await;
+    let app = env
+        .wait_app("app", "reset by annotation", |a| revision(a) == Some(3))
+        .await;
     assert_eq!(
         app.status
             .unwrap()
@@ -561,14 +315,14 @@ async fn rotates_on_schedule_and_keeps_the_previous_secret_for_the_overlap() {
         .await;
     env.create_app("supplied", json!({"rotation": {"interval": "1m"}, "appSecretFrom": {"secretKeyRef": {"name": "byo", "key": "secret"}}}))
         .await;
-    let app = wait_app(&env, "app", "Ready", is_ready).await;
+    let app = env.wait_app("app", "Ready", is_ready).await;
     let status = app.status.unwrap();
     let last = status.rotation.last_rotation_time.unwrap().0;
     let next = status.rotation.next_rotation_time.unwrap().0;
     assert_eq!(next.as_second() - last.as_second(), 60);
     let first = env.secret_data("app").await;
 
-    let supplied = wait_app(&env, "supplied", "Ready", is_ready).await;
+    let supplied = env.wait_app("supplied", "Ready", is_ready).await;
     assert_eq!(
         supplied.status.unwrap().rotation.next_rotation_time,
         None,
@@ -637,19 +391,15 @@ async fn app_keys_are_unique_and_the_newer_app_waits() {
     let env = Env::new("unique").await;
     env.create_app("holder", json!({"appKey": "shared-key-01"}))
         .await;
-    wait_app(&env, "holder", "Ready", is_ready).await;
+    env.wait_app("holder", "Ready", is_ready).await;
     // Creation times have whole seconds; within one second the uid decides.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     env.create_app("newcomer", json!({"appKey": "shared-key-01"}))
         .await;
-    let app = wait_app(
-        &env,
-        "newcomer",
-        "AppKeyConflict",
-        reason_is("AppKeyConflict"),
-    )
-    .await;
-    let (status, _, message) = app_ready(&app).unwrap();
+    let app = env
+        .wait_app("newcomer", "AppKeyConflict", reason_is("AppKeyConflict"))
+        .await;
+    let (status, _, message) = ready(&app).unwrap();
     assert_eq!(status, "False");
     assert!(message.contains(&format!("{}/holder", env.ns)), "{message}");
     assert!(
@@ -661,7 +411,8 @@ async fn app_keys_are_unique_and_the_newer_app_waits() {
     // The holder moves to another key: the newcomer becomes Ready on its own.
     env.patch_app("holder", json!({"spec": {"appKey": "holder-key-02"}}))
         .await;
-    wait_app(&env, "newcomer", "Ready after the holder moved", is_ready).await;
+    env.wait_app("newcomer", "Ready after the holder moved", is_ready)
+        .await;
     assert_eq!(
         env.secret_data("newcomer").await["app_key"],
         "shared-key-01"
@@ -670,18 +421,14 @@ async fn app_keys_are_unique_and_the_newer_app_waits() {
     // And again when the holder is deleted.
     env.create_app("third", json!({"appKey": "holder-key-02"}))
         .await;
-    wait_app(&env, "third", "AppKeyConflict", reason_is("AppKeyConflict")).await;
+    env.wait_app("third", "AppKeyConflict", reason_is("AppKeyConflict"))
+        .await;
     env.apps()
         .delete("holder", &DeleteParams::default())
         .await
         .unwrap();
-    wait_app(
-        &env,
-        "third",
-        "Ready after the holder was deleted",
-        is_ready,
-    )
-    .await;
+    env.wait_app("third", "Ready after the holder was deleted", is_ready)
+        .await;
 }
 
 #[tokio::test]
@@ -692,7 +439,8 @@ async fn foreign_secrets_are_never_touched_and_deletion_policy_switches_ownershi
         .await;
     let before = env.secrets().get("taken").await.unwrap();
     env.create_app("taken", json!({})).await;
-    wait_app(&env, "taken", "SecretConflict", reason_is("SecretConflict")).await;
+    env.wait_app("taken", "SecretConflict", reason_is("SecretConflict"))
+        .await;
     env.wait_event("taken", "SecretConflict").await;
     let after = env.secrets().get("taken").await.unwrap();
     assert_eq!(
@@ -701,7 +449,7 @@ async fn foreign_secrets_are_never_touched_and_deletion_policy_switches_ownershi
     );
 
     env.create_app("owned", json!({})).await;
-    wait_app(&env, "owned", "Ready", is_ready).await;
+    env.wait_app("owned", "Ready", is_ready).await;
     assert_eq!(
         env.secrets()
             .get("owned")
@@ -716,26 +464,18 @@ async fn foreign_secrets_are_never_touched_and_deletion_policy_switches_ownershi
         json!({"spec": {"secret": {"deletionPolicy": "Retain"}}}),
     )
     .await;
-    wait_for(
-        &env,
-        env.secrets(),
-        "owned",
-        "owner reference removed",
-        |s| s.owner_references().is_empty(),
-    )
+    env.wait_for(env.secrets(), "owned", "owner reference removed", |s| {
+        s.owner_references().is_empty()
+    })
     .await;
     env.patch_app(
         "owned",
         json!({"spec": {"secret": {"deletionPolicy": "Delete"}}}),
     )
     .await;
-    wait_for(
-        &env,
-        env.secrets(),
-        "owned",
-        "owner reference added back",
-        |s| !s.owner_references().is_empty(),
-    )
+    env.wait_for(env.secrets(), "owned", "owner reference added back", |s| {
+        !s.owner_references().is_empty()
+    })
     .await;
     assert_eq!(
         revision(&env.apps().get("owned").await.unwrap()),
@@ -749,7 +489,7 @@ async fn drift_deleted_edited_and_broken_secrets() {
     needs_control_plane!();
     let env = Env::new("drift").await;
     env.create_app("app", json!({})).await;
-    let app = wait_app(&env, "app", "Ready", is_ready).await;
+    let app = env.wait_app("app", "Ready", is_ready).await;
     let first = env.secret_data("app").await;
     let update_time = app.status.unwrap().update_time.unwrap();
 
@@ -758,7 +498,9 @@ async fn drift_deleted_edited_and_broken_secrets() {
         .delete("app", &DeleteParams::default())
         .await
         .unwrap();
-    let app = wait_app(&env, "app", "recreated", |a| revision(a) == Some(2)).await;
+    let app = env
+        .wait_app("app", "recreated", |a| revision(a) == Some(2))
+        .await;
     assert_eq!(
         app.status.unwrap().rotation.last_rotation_reason,
         Some(RotationReason::SecretRecreated)
@@ -780,13 +522,14 @@ async fn drift_deleted_edited_and_broken_secrets() {
         .await
         .unwrap();
     env.wait_event("app", "SecretEdited").await;
-    let app = wait_app(&env, "app", "updateTime moved", |a| {
-        a.status
-            .as_ref()
-            .and_then(|s| s.update_time.clone())
-            .is_some_and(|t| t.0 > update_time.0)
-    })
-    .await;
+    let app = env
+        .wait_app("app", "updateTime moved", |a| {
+            a.status
+                .as_ref()
+                .and_then(|s| s.update_time.clone())
+                .is_some_and(|t| t.0 > update_time.0)
+        })
+        .await;
     assert_eq!(revision(&app), Some(2));
     assert_eq!(
         env.secret_data("app").await["app_secret"],
@@ -798,14 +541,10 @@ async fn drift_deleted_edited_and_broken_secrets() {
         .patch("app", &PatchParams::default(), &Patch::Merge(edit("no")))
         .await
         .unwrap();
-    let app = wait_app(
-        &env,
-        "app",
-        "InvalidSecretData",
-        reason_is("InvalidSecretData"),
-    )
-    .await;
-    let message = app_ready(&app).unwrap().2;
+    let app = env
+        .wait_app("app", "InvalidSecretData", reason_is("InvalidSecretData"))
+        .await;
+    let message = ready(&app).unwrap().2;
     assert!(
         message.contains("app_secret") && message.contains("8–64 characters"),
         "{message}"
@@ -823,7 +562,7 @@ async fn drift_deleted_edited_and_broken_secrets() {
         )
         .await
         .unwrap();
-    wait_app(&env, "app", "Ready again", is_ready).await;
+    env.wait_app("app", "Ready again", is_ready).await;
     assert_eq!(
         env.secret_data("app").await["app_secret"],
         "Fixed-By-Hand-2"
@@ -839,25 +578,16 @@ async fn bad_secret_sources_block_without_leaking_and_recover() {
         json!({"appSecretFrom": {"secretKeyRef": {"name": "byo", "key": "secret"}}}),
     )
     .await;
-    let app = wait_app(
-        &env,
-        "app",
-        "InvalidSecretFrom",
-        reason_is("InvalidSecretFrom"),
-    )
-    .await;
-    assert!(
-        app_ready(&app)
-            .unwrap()
-            .2
-            .contains("Secret byo does not exist")
-    );
+    let app = env
+        .wait_app("app", "InvalidSecretFrom", reason_is("InvalidSecretFrom"))
+        .await;
+    assert!(ready(&app).unwrap().2.contains("Secret byo does not exist"));
     assert!(env.secrets().get_opt("app").await.unwrap().is_none());
     env.wait_event("app", "InvalidSecretFrom").await;
 
     env.create_secret("byo", &[("other", "x")]).await;
-    wait_app(&env, "app", "key missing", |a| {
-        app_ready(a).is_some_and(|r| r.2.contains("has no such key"))
+    env.wait_app("app", "key missing", |a| {
+        ready(a).is_some_and(|r| r.2.contains("has no such key"))
     })
     .await;
 
@@ -869,13 +599,15 @@ async fn bad_secret_sources_block_without_leaking_and_recover() {
         )
         .await
         .unwrap();
-    let app = wait_app(&env, "app", "value breaks the rule", |a| {
-        app_ready(a)
-            .is_some_and(|r| r.2.contains("key secret of Secret byo") && r.2.contains("AppSecret"))
-    })
-    .await;
+    let app = env
+        .wait_app("app", "value breaks the rule", |a| {
+            ready(a).is_some_and(|r| {
+                r.2.contains("key secret of Secret byo") && r.2.contains("AppSecret")
+            })
+        })
+        .await;
     assert!(
-        !app_ready(&app).unwrap().2.contains("Zq#bad"),
+        !ready(&app).unwrap().2.contains("Zq#bad"),
         "never the value"
     );
 
@@ -887,7 +619,7 @@ async fn bad_secret_sources_block_without_leaking_and_recover() {
         )
         .await
         .unwrap();
-    wait_app(&env, "app", "Ready once fixed", is_ready).await;
+    env.wait_app("app", "Ready once fixed", is_ready).await;
     assert_eq!(
         env.secret_data("app").await["app_secret"],
         "Good-Value-2026"
@@ -902,7 +634,9 @@ async fn bad_secret_sources_block_without_leaking_and_recover() {
         )
         .await
         .unwrap();
-    let app = wait_app(&env, "app", "propagated", |a| revision(a) == Some(2)).await;
+    let app = env
+        .wait_app("app", "propagated", |a| revision(a) == Some(2))
+        .await;
     assert_eq!(
         app.status.unwrap().rotation.last_rotation_reason,
         Some(RotationReason::SecretFromChanged)
@@ -919,7 +653,7 @@ async fn a_crash_between_secret_and_status_is_completed_without_rotating_again()
     needs_control_plane!();
     let mut env = Env::new("crash").await;
     env.create_app("app", json!({"resetRequest": "one"})).await;
-    wait_app(&env, "app", "Ready", is_ready).await;
+    env.wait_app("app", "Ready", is_ready).await;
     env.operator.stop();
 
     // Prepare exactly the state a crash leaves: the Secret carries revision 2
@@ -958,7 +692,9 @@ async fn a_crash_between_secret_and_status_is_completed_without_rotating_again()
     assert_eq!(revision(&env.apps().get("app").await.unwrap()), Some(1));
 
     env.operator.restart();
-    let app = wait_app(&env, "app", "status completed", |a| revision(a) == Some(2)).await;
+    let app = env
+        .wait_app("app", "status completed", |a| revision(a) == Some(2))
+        .await;
     let status = app.status.unwrap();
     assert_eq!(
         status.rotation.observed_reset_request.as_deref(),
@@ -1045,13 +781,10 @@ async fn once_ready_a_restart_and_forced_reconciles_write_nothing() {
     env.create_key("key-two", json!({"signType": "basic"}))
         .await;
     for name in ["app-one", "app-two"] {
-        wait_app(&env, name, "Ready", is_ready).await;
+        env.wait_app(name, "Ready", is_ready).await;
     }
     for name in ["key-one", "key-two"] {
-        wait_key(&env, name, "Ready", |k| {
-            key_ready(k).is_some_and(|r| r.0 == "True")
-        })
-        .await;
+        env.wait_key(name, "Ready", is_ready).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = resource_versions(&env).await;
@@ -1113,18 +846,16 @@ async fn no_secret_value_reaches_logs_events_or_objects() {
     )
     .await;
     for name in ["gen", "custom"] {
-        wait_app(&env, name, "Ready", is_ready).await;
+        env.wait_app(name, "Ready", is_ready).await;
     }
     for name in ["sig", "sig-custom"] {
-        wait_key(&env, name, "Ready", |k| {
-            key_ready(k).is_some_and(|r| r.0 == "True")
-        })
-        .await;
+        env.wait_key(name, "Ready", is_ready).await;
     }
     // Exercise more paths: a reset with overlap, an invalid source, a restart.
     env.patch_app("gen", json!({"spec": {"resetRequest": "leak-1"}}))
         .await;
-    wait_app(&env, "gen", "reset", |a| revision(a) == Some(2)).await;
+    env.wait_app("gen", "reset", |a| revision(a) == Some(2))
+        .await;
     env.secrets()
         .patch(
             "byo",
@@ -1133,8 +864,7 @@ async fn no_secret_value_reaches_logs_events_or_objects() {
         )
         .await
         .unwrap();
-    wait_app(
-        &env,
+    env.wait_app(
         "custom",
         "InvalidSecretFrom",
         reason_is("InvalidSecretFrom"),
@@ -1178,14 +908,10 @@ async fn a_source_is_read_only_when_it_opts_in() {
         json!({"appSecretFrom": {"secretKeyRef": {"name": "plain", "key": "secret"}}}),
     )
     .await;
-    let app = wait_app(
-        &env,
-        "copier",
-        "SourceNotAllowed",
-        reason_is("SourceNotAllowed"),
-    )
-    .await;
-    let message = app_ready(&app).unwrap().2;
+    let app = env
+        .wait_app("copier", "SourceNotAllowed", reason_is("SourceNotAllowed"))
+        .await;
+    let message = ready(&app).unwrap().2;
     assert!(message.contains("Secret plain"), "{message}");
     assert!(message.contains("keysmith.dev/allow-source"), "{message}");
     env.wait_event("copier", "SourceNotAllowed").await;
@@ -1203,7 +929,8 @@ async fn a_source_is_read_only_when_it_opts_in() {
         )
         .await
         .unwrap();
-    wait_app(&env, "copier", "Ready once opted in", is_ready).await;
+    env.wait_app("copier", "Ready once opted in", is_ready)
+        .await;
     assert_eq!(
         env.secret_data("copier").await["app_secret"],
         "Not-Opted-In-2026"
@@ -1237,13 +964,9 @@ async fn a_secret_that_only_looks_like_keysmiths_is_never_adopted() {
     .await;
     let before = env.secrets().get("forged").await.unwrap();
     env.create_app("forged", json!({})).await;
-    let app = wait_app(
-        &env,
-        "forged",
-        "SecretConflict",
-        reason_is("SecretConflict"),
-    )
-    .await;
+    let app = env
+        .wait_app("forged", "SecretConflict", reason_is("SecretConflict"))
+        .await;
     assert!(app.status.unwrap().app_key.is_none(), "nothing adopted");
     let after = env.secrets().get("forged").await.unwrap();
     assert_eq!(
@@ -1266,13 +989,8 @@ async fn a_secret_that_only_looks_like_keysmiths_is_never_adopted() {
     )
     .await;
     env.create_app("other-uid", json!({})).await;
-    wait_app(
-        &env,
-        "other-uid",
-        "SecretConflict",
-        reason_is("SecretConflict"),
-    )
-    .await;
+    env.wait_app("other-uid", "SecretConflict", reason_is("SecretConflict"))
+        .await;
 }
 
 #[tokio::test]
@@ -1282,7 +1000,7 @@ async fn every_valid_name_gets_credentials_even_one_too_long_for_a_label() {
     let name = format!("{}.{}", "a".repeat(120), "b".repeat(120));
     env.create_app(&name, json!({"appName": "long_named_app"}))
         .await;
-    wait_app(&env, &name, "Ready", is_ready).await;
+    env.wait_app(&name, "Ready", is_ready).await;
     let secret = env.secrets().get(&name).await.unwrap();
     let owner = &secret.labels()[labels::GATEWAY_APP];
     assert!(owner.len() <= 63, "{owner}");
@@ -1293,7 +1011,8 @@ async fn every_valid_name_gets_credentials_even_one_too_long_for_a_label() {
         .delete(&name, &DeleteParams::default())
         .await
         .unwrap();
-    wait_app(&env, &name, "reissued", |app| revision(app) == Some(2)).await;
+    env.wait_app(&name, "reissued", |app| revision(app) == Some(2))
+        .await;
 }
 
 #[tokio::test]
@@ -1307,8 +1026,10 @@ async fn a_write_the_apiserver_refuses_is_reported_on_the_resource_without_a_ret
         json!({"secret": {"labels": {"keysmith-test/refuse": "yes"}}}),
     )
     .await;
-    let app = wait_app(&env, "refused", "SecretRefused", reason_is("SecretRefused")).await;
-    let message = app_ready(&app).unwrap().2;
+    let app = env
+        .wait_app("refused", "SecretRefused", reason_is("SecretRefused"))
+        .await;
+    let message = ready(&app).unwrap().2;
     assert!(message.contains("refused by policy"), "{message}");
     assert!(message.contains("Secret refused"), "{message}");
     env.wait_event("refused", "SecretRefused").await;
@@ -1337,7 +1058,8 @@ async fn a_write_the_apiserver_refuses_is_reported_on_the_resource_without_a_ret
     // A change to the resource is tried at once, and recovers.
     env.patch_app("refused", json!({"spec": {"secret": {"labels": null}}}))
         .await;
-    wait_app(&env, "refused", "Ready after the fix", is_ready).await;
+    env.wait_app("refused", "Ready after the fix", is_ready)
+        .await;
 }
 
 #[tokio::test]
@@ -1346,7 +1068,7 @@ async fn a_secret_left_behind_by_retain_is_taken_over_only_with_both_sides_conse
     let env = Env::new("adopt").await;
     env.create_app("kept", json!({"secret": {"deletionPolicy": "Retain"}}))
         .await;
-    wait_app(&env, "kept", "Ready", is_ready).await;
+    env.wait_app("kept", "Ready", is_ready).await;
     let issued = env.secret_data("kept").await;
     env.apps()
         .delete("kept", &DeleteParams::default())
@@ -1361,8 +1083,10 @@ async fn a_secret_left_behind_by_retain_is_taken_over_only_with_both_sides_conse
     // A new resource of the same name does not take it over by itself...
     env.create_app("kept", json!({"secret": {"deletionPolicy": "Retain"}}))
         .await;
-    let app = wait_app(&env, "kept", "SecretConflict", reason_is("SecretConflict")).await;
-    let message = app_ready(&app).unwrap().2;
+    let app = env
+        .wait_app("kept", "SecretConflict", reason_is("SecretConflict"))
+        .await;
+    let message = ready(&app).unwrap().2;
     assert!(
         message.contains("keysmith.dev/adopt-secret=true"),
         "{message}"
@@ -1383,13 +1107,9 @@ async fn a_secret_left_behind_by_retain_is_taken_over_only_with_both_sides_conse
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let app = wait_app(
-        &env,
-        "kept",
-        "still SecretConflict",
-        reason_is("SecretConflict"),
-    )
-    .await;
+    let app = env
+        .wait_app("kept", "still SecretConflict", reason_is("SecretConflict"))
+        .await;
     assert!(app.status.unwrap().app_key.is_none(), "nothing adopted");
     assert_eq!(env.secret_data("kept").await, issued, "left untouched");
 
@@ -1402,7 +1122,7 @@ async fn a_secret_left_behind_by_retain_is_taken_over_only_with_both_sides_conse
         )
         .await
         .unwrap();
-    let app = wait_app(&env, "kept", "Ready after adopting", is_ready).await;
+    let app = env.wait_app("kept", "Ready after adopting", is_ready).await;
     let uid = app.metadata.uid.clone();
     let data = env.secret_data("kept").await;
     assert_eq!(data["app_key"], issued["app_key"]);

@@ -12,7 +12,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -20,9 +19,10 @@ use keysmith::api::GatewayApp;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
-use support::control_plane;
+use support::conditions::{is_ready, ready, reason_is};
 use support::env::{Env, SETTLE};
 use support::envoy::{self, API_KEY_HEADER, Backend, CLIENT_ID_HEADER, USERNAME_HEADER};
+use support::needs_control_plane;
 
 /// Envoy Gateway applies a Secret change in well under a second; this is
 /// the bound a test accepts.
@@ -32,62 +32,6 @@ const UNAUTHORIZED: u16 = 401;
 /// What Envoy Gateway answers on a route whose policy it cannot build (a
 /// missing Secret, a duplicated API key).
 const BROKEN: u16 = 500;
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
-
-impl Env {
-    async fn wait_ready(&self, name: &str) -> GatewayApp {
-        self.wait_app(name, "Ready", |app| ready(app) == Some(true))
-            .await
-    }
-
-    /// The Secret's data as text (None: no such Secret).
-    async fn data(&self, name: &str) -> Option<BTreeMap<String, String>> {
-        let secret = self.secrets().get_opt(name).await.unwrap()?;
-        Some(
-            secret
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-                .collect(),
-        )
-    }
-
-    /// `(AppKey, AppSecret)` as the output Secret holds them now.
-    async fn credential(&self, name: &str) -> (String, String) {
-        let data = self.data(name).await.expect("the output Secret");
-        (data["app_key"].clone(), data["app_secret"].clone())
-    }
-
-    async fn versions(&self, names: &[&str]) -> Vec<Option<String>> {
-        let mut all = Vec::new();
-        for name in names {
-            all.push(self.secrets().get(name).await.unwrap().resource_version());
-        }
-        all
-    }
-}
-
-fn ready_condition(app: &GatewayApp) -> Option<(bool, String, String)> {
-    let conditions = &app.status.as_ref()?.rotation.conditions;
-    let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
-    Some((
-        ready.status == "True",
-        ready.reason.clone(),
-        ready.message.clone(),
-    ))
-}
-
-fn ready(app: &GatewayApp) -> Option<bool> {
-    ready_condition(app).map(|(ready, _, _)| ready)
-}
 
 /// How a client presents a credential `(AppKey, AppSecret)` to a route.
 #[derive(Clone, Copy)]
@@ -181,7 +125,7 @@ async fn protected_app<'a>(
     scheme: Scheme,
     spec: serde_json::Value,
 ) -> (Route<'a>, (String, String)) {
-    env.create_app(name, spec).await;
+    env.apply_app(name, spec).await;
     let path = format!("/{}/{name}", env.ns);
     envoy::apply_route(&env.client, &env.ns, name, &path, backend.port).await;
     let secret = format!("{name}-gateway");
@@ -194,7 +138,7 @@ async fn protected_app<'a>(
         }
     }
     env.wait_ready(name).await;
-    let first = env.credential(name).await;
+    let first = env.credential(name, "app_key", "app_secret").await;
     let route = Route { eg, path, scheme };
     let took = route.wait_until(&first, OK).await;
     eprintln!("{name}: Envoy Gateway accepted the first credential after {took:?}");
@@ -245,7 +189,7 @@ async fn through_the_overlap(
                     .as_ref()
                     .map(|t| t.0);
                 assert!(expiry.is_some(), "an overlap is reported");
-                second = env.credential(name).await;
+                second = env.credential(name, "app_key", "app_secret").await;
                 switch_at = Some(Instant::now() + Duration::from_secs(2));
             }
         }
@@ -318,7 +262,7 @@ fn assert_overlap_held(seen: &Overlap, expiry: Timestamp) {
 
 /// An idle operator restart writes none of `names`.
 async fn idle_restart_writes_nothing(env: &mut Env, names: &[&str]) {
-    let before = env.versions(names).await;
+    let before = env.secret_versions(names).await;
     let reconciles = |logs: String| logs.matches("reconciling object").count();
     let seen = reconciles(env.operator.logs());
     env.operator.restart();
@@ -333,7 +277,7 @@ async fn idle_restart_writes_nothing(env: &mut Env, names: &[&str]) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         before,
-        env.versions(names).await,
+        env.secret_versions(names).await,
         "an idle restart writes nothing"
     );
 }
@@ -370,7 +314,7 @@ async fn api_keys_from_keysmith_pass_envoy_gateway_and_the_previous_stays_valid_
     );
     assert_eq!(route.call(&second), (Some(OK), Some(first.0.clone())));
     assert_eq!(route.status(&first), Some(UNAUTHORIZED));
-    let entries = env.data("shop-gateway").await.unwrap();
+    let entries = env.secret_data_opt("shop-gateway").await.unwrap();
     assert_eq!(entries.len(), 1, "only the current key after expiry");
 
     idle_restart_writes_nothing(&mut env, &["shop", "shop-gateway"]).await;
@@ -423,7 +367,7 @@ async fn basic_auth_from_keysmith_passes_envoy_gateway_and_the_previous_user_sta
     );
     assert_eq!(seen.old_identities, [first.0.clone()].into());
     assert_eq!(route.call(&second), (Some(OK), Some(second.0.clone())));
-    let users = env.data("billing-gateway").await.unwrap();
+    let users = env.secret_data_opt("billing-gateway").await.unwrap();
     assert_eq!(
         users.keys().collect::<Vec<_>>(),
         [".htpasswd"],
@@ -456,7 +400,7 @@ async fn longest_broken_run(
     let end = Instant::now() + window;
     let (mut longest, mut broken_since, mut count) = (Duration::ZERO, None::<Instant>, 0);
     while Instant::now() < end {
-        if let Some(data) = env.data(name).await {
+        if let Some(data) = env.secret_data_opt(name).await {
             credential = (data["app_key"].clone(), data["app_secret"].clone());
         }
         match route.status(&credential) {
@@ -501,7 +445,7 @@ async fn a_deleted_output_or_gateway_secret_never_leaves_the_route_broken_for_lo
         Duration::from_secs(6),
     )
     .await;
-    let second = env.credential("orders").await;
+    let second = env.credential("orders", "app_key", "app_secret").await;
     eprintln!("output Secret deleted: {broken} answers 500");
     assert_eq!(broken, 0, "the gateway Secret stayed in place");
     assert_ne!(second.1, first.1, "new credentials were issued");
@@ -558,13 +502,11 @@ async fn a_duplicate_custom_secret_is_refused_and_the_gateway_keeps_serving_the_
     assert_eq!(first.1, shared);
 
     // The second resource would put the same API key beside the first.
-    env.create_app("second", spec).await;
+    env.apply_app("second", spec).await;
     let app = env
-        .wait_app("second", "GatewayConflict", |app| {
-            ready_condition(app).is_some_and(|(_, reason, _)| reason == "GatewayConflict")
-        })
+        .wait_app("second", "GatewayConflict", reason_is("GatewayConflict"))
         .await;
-    let (_, _, message) = ready_condition(&app).unwrap();
+    let (_, _, message) = ready(&app).unwrap();
     assert!(
         message.contains("GatewayApp first"),
         "names the other: {message}"
@@ -573,7 +515,7 @@ async fn a_duplicate_custom_secret_is_refused_and_the_gateway_keeps_serving_the_
     // Its gateway Secret exists, without the entry, so a policy that lists
     // it stays valid for everyone else.
     let second_gateway = env
-        .data("second-gateway")
+        .secret_data_opt("second-gateway")
         .await
         .expect("an empty gateway Secret");
     assert!(
@@ -600,9 +542,9 @@ async fn a_duplicate_custom_secret_is_refused_and_the_gateway_keeps_serving_the_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        env.data("second").await.is_none(),
+        env.secret_data_opt("second").await.is_none(),
         "nothing issued to the second resource"
     );
     let apps: Api<GatewayApp> = env.apps();
-    assert!(ready(&apps.get("first").await.unwrap()) == Some(true));
+    assert!(is_ready(&apps.get("first").await.unwrap()));
 }

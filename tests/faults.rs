@@ -10,6 +10,7 @@
 
 mod support;
 
+use support::needs_control_plane;
 use support::{control_plane, faults, leak, operator};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,14 +25,6 @@ use leak::assert_no_leak;
 use operator::Operator;
 use rand::RngExt;
 use serde_json::json;
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
 
 fn env_size(var: &str, default: usize) -> usize {
     std::env::var(var)

@@ -7,79 +7,25 @@
 
 mod support;
 
-use support::{control_plane, fixtures, operator};
+use support::conditions::condition;
+use support::needs_control_plane;
+use support::{control_plane, helm, operator, wait};
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use keysmith::api::names::{restarted_for_key, rollout_field_manager};
 use keysmith::api::*;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::wait::await_condition;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
-
-/// helm from KUBEBUILDER_ASSETS (scripts/provision --helm puts it there), else PATH.
-fn helm() -> PathBuf {
-    if let Ok(assets) = std::env::var("KUBEBUILDER_ASSETS") {
-        let candidate = PathBuf::from(assets).join("helm");
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    PathBuf::from("helm")
-}
-
-fn helm_run(args: &[&str], kubeconfig: Option<&PathBuf>) -> Output {
-    let mut command = Command::new(helm());
-    command.args(args).current_dir(fixtures::repo_root());
-    if let Some(kubeconfig) = kubeconfig {
-        command.env("KUBECONFIG", kubeconfig);
-    }
-    command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run helm (scripts/provision --helm installs it): {e}"))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn render(args: &[&str]) -> Vec<Value> {
-    let mut all = vec![
-        "template",
-        "keysmith",
-        "charts/keysmith",
-        "--namespace",
-        "keysmith-system",
-    ];
-    all.extend_from_slice(args);
-    let output = helm_run(&all, None);
-    assert!(
-        output.status.success(),
-        "helm template {args:?}: {}",
-        text(&output)
-    );
-    keysmith::admission::manifest::parse_documents(&String::from_utf8_lossy(&output.stdout))
-        .unwrap()
+    keysmith::admission::manifest::parse_documents(&helm::render(args)).unwrap()
 }
 
 fn find<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -172,7 +118,8 @@ fn the_fence_and_the_namespaced_rights_render_only_when_asked() {
         "keysmith's, rollout's, the seal key's, the cluster connections' credentials'"
     );
     assert!(roles.iter().filter(|r| grants_workloads(r)).count() == 1);
-    let refused = helm_run(
+    let refused = helm::run(
+        helm::helm(),
         &[
             "template",
             "k",
@@ -189,11 +136,12 @@ fn the_fence_and_the_namespaced_rights_render_only_when_asked() {
         None,
     );
     assert!(
-        text(&refused).contains("may list only watchNamespace"),
+        helm::text(&refused).contains("may list only watchNamespace"),
         "{}",
-        text(&refused)
+        helm::text(&refused)
     );
-    let refused = helm_run(
+    let refused = helm::run(
+        helm::helm(),
         &[
             "template",
             "k",
@@ -223,41 +171,12 @@ fn install(release: &str, values: &[&str]) {
     for value in values {
         args.extend(["--set", value]);
     }
-    let output = helm_run(&args, Some(&cp.kubeconfig));
-    assert!(output.status.success(), "helm install: {}", text(&output));
-}
-
-/// A kubeconfig for a ServiceAccount, with a token minted by the TokenRequest API.
-async fn service_account_kubeconfig(client: &Client, namespace: &str, name: &str, path: &PathBuf) {
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let token = accounts
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .expect("TokenRequest")
-        .status
-        .expect("a token")
-        .token
-        .expect("a token");
-    let admin = std::fs::read_to_string(&control_plane::control_plane().kubeconfig).unwrap();
-    let field = |name: &str| {
-        admin
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .unwrap()
-            .to_string()
-    };
-    let (server, ca) = (field("server: "), field("certificate-authority-data: "));
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: sa\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: sa\ncurrent-context: c\n"
+    let output = helm::run(helm::helm(), &args, Some(&cp.kubeconfig));
+    assert!(
+        output.status.success(),
+        "helm install: {}",
+        helm::text(&output)
     );
-    std::fs::write(path, kubeconfig).unwrap();
 }
 
 /// A client acting as the chart's ServiceAccount `<release>-keysmith`, and its kubeconfig.
@@ -276,7 +195,7 @@ async fn as_keysmith(admin: &Client, release: &str) -> (Client, PathBuf) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    service_account_kubeconfig(admin, &format!("{release}-system"), &account, &path).await;
+    helm::service_account_kubeconfig(admin, &format!("{release}-system"), &account, &path).await;
     let client = control_plane::client_for(&path).await.unwrap();
     (client, path)
 }
@@ -580,15 +499,6 @@ async fn widen_rbac(admin: &Client, namespace: &str, release: &str) {
         .unwrap();
 }
 
-fn rollout_ready(app: Option<&GatewayApp>) -> bool {
-    app.and_then(|a| a.status.as_ref()).is_some_and(|s| {
-        s.rotation
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "RolloutReady" && c.status == "True")
-    })
-}
-
 /// A GatewayApp targeting `target` gets it restarted by the running operator.
 async fn rolls_out(
     admin: &Client,
@@ -604,13 +514,17 @@ async fn rolls_out(
     }))
     .unwrap();
     apps.create(&PostParams::default(), &app).await.unwrap();
-    tokio::time::timeout(
+    let rolled_out = |a: &GatewayApp| condition(a, "RolloutReady").is_some_and(|c| c.0 == "True");
+    let logs = || format!("no rollout behind the fence:\n{}", operator.logs());
+    wait::until(
+        &apps,
+        "rolling",
+        "RolloutReady",
         Duration::from_secs(40),
-        await_condition(apps.clone(), "rolling", rollout_ready),
+        rolled_out,
+        logs,
     )
-    .await
-    .unwrap_or_else(|_| panic!("no rollout behind the fence:\n{}", operator.logs()))
-    .unwrap();
+    .await;
     let key = restarted_for_key(Kind::GatewayApp, namespace, "rolling");
     let restarted = Api::<Deployment>::namespaced(admin.clone(), namespace)
         .get(target)

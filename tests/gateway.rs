@@ -14,26 +14,20 @@ use std::time::Duration;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use keysmith::api::{GatewayApp, names::gateway::KONG_CREDENTIAL};
+use keysmith::api::names::gateway::KONG_CREDENTIAL;
 use kube::Client;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use support::conditions::{ready, reason_is};
 use support::control_plane;
 use support::env::{Env, SETTLE};
+use support::needs_control_plane;
 use support::traefik::{self, NOOP_STATUS, Traefik, htpasswd_sha};
 
 /// Traefik applies a Secret change in about 0.2 s; this is the bound a test accepts.
 const RELOAD: Duration = Duration::from_secs(10);
 const UNAUTHORIZED: u16 = 401;
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
 
 async fn apply_secret(
     client: &Client,
@@ -169,53 +163,6 @@ async fn htpasswd_secret_admits_each_user_until_a_secret_update_drops_one() {
 
 // ---- keysmith in front of the gateway ----
 
-impl Env {
-    async fn wait_ready(&self, name: &str) -> GatewayApp {
-        self.wait_app(name, "Ready", |app| ready(app) == Some(true))
-            .await
-    }
-
-    /// The Secret's data as text (None: no such Secret).
-    async fn data(&self, name: &str) -> Option<BTreeMap<String, String>> {
-        let secret = self.secrets().get_opt(name).await.unwrap()?;
-        Some(
-            secret
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-                .collect(),
-        )
-    }
-
-    /// `(AppKey, AppSecret)` as the output Secret holds them now.
-    async fn credential(&self, name: &str, key: &str, secret: &str) -> (String, String) {
-        let data = self.data(name).await.expect("the output Secret");
-        (data[key].clone(), data[secret].clone())
-    }
-
-    /// The Secrets' resourceVersions.
-    async fn versions(&self, names: &[&str]) -> Vec<Option<String>> {
-        let mut all = Vec::new();
-        for name in names {
-            all.push(self.secrets().get(name).await.unwrap().resource_version());
-        }
-        all
-    }
-}
-
-fn ready(app: &GatewayApp) -> Option<bool> {
-    let conditions = &app.status.as_ref()?.rotation.conditions;
-    let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
-    Some(ready.status == "True")
-}
-
-fn ready_reason(app: &GatewayApp) -> Option<(String, String)> {
-    let conditions = &app.status.as_ref()?.rotation.conditions;
-    let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
-    Some((ready.reason.clone(), ready.message.clone()))
-}
-
 fn as_pair(credential: &(String, String)) -> Option<(&str, &str)> {
     Some((credential.0.as_str(), credential.1.as_str()))
 }
@@ -233,7 +180,7 @@ async fn keysmith_credentials_pass_traefik_and_the_previous_stays_valid_through_
     let env = Env::new("gateway-traefik").await;
     let gateway = Traefik::start(&env.client, &env.ns).await;
     let overlap = 12;
-    env.create_app(
+    env.apply_app(
         "shop",
         json!({
             "gateway": {"layout": "TraefikBasicAuth"},
@@ -369,7 +316,7 @@ async fn keysmith_credentials_pass_traefik_and_the_previous_stays_valid_through_
     // The new credential works, the first one no longer.
     assert_eq!(gateway.get("/shop", as_pair(&second)), Some(NOOP_STATUS));
     assert_eq!(gateway.get("/shop", as_pair(&first)), Some(UNAUTHORIZED));
-    let users = env.data("shop-gateway").await.unwrap();
+    let users = env.secret_data_opt("shop-gateway").await.unwrap();
     assert_eq!(users.len(), 1, "Traefik reads a single entry");
     assert_eq!(
         users["users"].lines().count(),
@@ -383,7 +330,7 @@ async fn a_basic_auth_secret_from_keysmith_is_read_by_traefik_and_a_reset_reache
     needs_control_plane!();
     let env = Env::new("gateway-basic-auth-type").await;
     let gateway = Traefik::start(&env.client, &env.ns).await;
-    env.create_app(
+    env.apply_app(
         "plain",
         json!({"secret": {"type": "kubernetes.io/basic-auth"}}),
     )
@@ -393,7 +340,12 @@ async fn a_basic_auth_secret_from_keysmith_is_read_by_traefik_and_a_reset_reache
     let secret = env.secrets().get("plain").await.unwrap();
     assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/basic-auth"));
     let first = env.credential("plain", "username", "password").await;
-    assert!(env.data("plain").await.unwrap().contains_key("app_id"));
+    assert!(
+        env.secret_data_opt("plain")
+            .await
+            .unwrap()
+            .contains_key("app_id")
+    );
     gateway
         .wait_until_status("/plain", as_pair(&first), NOOP_STATUS, RELOAD)
         .await;
@@ -423,7 +375,7 @@ async fn kong_key(env: &Env, name: &str) -> (Option<String>, String) {
         .annotations()
         .get("keysmith.dev/placeholder")
         .cloned();
-    let data = env.data(name).await.unwrap();
+    let data = env.secret_data_opt(name).await.unwrap();
     assert_eq!(data.len(), 1, "{name}: only what Kong reads");
     (placeholder, data["key"].clone())
 }
@@ -432,7 +384,7 @@ async fn kong_key(env: &Env, name: &str) -> (Option<String>, String) {
 async fn the_second_gateway_secret_holds_the_previous_credential_exactly_through_the_overlap() {
     needs_control_plane!();
     let mut env = Env::new("gateway-kong").await;
-    env.create_app(
+    env.apply_app(
         "kong",
         json!({"gateway": {"layout": "KongKeyAuth"}, "rotation": {"keepPrevious": "6s"}}),
     )
@@ -509,7 +461,7 @@ async fn the_second_gateway_secret_holds_the_previous_credential_exactly_through
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while env
-        .data("kong-gateway")
+        .secret_data_opt("kong-gateway")
         .await
         .unwrap()
         .contains_key("extra")
@@ -523,7 +475,7 @@ async fn the_second_gateway_secret_holds_the_previous_credential_exactly_through
 
     // Idle, across an operator restart: no write to any of the three Secrets.
     let names = ["kong", "kong-gateway", "kong-gateway-previous"];
-    let before = env.versions(&names).await;
+    let before = env.secret_versions(&names).await;
     let reconciles = |logs: String| logs.matches("reconciling object").count();
     let seen = reconciles(env.operator.logs());
     env.operator.restart();
@@ -538,7 +490,7 @@ async fn the_second_gateway_secret_holds_the_previous_credential_exactly_through
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         before,
-        env.versions(&names).await,
+        env.secret_versions(&names).await,
         "an idle restart writes nothing"
     );
 }
@@ -555,19 +507,24 @@ async fn a_gateway_secret_keysmith_did_not_make_is_left_alone() {
         &[("key", "theirs")],
     )
     .await;
-    env.create_app("taken", json!({"gateway": {"layout": "ApisixKeyAuth"}}))
+    env.apply_app("taken", json!({"gateway": {"layout": "ApisixKeyAuth"}}))
         .await;
     let app = env
-        .wait_app("taken", "a conflict", |app| ready(app) == Some(false))
+        .wait_app("taken", "a conflict", |app| {
+            ready(app).is_some_and(|r| r.0 != "True")
+        })
         .await;
-    let (reason, message) = ready_reason(&app).unwrap();
+    let (_, reason, message) = ready(&app).unwrap();
     assert_eq!(reason, "SecretConflict");
     assert!(message.contains("taken-gateway"), "{message}");
     assert_eq!(
-        env.data("taken-gateway").await.unwrap(),
+        env.secret_data_opt("taken-gateway").await.unwrap(),
         BTreeMap::from([("key".to_string(), "theirs".to_string())])
     );
-    assert!(env.data("taken").await.is_none(), "nothing issued");
+    assert!(
+        env.secret_data_opt("taken").await.is_none(),
+        "nothing issued"
+    );
 }
 
 #[tokio::test]
@@ -575,7 +532,7 @@ async fn a_gateway_secret_the_apiserver_refuses_is_reported_and_nothing_else_is_
     needs_control_plane!();
     let env = Env::new("gateway-refused").await;
     support::policy::refuse_labelled_secrets(&env.client, &env.ns).await;
-    env.create_app(
+    env.apply_app(
         "refused",
         json!({
             "gateway": {"layout": "EnvoyGatewayApiKey"},
@@ -584,19 +541,17 @@ async fn a_gateway_secret_the_apiserver_refuses_is_reported_and_nothing_else_is_
     )
     .await;
     let app = env
-        .wait_app("refused", "SecretRefused", |app| {
-            ready_reason(app).is_some_and(|(reason, _)| reason == "SecretRefused")
-        })
+        .wait_app("refused", "SecretRefused", reason_is("SecretRefused"))
         .await;
-    let (_, message) = ready_reason(&app).unwrap();
+    let (_, _, message) = ready(&app).unwrap();
     assert!(
         message.contains("refused-gateway"),
         "names the gateway Secret: {message}"
     );
     assert!(message.contains("refused by policy"), "{message}");
-    assert!(env.data("refused-gateway").await.is_none());
+    assert!(env.secret_data_opt("refused-gateway").await.is_none());
     assert!(
-        env.data("refused").await.is_none(),
+        env.secret_data_opt("refused").await.is_none(),
         "the output Secret is not written when its gateway Secret cannot be"
     );
     let events: Api<k8s_openapi::api::core::v1::Event> =

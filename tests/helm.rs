@@ -4,82 +4,21 @@
 
 mod support;
 
+use support::conditions::is_ready;
 use support::conformance::{self, ConformanceServer};
-use support::{control_plane, fixtures, operator};
+use support::helm::{helm, render, run, service_account_kubeconfig, text};
+use support::needs_control_plane;
+use support::{control_plane, fixtures, operator, wait};
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use keysmith::api::*;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
-
-/// helm from KUBEBUILDER_ASSETS (scripts/provision --helm puts it there), else PATH.
-fn helm() -> PathBuf {
-    if let Ok(assets) = std::env::var("KUBEBUILDER_ASSETS") {
-        let candidate = PathBuf::from(assets).join("helm");
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    PathBuf::from("helm")
-}
-
-fn run(
-    program: impl AsRef<std::ffi::OsStr>,
-    args: &[&str],
-    kubeconfig: Option<&PathBuf>,
-) -> Output {
-    let mut command = Command::new(&program);
-    command.args(args).current_dir(fixtures::repo_root());
-    if let Some(kubeconfig) = kubeconfig {
-        command.env("KUBECONFIG", kubeconfig);
-    }
-    command.output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run {:?} (scripts/provision --helm installs helm): {e}",
-            program.as_ref()
-        )
-    })
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn render(args: &[&str]) -> String {
-    let mut all = vec![
-        "template",
-        "keysmith",
-        "charts/keysmith",
-        "--namespace",
-        "keysmith-system",
-    ];
-    all.extend_from_slice(args);
-    let output = run(helm(), &all, None);
-    assert!(
-        output.status.success(),
-        "helm template {args:?}: {}",
-        text(&output)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+/// How long keysmith, installed by the chart, may take to make a resource Ready.
+const RBAC_SETTLE: Duration = Duration::from_secs(40);
 
 fn kinds(rendered: &str) -> Vec<String> {
     keysmith::admission::manifest::parse_documents(rendered)
@@ -245,62 +184,6 @@ fn plain_manifests_are_rendered_from_the_chart() {
     assert!(crds_yaml == crds, "deploy/crds.yaml is stale: {fix}");
 }
 
-/// A kubeconfig for a ServiceAccount, with a token minted by the TokenRequest API.
-async fn service_account_kubeconfig(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    path: &PathBuf,
-) {
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let token = accounts
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .expect("TokenRequest")
-        .status
-        .expect("a token")
-        .token
-        .expect("a token");
-    let admin = std::fs::read_to_string(&control_plane::control_plane().kubeconfig).unwrap();
-    let server = admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .unwrap();
-    let ca = admin
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
-        .unwrap();
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: sa\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: sa\ncurrent-context: c\n"
-    );
-    std::fs::write(path, kubeconfig).unwrap();
-}
-
-fn ready_app(app: Option<&GatewayApp>) -> bool {
-    app.and_then(|a| a.status.as_ref()).is_some_and(|s| {
-        s.rotation
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
-}
-
-fn ready_key(key: Option<&SignatureKey>) -> bool {
-    key.and_then(|k| k.status.as_ref()).is_some_and(|s| {
-        s.rotation
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
-}
-
 /// A GatewayApp synced to a cloud gateway (a conformance server) through a
 /// GatewayConnection, then deleted: with the chart's RBAC keysmith adds and
 /// releases both finalizers (the app's cleanup, the connection's in-use)
@@ -449,33 +332,19 @@ async fn the_chart_rbac_is_enough_and_every_rule_is_needed() {
     let keys: Api<SignatureKey> = Api::namespaced(client.clone(), &ns);
     for app in apps.list(&ListParams::default()).await.unwrap() {
         let name = app.metadata.name.clone().unwrap();
-        tokio::time::timeout(
-            Duration::from_secs(40),
-            await_condition(apps.clone(), &name, ready_app),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "{name} not Ready with the chart's RBAC:\n{}",
-                operator.logs()
-            )
+        let what = "Ready with the chart's RBAC";
+        wait::until(&apps, &name, what, RBAC_SETTLE, is_ready, || {
+            operator.logs()
         })
-        .unwrap();
+        .await;
     }
     for key in keys.list(&ListParams::default()).await.unwrap() {
         let name = key.metadata.name.clone().unwrap();
-        tokio::time::timeout(
-            Duration::from_secs(40),
-            await_condition(keys.clone(), &name, ready_key),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "{name} not Ready with the chart's RBAC:\n{}",
-                operator.logs()
-            )
+        let what = "Ready with the chart's RBAC";
+        wait::until(&keys, &name, what, RBAC_SETTLE, is_ready, || {
+            operator.logs()
         })
-        .unwrap();
+        .await;
     }
     cloud_sync_and_cleanup_need_nothing_more(&client, &ns, &operator).await;
     assert!(
@@ -518,7 +387,7 @@ async fn the_chart_rbac_is_enough_and_every_rule_is_needed() {
     let forbidden = tokio::time::timeout(
         Duration::from_secs(40),
         await_condition(apps.clone(), "rolling", move |a: Option<&GatewayApp>| {
-            ready_app(a) && rollout_condition(a).is_some_and(|c| c.0 == "False")
+            a.is_some_and(is_ready) && rollout_condition(a).is_some_and(|c| c.0 == "False")
         }),
     )
     .await

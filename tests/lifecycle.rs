@@ -5,7 +5,8 @@
 
 mod support;
 
-use support::{control_plane, operator};
+use support::needs_control_plane;
+use support::{control_plane, operator, wait};
 
 use std::time::Duration;
 
@@ -18,14 +19,6 @@ use serde_json::json;
 
 // Namespace deletion on a busy 2-core machine can take tens of seconds.
 const TIMEOUT: Duration = Duration::from_secs(150);
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
 
 async fn create_app(client: &Client, ns: &str, name: &str, spec: serde_json::Value) {
     let apps: Api<GatewayApp> = Api::namespaced(client.clone(), ns);
@@ -47,21 +40,15 @@ async fn create_key(client: &Client, ns: &str, name: &str) {
     keys.create(&PostParams::default(), &key).await.unwrap();
 }
 
-/// Polls `check` until it holds or the timeout passes (then fails with `what`).
+/// Polls `check` until it holds or the timeout passes (then fails with
+/// `what` and the operator's log).
 async fn eventually<F, Fut>(what: &str, operator: Option<&Operator>, check: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}\n{}",
-            operator.map(|o| o.logs()).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let logs = || operator.map(|o| o.logs()).unwrap_or_default();
+    wait::eventually(what, TIMEOUT, logs, check).await;
 }
 
 async fn secret_exists(client: &Client, ns: &str, name: &str) -> bool {

@@ -3,7 +3,9 @@
 
 mod support;
 
-use support::{control_plane, operator, policy, secure_metrics};
+use support::conditions::is_ready;
+use support::needs_control_plane;
+use support::{control_plane, operator, policy, secure_metrics, wait};
 
 use std::time::{Duration, Instant};
 
@@ -14,14 +16,6 @@ use kube::runtime::wait::await_condition;
 use operator::Operator;
 use serde_json::json;
 
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
-
 async fn create_app(api: &Api<GatewayApp>, name: &str, spec: serde_json::Value) {
     let app: GatewayApp = serde_json::from_value(json!({
         "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
@@ -31,21 +25,8 @@ async fn create_app(api: &Api<GatewayApp>, name: &str, spec: serde_json::Value) 
     api.create(&PostParams::default(), &app).await.unwrap();
 }
 
-fn ready(app: Option<&GatewayApp>) -> bool {
-    app.and_then(|a| a.status.as_ref()).is_some_and(|s| {
-        s.rotation
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
-}
-
 async fn wait_ready(api: &Api<GatewayApp>, name: &str, within: Duration) -> GatewayApp {
-    tokio::time::timeout(within, await_condition(api.clone(), name, ready))
-        .await
-        .unwrap_or_else(|_| panic!("{name} not Ready within {within:?}"))
-        .unwrap()
-        .unwrap()
+    wait::until(api, name, "Ready", within, is_ready, String::new).await
 }
 
 async fn wait_http(operator: &Operator, port: u16, path: &str, want: u16) -> String {
@@ -483,22 +464,17 @@ async fn gitops_diff_is_empty_after_keysmith_reconciled_the_examples() {
     for app in apps.list(&Default::default()).await.unwrap() {
         wait_ready(&apps, &app.metadata.name.unwrap(), Duration::from_secs(30)).await;
     }
-    let key_ready = |k: Option<&SignatureKey>| {
-        k.and_then(|k| k.status.as_ref()).is_some_and(|s| {
-            s.rotation
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
-    };
     for key in keys.list(&Default::default()).await.unwrap() {
-        tokio::time::timeout(
+        let name = key.metadata.name.unwrap();
+        wait::until(
+            &keys,
+            &name,
+            "Ready",
             Duration::from_secs(30),
-            await_condition(keys.clone(), &key.metadata.name.unwrap(), key_ready),
+            is_ready,
+            String::new,
         )
-        .await
-        .unwrap()
-        .unwrap();
+        .await;
     }
     let diff = kubectl(&[
         "diff",

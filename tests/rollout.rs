@@ -5,8 +5,10 @@
 
 mod support;
 
+use support::conditions::{condition, revision};
 use support::control_plane;
 use support::env::Env;
+use support::needs_control_plane;
 
 use std::process::Command;
 use std::time::Duration;
@@ -19,14 +21,6 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
 
 fn pod_template(app: &str) -> serde_json::Value {
     json!({"metadata": {"labels": {"app": app}},
@@ -89,20 +83,6 @@ impl Env {
     }
 }
 
-fn revision(app: &GatewayApp) -> Option<i64> {
-    app.status.as_ref()?.rotation.revision
-}
-
-fn condition(app: &GatewayApp, type_: &str) -> Option<(String, String, String)> {
-    app.status
-        .as_ref()?
-        .rotation
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
 fn rolled_out(app: &GatewayApp) -> bool {
     condition(app, "RolloutReady").is_some_and(|c| c.0 == "True")
 }
@@ -125,7 +105,7 @@ async fn one_new_revision_restarts_each_target_once_and_nothing_else_restarts_it
         .create(&PostParams::default(), &sts)
         .await
         .unwrap();
-    env.create_app(
+    env.apply_app(
         "client",
         json!({"rollout": {"targets": [{"kind": "Deployment", "name": "web"}],
                            "selector": {"matchLabels": {"tier": "backend"}}}}),
@@ -197,7 +177,7 @@ async fn several_rotations_inside_min_interval_restart_once_at_its_end() {
     needs_control_plane!();
     let env = Env::new("interval").await;
     env.create_deployment("web", json!({})).await;
-    env.create_app(
+    env.apply_app(
         "client",
         json!({"rollout": {"targets": [{"kind": "Deployment", "name": "web"}], "minInterval": "12s"}}),
     )
@@ -241,9 +221,9 @@ async fn two_resources_marking_one_deployment_never_undo_each_other() {
     let env = Env::new("shared").await;
     env.create_deployment("web", json!({})).await;
     let rollout = json!({"rollout": {"targets": [{"kind": "Deployment", "name": "web"}]}});
-    env.create_app("one", rollout.clone()).await;
+    env.apply_app("one", rollout.clone()).await;
     env.wait_app("one", "rolled out", rolled_out).await;
-    env.create_app("two", rollout).await;
+    env.apply_app("two", rollout).await;
     env.wait_app("two", "rolled out", rolled_out).await;
     let settled = env.replica_sets("web").await;
     assert_eq!(settled, 3, "one restart each");
@@ -276,7 +256,7 @@ async fn two_resources_marking_one_deployment_never_undo_each_other() {
 async fn a_missing_target_never_blocks_issuing() {
     needs_control_plane!();
     let env = Env::new("missing").await;
-    env.create_app(
+    env.apply_app(
         "client",
         json!({"rollout": {"targets": [{"kind": "Deployment", "name": "absent"}]}}),
     )
@@ -351,7 +331,7 @@ async fn gitops_sees_no_drift_on_a_marked_deployment() {
         "{}",
         String::from_utf8_lossy(&applied.stderr)
     );
-    env.create_app(
+    env.apply_app(
         "client",
         json!({"rollout": {"targets": [{"kind": "Deployment", "name": "web"}]}}),
     )

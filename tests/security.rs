@@ -19,45 +19,12 @@ use keysmith::api::{GatewayApp, SignatureKey};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
+use support::conditions::{is_ready, ready, reason_is};
 use support::control_plane;
-use support::env::{Env, SETTLE};
-
-macro_rules! needs_control_plane {
-    () => {
-        if control_plane::skipped() {
-            return;
-        }
-    };
-}
-
-fn ready(app: &GatewayApp) -> Option<(String, String, String)> {
-    let conditions = &app.status.as_ref()?.rotation.conditions;
-    let c = conditions.iter().find(|c| c.type_ == "Ready")?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn is_ready(app: &GatewayApp) -> bool {
-    ready(app).is_some_and(|r| r.0 == "True")
-}
-
-fn reason_is(want: &'static str) -> impl Fn(&GatewayApp) -> bool {
-    move |app| ready(app).is_some_and(|r| r.1 == want)
-}
-
-fn data(secret: &Secret) -> BTreeMap<String, String> {
-    secret
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
-        .collect()
-}
+use support::env::{Env, SETTLE, text_data};
+use support::needs_control_plane;
 
 impl Env {
-    async fn secret(&self, name: &str) -> Secret {
-        self.secrets().get(name).await.unwrap()
-    }
-
     /// Server-side apply of a Secret patch under `manager`.
     async fn apply_secret_as(&self, manager: &str, name: &str, patch: serde_json::Value) {
         let mut patch = patch;
@@ -92,7 +59,7 @@ async fn a_forged_owner_label_never_takes_a_live_secret() {
     needs_control_plane!();
     let env = Env::new("forged-label").await;
     let victim = format!("orders-{}", "x".repeat(70));
-    env.create_app(
+    env.apply_app(
         &victim,
         json!({"appName": "victim_app", "secret": {"name": "victim-credentials"}}),
     )
@@ -126,8 +93,8 @@ async fn a_forged_owner_label_never_takes_a_live_secret() {
 
     let after = env.secret("victim-credentials").await;
     assert_eq!(
-        data(&after),
-        data(&before),
+        text_data(&after),
+        text_data(&before),
         "the victim's values are intact"
     );
     assert_eq!(after.owner_references(), before.owner_references());
@@ -155,7 +122,7 @@ async fn a_forged_owner_label_never_takes_a_live_secret() {
 async fn a_planted_previous_value_is_never_published() {
     needs_control_plane!();
     let env = Env::new("planted").await;
-    env.create_app(
+    env.apply_app(
         "orders",
         json!({"gateway": {"layout": "EnvoyGatewayApiKey"}, "rotation": {"keepPrevious": "1h"}}),
     )
@@ -181,7 +148,7 @@ async fn a_planted_previous_value_is_never_published() {
     );
     env.holds_for("orders", "stays reported", reason_is("SecretEdited"))
         .await;
-    let gateway = data(&env.secret("orders-gateway").await);
+    let gateway = text_data(&env.secret("orders-gateway").await);
     assert!(
         gateway.values().all(|v| !v.contains(planted)),
         "the planted value reached the gateway Secret"
@@ -194,7 +161,7 @@ async fn a_planted_previous_value_is_never_published() {
 async fn an_edit_under_keysmiths_field_manager_name_is_still_seen() {
     needs_control_plane!();
     let env = Env::new("edit-as-keysmith").await;
-    env.create_app("orders", json!({})).await;
+    env.apply_app("orders", json!({})).await;
     let issued = env.wait_app("orders", "issued", is_ready).await;
     let revision = issued.status.unwrap().rotation.revision;
     let edited = "Edited-by-someone-0123456789";
@@ -212,7 +179,7 @@ async fn an_edit_under_keysmiths_field_manager_name_is_still_seen() {
         "no rotation"
     );
     assert_eq!(
-        data(&env.secret("orders").await)["app_secret"],
+        text_data(&env.secret("orders").await)["app_secret"],
         edited,
         "kept"
     );
@@ -225,17 +192,14 @@ async fn the_first_issue_is_exclusive() {
     needs_control_plane!();
     let env = Env::new("exclusive").await;
     let (a, b) = tokio::join!(
-        env.create_app("first", json!({"secret": {"name": "shared"}})),
-        env.create_app("second", json!({"secret": {"name": "shared"}})),
+        env.apply_app("first", json!({"secret": {"name": "shared"}})),
+        env.apply_app("second", json!({"secret": {"name": "shared"}})),
     );
     let ((), ()) = (a, b);
     let settled = |app: &GatewayApp| is_ready(app) || reason_is("SecretConflict")(app);
     let first = env.wait_app("first", "settled", settled).await;
     let second = env.wait_app("second", "settled", settled).await;
-    let winners: Vec<&GatewayApp> = [&first, &second]
-        .into_iter()
-        .filter(|a| is_ready(a))
-        .collect();
+    let winners: Vec<&GatewayApp> = [&first, &second].into_iter().filter(is_ready).collect();
     assert_eq!(
         winners.len(),
         1,
@@ -251,7 +215,7 @@ async fn the_first_issue_is_exclusive() {
         "the Secret is the winner's alone"
     );
     assert_eq!(
-        data(&secret)["app_key"],
+        text_data(&secret)["app_key"],
         winner.status.as_ref().unwrap().app_key.clone().unwrap()
     );
 }
@@ -285,7 +249,7 @@ async fn an_aes_sign_key_stays_in_the_secret() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(status.sign_key, None);
-    let secret = data(&env.secret("signing").await);
+    let secret = text_data(&env.secret("signing").await);
     assert_eq!(secret["sign_key"].len(), 16);
     let shown = serde_json::to_string(&status).unwrap();
     assert!(!shown.contains(&secret["sign_key"]));
@@ -300,7 +264,7 @@ async fn later_applies_remove_what_the_create_wrote() {
     needs_control_plane!();
     let env = Env::new("create-then-apply").await;
     let extras = json!({"labels": {"team": "a"}, "annotations": {"note": "b"}});
-    env.create_app(
+    env.apply_app(
         "orders",
         json!({"rotation": {"keepPrevious": "3s"}, "secret": extras}),
     )
@@ -310,7 +274,7 @@ async fn later_applies_remove_what_the_create_wrote() {
     assert_eq!(created.owner_references().len(), 1);
     assert!(created.labels().contains_key("team") && created.annotations().contains_key("note"));
 
-    env.create_app(
+    env.apply_app(
         "orders",
         json!({"rotation": {"keepPrevious": "3s"}, "secret": {"deletionPolicy": "Retain"}}),
     )
@@ -322,7 +286,11 @@ async fn later_applies_remove_what_the_create_wrote() {
             && !secret.annotations().contains_key("note")
             && secret.owner_references().is_empty()
         {
-            assert_eq!(data(&secret), data(&created), "the same credential");
+            assert_eq!(
+                text_data(&secret),
+                text_data(&created),
+                "the same credential"
+            );
             break;
         }
         assert!(
@@ -335,9 +303,9 @@ async fn later_applies_remove_what_the_create_wrote() {
     }
 
     env.reset("orders", "rotate").await;
-    assert!(data(&env.secret("orders").await).contains_key("app_secret_previous"));
+    assert!(text_data(&env.secret("orders").await).contains_key("app_secret_previous"));
     let deadline = tokio::time::Instant::now() + SETTLE;
-    while data(&env.secret("orders").await).contains_key("app_secret_previous") {
+    while text_data(&env.secret("orders").await).contains_key("app_secret_previous") {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the previous secret never expired"
@@ -369,7 +337,7 @@ async fn a_source_that_has_not_opted_in_is_never_read_in_full() {
         .create(&Default::default(), &source)
         .await
         .unwrap();
-    env.create_app(
+    env.apply_app(
         "reader",
         json!({"appSecretFrom": {"secretKeyRef": {"name": "keysmith-audited-source", "key": "secret"}}}),
     )

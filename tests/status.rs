@@ -9,23 +9,12 @@ use keysmith::api::GatewayApp;
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
+use support::conditions::find_condition;
 use support::control_plane;
 use support::env::Env;
 
-fn condition<'a>(
-    app: &'a GatewayApp,
-    type_: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    app.status
-        .as_ref()?
-        .rotation
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-}
-
 fn ready_at(app: &GatewayApp, revision: i64) -> bool {
-    condition(app, "Ready").is_some_and(|c| c.status == "True")
+    find_condition(app, "Ready").is_some_and(|c| c.status == "True")
         && app.status.as_ref().and_then(|s| s.rotation.revision) == Some(revision)
 }
 
@@ -81,7 +70,7 @@ async fn a_condition_another_writer_adds_survives_keysmiths_status_writes() {
         return;
     }
     let env = Env::new("conditions").await;
-    env.create_app("shared", json!({})).await;
+    env.apply_app("shared", json!({})).await;
     env.wait_app("shared", "issued", |a| ready_at(a, 1)).await;
 
     apply_policy_condition(&env, "shared", "True").await;
@@ -92,7 +81,7 @@ async fn a_condition_another_writer_adds_survives_keysmiths_status_writes() {
                 ready_at(a, revision)
             })
             .await;
-        let theirs = condition(&app, "PolicyCompliant").unwrap_or_else(|| {
+        let theirs = find_condition(&app, "PolicyCompliant").unwrap_or_else(|| {
             panic!(
                 "keysmith's status write {revision} removed the other writer's condition: {:#?}",
                 app.status
@@ -117,7 +106,7 @@ async fn a_condition_another_writer_adds_survives_keysmiths_status_writes() {
         .wait_app("shared", "reset again", |a| ready_at(a, 5))
         .await;
     assert_eq!(
-        condition(&app, "PolicyCompliant").map(|c| c.status.as_str()),
+        find_condition(&app, "PolicyCompliant").map(|c| c.status.as_str()),
         Some("False")
     );
 }

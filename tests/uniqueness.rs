@@ -10,15 +10,11 @@ use std::time::Duration;
 use keysmith::api::GatewayApp;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use support::conditions::{is_ready, ready, reason_is};
 use support::control_plane;
-use support::env::{SETTLE, tail};
+use support::env::SETTLE;
 use support::operator::Operator;
-
-fn ready(app: &GatewayApp) -> Option<(String, String, String)> {
-    let conditions = &app.status.as_ref()?.rotation.conditions;
-    let c = conditions.iter().find(|c| c.type_ == "Ready")?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
-}
+use support::wait::{self, tail};
 
 async fn apply(apps: &Api<GatewayApp>, name: &str, spec: serde_json::Value) {
     let app = json!({
@@ -38,22 +34,10 @@ async fn wait(
     apps: &Api<GatewayApp>,
     operator: &Operator,
     name: &str,
+    what: &str,
     check: impl Fn(&GatewayApp) -> bool,
 ) -> GatewayApp {
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    loop {
-        let app = apps.get(name).await.unwrap();
-        if check(&app) {
-            return app;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name}: {:#?}\n{}",
-            app.status,
-            tail(&operator.logs())
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait::until(apps, name, what, SETTLE, check, || tail(&operator.logs())).await
 }
 
 /// Hole 4: editing a long-existing resource in another namespace to claim
@@ -70,22 +54,19 @@ async fn an_issued_appkey_is_never_squatted_from_another_namespace() {
     let operator = Operator::start_cluster_wide(control_plane::control_plane());
     let theirs: Api<GatewayApp> = Api::namespaced(client.clone(), &squatter);
     let ours: Api<GatewayApp> = Api::namespaced(client.clone(), &tenant);
-    let is_ready = |a: &GatewayApp| ready(a).is_some_and(|r| r.0 == "True");
 
     // The squatter's resource is older.
     apply(&theirs, "old", json!({})).await;
-    wait(&theirs, &operator, "old", is_ready).await;
+    wait(&theirs, &operator, "old", "Ready", is_ready).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let key = "tenant-key-0001";
     apply(&ours, "holder", json!({"appKey": key})).await;
-    wait(&ours, &operator, "holder", is_ready).await;
+    wait(&ours, &operator, "holder", "Ready", is_ready).await;
 
     // The squat: the older resource claims the issued key.
     apply(&theirs, "old", json!({"appKey": key})).await;
-    let refused = wait(&theirs, &operator, "old", |a| {
-        ready(a).is_some_and(|r| r.1 == "AppKeyConflict")
-    })
-    .await;
+    let conflict = reason_is("AppKeyConflict");
+    let refused = wait(&theirs, &operator, "old", "AppKeyConflict", &conflict).await;
     let message = ready(&refused).unwrap().2;
     assert!(message.contains("another GatewayApp"), "{message}");
     assert!(
@@ -105,10 +86,7 @@ async fn an_issued_appkey_is_never_squatted_from_another_namespace() {
 
     // In one namespace the holder is named.
     apply(&ours, "newcomer", json!({"appKey": key})).await;
-    let refused = wait(&ours, &operator, "newcomer", |a| {
-        ready(a).is_some_and(|r| r.1 == "AppKeyConflict")
-    })
-    .await;
+    let refused = wait(&ours, &operator, "newcomer", "AppKeyConflict", &conflict).await;
     let message = ready(&refused).unwrap().2;
     assert!(message.contains(&format!("{tenant}/holder")), "{message}");
 }

@@ -19,6 +19,8 @@
 
 mod support;
 
+use support::conditions::is_ready;
+use support::wait::{self, tail};
 use support::{control_plane, leak, operator};
 
 use std::collections::BTreeMap;
@@ -124,12 +126,6 @@ async fn snapshot(client: &Client, ns: &str) -> BTreeMap<String, Seen> {
     seen
 }
 
-fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
-    conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
-}
-
 /// Waits until every resource of the namespace is Ready and `extra` holds.
 async fn wait_all_ready(client: &Client, ns: &str, operator: &Operator, what: &str) {
     let apps: Api<GatewayApp> = Api::namespaced(client.clone(), ns);
@@ -141,21 +137,13 @@ async fn wait_all_ready(client: &Client, ns: &str, operator: &Operator, what: &s
             .await
             .unwrap()
             .iter()
-            .all(|a| {
-                a.status
-                    .as_ref()
-                    .is_some_and(|s| ready(&s.rotation.conditions))
-            });
+            .all(is_ready);
         let keys_ready = keys
             .list(&ListParams::default())
             .await
             .unwrap()
             .iter()
-            .all(|k| {
-                k.status
-                    .as_ref()
-                    .is_some_and(|s| ready(&s.rotation.conditions))
-            });
+            .all(is_ready);
         if apps_ready && keys_ready {
             return;
         }
@@ -208,11 +196,6 @@ async fn install_crds(client: &Client, crds: Vec<CustomResourceDefinition>) {
     }
     // The apiserver serves the new schema a moment after Established.
     tokio::time::sleep(Duration::from_secs(2)).await;
-}
-
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// The operator's `keysmith_reconciles_total`, summed over kinds.
@@ -274,20 +257,17 @@ async fn app_status(client: &Client, ns: &str, name: &str) -> GatewayAppStatus {
     apps.get(name).await.unwrap().status.unwrap_or_default()
 }
 
-async fn wait_app(
+/// Waits until the GatewayApp's status satisfies `check`.
+async fn wait_status(
     client: &Client,
     ns: &str,
     name: &str,
+    what: &str,
     check: impl Fn(&GatewayAppStatus) -> bool,
 ) {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !check(&app_status(client, ns, name).await) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "GatewayApp {name}: timed out"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let apps: Api<GatewayApp> = Api::namespaced(client.clone(), ns);
+    let check = |app: &GatewayApp| check(&app.status.clone().unwrap_or_default());
+    wait::until(&apps, name, what, TIMEOUT, check, String::new).await;
 }
 
 #[tokio::test]
@@ -358,7 +338,7 @@ async fn this_build_takes_over_what_the_previous_release_wrote_without_a_write()
     wait_all_ready(&client, &ns, &operator, "the previous release").await;
     // A reset under the previous release: a new revision, a kept previous secret.
     annotate_reset(&client, &ns, "rotating", "before-upgrade").await;
-    wait_app(&client, &ns, "rotating", |s| {
+    wait_status(&client, &ns, "rotating", "reset before the upgrade", |s| {
         s.rotation.observed_reset_annotation.as_deref() == Some("before-upgrade")
             && s.rotation.previous_secret_expiry_time.is_some()
     })
@@ -420,7 +400,7 @@ async fn this_build_takes_over_what_the_previous_release_wrote_without_a_write()
     let rotating = app_status(&client, &ns, "rotating").await;
     let revision = rotating.rotation.revision.unwrap();
     annotate_reset(&client, &ns, "rotating", "after-upgrade").await;
-    wait_app(&client, &ns, "rotating", |s| {
+    wait_status(&client, &ns, "rotating", "reset after the upgrade", |s| {
         s.rotation.observed_reset_annotation.as_deref() == Some("after-upgrade")
     })
     .await;

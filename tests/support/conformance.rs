@@ -69,6 +69,11 @@ impl ConformanceServer {
         }
     }
 
+    /// The server process's id (its CPU time, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A control route (`/_conformance/...`): POST with a JSON body, or GET.
     pub async fn control(
         &self,

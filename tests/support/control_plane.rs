@@ -28,6 +28,8 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+use super::fixtures::repo_root;
+
 pub const SKIP_VAR: &str = "KEYSMITH_SKIP_CONTROL_PLANE";
 
 pub struct ControlPlane {
@@ -94,10 +96,6 @@ pub fn control_plane() -> &'static ControlPlane {
         Ok(cp) => cp,
         Err(reason) => panic!("the test control plane could not be started: {reason}"),
     }
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Starts the control plane, trying up to three times: two control planes

@@ -53,6 +53,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use serde_json::json;
 
 use super::control_plane::{self, ControlPlane};
+use super::free_port;
 
 pub const CONTROLLER_NAME: &str = "gateway.envoyproxy.io/gatewayclass-controller";
 pub const GATEWAY_CLASS: &str = "keysmith-tests";
@@ -698,13 +699,6 @@ fn process_name(pid: u32) -> String {
 fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence.
     unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 fn namespace_resource() -> ApiResource {

@@ -17,6 +17,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use super::conditions::is_ready;
+
 /// Creates `count` resources, alternating GatewayApps and SignatureKeys.
 pub async fn create_resources(client: &Client, ns: &str, count: usize) -> Vec<(bool, String)> {
     let names: Vec<(bool, String)> = (0..count)
@@ -102,12 +104,6 @@ pub struct Converged {
     pub revision: i64,
 }
 
-fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
-    conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
-}
-
 /// Waits until every resource is Ready and has carried out the reset
 /// request expected of it; returns each one's revision.
 pub async fn wait_converged(
@@ -141,7 +137,7 @@ pub async fn wait_converged(
                 .collect();
             for (name, status) in all {
                 let done = status.as_ref().is_some_and(|s| {
-                    ready(&s.conditions)
+                    is_ready(s)
                         && expected_reset
                             .get(&name)
                             .is_none_or(|r| s.observed_reset_request.as_ref() == Some(r))

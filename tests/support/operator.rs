@@ -1,23 +1,21 @@
 //! The built `keysmith run` binary as a child process, scoped to one test's
 //! namespace, logging at debug level to a file the test can read.
 
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::time::Duration;
 
 use super::control_plane::ControlPlane;
+use super::free_port;
+use super::launch::{self, Launch};
 
 pub struct Operator {
-    /// The `keysmith` executable: this build's, or another (an earlier release).
-    binary: PathBuf,
+    /// What `restart` starts: this build's `keysmith`, or another (an earlier release).
+    launch: Launch,
     pub metrics_port: u16,
     pub health_port: u16,
-    extra_args: Vec<String>,
     child: Option<Child>,
     log: PathBuf,
-    namespace: String,
-    kubeconfig: PathBuf,
     starts: usize,
 }
 
@@ -39,17 +37,25 @@ impl Operator {
         operator
     }
 
+    /// Debug logs to a file of the control plane's directory, both ports on loopback.
     fn prepared(cp: &ControlPlane, namespace: &str, tag: &str, extra_args: &[&str]) -> Operator {
         let log = cp.dir.join(format!("operator-{namespace}{tag}.log"));
-        Operator {
-            binary: PathBuf::from(env!("CARGO_BIN_EXE_keysmith")),
-            metrics_port: free_port(),
-            health_port: free_port(),
+        let (metrics_port, health_port) = (free_port(), free_port());
+        let launch = Launch {
+            metrics_addr: format!("127.0.0.1:{metrics_port}"),
+            health_addr: format!("127.0.0.1:{health_port}"),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            kubeconfig: Some(cp.kubeconfig.clone()),
+            log_level: "debug".into(),
+            log: Some(log.clone()),
+            ..Launch::new(&launch::this_build(), namespace)
+        };
+        Operator {
+            launch,
+            metrics_port,
+            health_port,
             child: None,
             log,
-            namespace: namespace.into(),
-            kubeconfig: cp.kubeconfig.clone(),
             starts: 0,
         }
     }
@@ -61,84 +67,43 @@ impl Operator {
     }
 
     /// Starts `binary` (an earlier release, say) instead of this build.
-    pub fn start_binary(cp: &ControlPlane, namespace: &str, binary: &std::path::Path) -> Operator {
+    pub fn start_binary(cp: &ControlPlane, namespace: &str, binary: &Path) -> Operator {
         let mut operator = Self::prepared(cp, namespace, "", &[]);
-        operator.binary = binary.to_path_buf();
+        operator.launch.binary = binary.to_path_buf();
         operator.restart();
         operator
     }
 
     /// Stops it, and starts `binary` in its place (an upgrade or a downgrade).
-    pub fn switch_to(&mut self, binary: &std::path::Path) {
+    pub fn switch_to(&mut self, binary: &Path) {
         self.stop();
-        self.binary = binary.to_path_buf();
+        self.launch.binary = binary.to_path_buf();
         self.restart();
     }
 
     /// This build's `keysmith`.
     pub fn this_build() -> PathBuf {
-        PathBuf::from(env!("CARGO_BIN_EXE_keysmith"))
+        launch::this_build()
     }
 
     /// Starts it again (after `stop` or `kill`), appending to the same log.
     pub fn restart(&mut self) {
         self.kill();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("operator log");
-        let mut command = Command::new(&self.binary);
-        command.args(["run", "--log-format", "json"]);
-        if !self.namespace.is_empty() {
-            command.args(["--namespace", &self.namespace]);
-        }
-        command
-            .args([
-                "--metrics-addr",
-                &format!("127.0.0.1:{}", self.metrics_port),
-            ])
-            .args(["--health-addr", &format!("127.0.0.1:{}", self.health_port)])
-            .args(&self.extra_args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
-        // SAFETY: prctl only; the operator dies with the test binary.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        self.child = Some(command.spawn().expect("start keysmith run"));
+        self.child = Some(self.launch.spawn().expect("start keysmith run"));
         self.starts += 1;
     }
 
     /// SIGTERM, and wait for a graceful exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SAFETY: plain kill(2) on our own child.
-            unsafe {
-                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-            }
-            for _ in 0..100 {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            launch::terminate(&mut child, Duration::from_secs(10));
         }
     }
 
     /// SIGKILL: the operator dies wherever it is.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            launch::kill(&mut child);
         }
     }
 
@@ -172,13 +137,6 @@ impl Operator {
             .unwrap_or_default();
         Some((code, body))
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 impl Drop for Operator {

@@ -39,6 +39,7 @@ use kube::config::Kubeconfig;
 use serde_json::json;
 
 use super::control_plane::{self, ControlPlane};
+use super::free_port;
 
 /// What Traefik's `noop@internal` service answers: 418 I'm a teapot.
 pub const NOOP_STATUS: u16 = 418;
@@ -459,13 +460,6 @@ fn binary() -> Result<&'static Path, String> {
         })
         .as_deref()
         .map_err(Clone::clone)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// One htpasswd line in Traefik's `{SHA}` format: `user:{SHA}base64(sha1(password))`.
