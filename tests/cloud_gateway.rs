@@ -170,15 +170,8 @@ async fn journey(provider: &'static str) {
     for name in ["orders", "kept"] {
         env.apps().delete(name, &Default::default()).await.unwrap();
     }
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while env.apps().get_opt("orders").await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "orders never went\n{}",
-            support::env::tail(&env.operator.logs())
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let logs = || support::env::tail(&env.operator.logs());
+    support::wait::gone(&env.apps(), "orders", SETTLE, logs).await;
     assert!(
         reader(&server)
             .find_app("orders_app")
@@ -401,16 +394,8 @@ async fn a_namespace_with_synced_apps_is_deleted() {
         .delete(&env.ns, &Default::default())
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while namespaces.get_opt(&env.ns).await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "namespace {} never went\n{}",
-            env.ns,
-            support::env::tail(&env.operator.logs())
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+    let logs = || support::env::tail(&env.operator.logs());
+    support::wait::gone(&namespaces, &env.ns, SETTLE, logs).await;
     // The connection stayed (its in-use finalizer) while the apps' cleanups
     // ran, on the client built before its credentials Secret went.
     let gateway = reader(&server);
@@ -747,14 +732,8 @@ async fn a_signature_key_lives_at_the_gateway_as_in_its_secret() {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
         keys.delete("backend", &Default::default()).await.unwrap();
-        let deadline = tokio::time::Instant::now() + SETTLE;
-        while keys.get_opt("backend").await.unwrap().is_some() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{provider}: never deleted"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
+        let logs = || support::env::tail(&env.operator.logs());
+        support::wait::gone(&keys, "backend", SETTLE, logs).await;
         assert!(
             reader(&server)
                 .find_signature("backend_sign")
@@ -910,14 +889,8 @@ async fn adoption_and_a_released_cleanup_are_asked_for_explicitly() {
     )
     .await
     .unwrap();
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while apps.get_opt("legacy").await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the finalizer was never released"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let logs = || support::env::tail(&env.operator.logs());
+    support::wait::gone(&apps, "legacy", SETTLE, logs).await;
     assert!(
         gateway.find_app("legacy_app").await.unwrap().is_some(),
         "left at the gateway"

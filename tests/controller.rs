@@ -1074,11 +1074,8 @@ async fn a_secret_left_behind_by_retain_is_taken_over_only_with_both_sides_conse
         .delete("kept", &DeleteParams::default())
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while env.apps().get_opt("kept").await.unwrap().is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "not deleted");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let logs = || support::env::tail(&env.operator.logs());
+    support::wait::gone(&env.apps(), "kept", TIMEOUT, logs).await;
 
     // A new resource of the same name does not take it over by itself...
     env.create_app("kept", json!({"secret": {"deletionPolicy": "Retain"}}))

@@ -566,20 +566,12 @@ mod tests {
             json!({"keysmith.dev/owner-uid": "uid-old", "keysmith.dev/owner-name": "orders",
                    "keysmith.dev/revision": "3", "keysmith.dev/adopt": "true"}),
         );
+        // The reading itself is tested in engine::ownership; here, that the
+        // Secret's parts reach it (the owner references among them).
         let identity = identity_of::<GatewayApp>(&s, &|uid| uid == "uid-old");
-        assert_eq!(
-            identity,
-            SecretIdentity {
-                managed_by_keysmith: true,
-                owner_label: Some("orders".into()),
-                owner_uid: Some("uid-old".into()),
-                owner_name: Some("orders".into()),
-                owner_reference_uids: vec!["uid-x".into()],
-                revision: Some(3),
-                opted_in: true,
-                owner_uid_is_live: true,
-            }
-        );
+        assert_eq!(identity.owner_reference_uids, vec!["uid-x".to_string()]);
+        assert_eq!(identity.owner_label.as_deref(), Some("orders"));
+        assert!(identity.owner_uid_is_live);
         let asking = app(
             json!({"keysmith.dev/adopt-secret": "true"}),
             json!({"secretName": "orders", "revision": 2}),

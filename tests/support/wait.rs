@@ -74,6 +74,18 @@ pub async fn eventually<F, Fut>(
     }
 }
 
+/// Waits until object `name` of `api` is gone (its finalizers released).
+pub async fn gone<K>(api: &Api<K>, name: &str, within: Duration, context: impl Fn() -> String)
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let what = format!("{name} deleted");
+    eventually(&what, within, context, || async {
+        api.get_opt(name).await.unwrap().is_none()
+    })
+    .await;
+}
+
 /// The last 15 lines of a log.
 pub fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
