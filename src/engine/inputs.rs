@@ -9,7 +9,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::ownership::Ownership;
 use super::seal::RecordKey;
-use crate::api::{GatewayLayout, Reason, RotationReason, SecretType};
+use crate::api::{
+    AppType, Creator, GatewayLayout, Reason, RotationReason, SecretType, SignAlgorithm, SignType,
+};
 use crate::rules::FormatRule;
 
 /// How a key is generated when none is given.
@@ -55,7 +57,25 @@ pub struct Intent {
     pub annotations: BTreeMap<String, String>,
     pub owned: bool,
     /// The resource's own attributes (names, types): a change moves updateTime.
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: Attributes,
+}
+
+/// A resource's own attributes, compared as values: when they change,
+/// `updateTime` moves (SPEC §3 and §4) and nothing rotates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attributes {
+    /// A GatewayApp: its app name, creator and app type.
+    App {
+        name: String,
+        creator: Creator,
+        app_type: AppType,
+    },
+    /// A SignatureKey: its key name, sign type and (for aes) algorithm.
+    Signature {
+        name: String,
+        sign_type: SignType,
+        algorithm: Option<SignAlgorithm>,
+    },
 }
 
 impl Intent {
@@ -116,7 +136,7 @@ pub struct PreviousStatus {
     pub update_time: Option<Timestamp>,
     pub observed_reset_request: Option<String>,
     pub observed_reset_annotation: Option<String>,
-    pub attributes: Option<BTreeMap<String, String>>,
+    pub attributes: Option<Attributes>,
     /// The Ready condition's reason (`None` for one keysmith does not set).
     pub ready_reason: Option<Reason>,
     /// When the kept previous secret expires, as keysmith recorded it.

@@ -14,7 +14,7 @@ use crate::api::names::labels;
 use crate::api::{
     AppType, Creator, GatewayApp, GatewayAppStatus, Kind, RotationReason, RotationStatus,
 };
-use crate::engine::{Intent, KeyGenerator, Plan, PreviousStatus};
+use crate::engine::{Attributes, Intent, KeyGenerator, Plan, PreviousStatus};
 use crate::rules;
 
 impl GatewayApp {
@@ -25,26 +25,21 @@ impl GatewayApp {
             .unwrap_or_else(|| rules::derived_name(&self.name_any()))
     }
 
-    fn attributes(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("appName".into(), self.effective_app_name()),
-            (
-                "creator".into(),
-                format!("{:?}", self.spec.creator.unwrap_or_default()),
-            ),
-            (
-                "appType".into(),
-                format!("{:?}", self.spec.app_type.unwrap_or_default()),
-            ),
-        ])
+    fn attributes(&self) -> Attributes {
+        Attributes::App {
+            name: self.effective_app_name(),
+            creator: self.spec.creator.unwrap_or_default(),
+            app_type: self.spec.app_type.unwrap_or_default(),
+        }
     }
 
-    fn status_attributes(status: &GatewayAppStatus) -> Option<BTreeMap<String, String>> {
-        Some(BTreeMap::from([
-            ("appName".into(), status.app_name.clone()?),
-            ("creator".into(), format!("{:?}", status.creator?)),
-            ("appType".into(), format!("{:?}", status.app_type?)),
-        ]))
+    /// The attributes the status records (none before the first issue).
+    fn status_attributes(status: &GatewayAppStatus) -> Option<Attributes> {
+        Some(Attributes::App {
+            name: status.app_name.clone()?,
+            creator: status.creator?,
+            app_type: status.app_type?,
+        })
     }
 }
 
@@ -59,6 +54,7 @@ impl CredentialKind for GatewayApp {
     }
 
     const KIND: Kind = Kind::GatewayApp;
+    type Status = GatewayAppStatus;
     const OWNER_LABEL: &'static str = labels::GATEWAY_APP;
 
     /// AppKeys are unique (SPEC §2): the custom one asked for, else the one issued.
@@ -111,7 +107,7 @@ impl CredentialKind for GatewayApp {
         plan: &Plan,
         rollout: RolloutReport,
         now: Timestamp,
-    ) -> serde_json::Value {
+    ) -> GatewayAppStatus {
         let previous = self.status.clone().unwrap_or_default();
         let rotation = rotation_status(
             &previous.rotation,
@@ -121,7 +117,7 @@ impl CredentialKind for GatewayApp {
             self.meta().generation,
             now,
         );
-        let status = match &plan.state {
+        match &plan.state {
             Some(state) => GatewayAppStatus {
                 app_id: self.uid(),
                 app_name: Some(self.effective_app_name()),
@@ -139,16 +135,15 @@ impl CredentialKind for GatewayApp {
                 gateway: None,
                 ..previous
             },
-        };
-        serde_json::to_value(status).unwrap_or_default()
+        }
     }
 
     /// The status as keysmith would write it: its own conditions only.
-    fn current_status(&self) -> serde_json::Value {
+    fn current_status(&self) -> GatewayAppStatus {
         let mut status = self.status.clone().unwrap_or_default();
         status.rotation.conditions = own_conditions(&status.rotation.conditions);
         status.gateway = None;
-        serde_json::to_value(status).unwrap_or_default()
+        status
     }
 
     fn rollout(&self) -> Option<&crate::api::Rollout> {

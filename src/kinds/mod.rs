@@ -90,16 +90,21 @@ pub trait CredentialKind:
     const OWNER_LABEL: &'static str;
     fn intent(&self) -> Intent;
     fn previous_status(&self) -> PreviousStatus;
-    /// The full status to apply after `plan` (and the rollout step).
+    /// The kind's status. What keysmith would write and what the object
+    /// shows are compared as values of it: a write happens only when they
+    /// differ.
+    type Status: Serialize + PartialEq + Clone + std::fmt::Debug + Send + Sync;
+    /// The full status to apply after `plan` (and the rollout step): the
+    /// fields keysmith owns, with the gateway sync's left out.
     fn desired_status(
         &self,
         intent: &Intent,
         plan: &Plan,
         rollout: RolloutReport,
         now: Timestamp,
-    ) -> serde_json::Value;
-    /// The status as it is, in the same JSON form.
-    fn current_status(&self) -> serde_json::Value;
+    ) -> Self::Status;
+    /// The status as it is, reduced to the same fields.
+    fn current_status(&self) -> Self::Status;
     /// The rotation part of the status as it is (read by the metrics).
     fn recorded_rotation(&self) -> Option<&RotationStatus>;
     /// Keys that must be unique across objects of this kind (AppKeys: the
@@ -172,7 +177,7 @@ pub(crate) struct KindParts {
     pub secret_data_key: String,
     pub previous_data_key: String,
     pub fixed_data: BTreeMap<String, String>,
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: crate::engine::Attributes,
     /// `spec.gateway`: the layout, and the name if given.
     pub gateway: Option<(GatewayLayout, Option<String>)>,
 }
@@ -236,3 +241,6 @@ pub(crate) fn generator_length(spec_length: Option<u32>, rule: &FormatRule) -> u
         .map(|l| l as usize)
         .unwrap_or_else(|| rules::default_generated_len(rule))
 }
+
+#[cfg(test)]
+mod tests;

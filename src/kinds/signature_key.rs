@@ -14,7 +14,7 @@ use crate::api::names::{data_keys, labels};
 use crate::api::{
     Kind, RotationReason, RotationStatus, SignAlgorithm, SignType, SignatureKey, SignatureKeyStatus,
 };
-use crate::engine::{Intent, KeyGenerator, Plan, PreviousStatus};
+use crate::engine::{Attributes, Intent, KeyGenerator, Plan, PreviousStatus};
 use crate::rules::{self, sign_key_rule, sign_secret_rule};
 
 impl SignatureKey {
@@ -43,34 +43,27 @@ impl SignatureKey {
         key.algorithm(self.spec.sign_algorithm)
     }
 
-    fn attributes(&self) -> BTreeMap<String, String> {
-        let mut a = BTreeMap::from([
-            ("keyName".into(), self.effective_key_name()),
-            (
-                "signType".into(),
-                format!("{:?}", self.effective_sign_type()),
-            ),
-        ]);
-        if let Some(algorithm) = self.effective_algorithm() {
-            a.insert("signAlgorithm".into(), format!("{algorithm:?}"));
+    fn attributes(&self) -> Attributes {
+        Attributes::Signature {
+            name: self.effective_key_name(),
+            sign_type: self.effective_sign_type(),
+            algorithm: self.effective_algorithm(),
         }
-        a
     }
 
-    fn status_attributes(status: &SignatureKeyStatus) -> Option<BTreeMap<String, String>> {
-        let mut a = BTreeMap::from([
-            ("keyName".into(), status.key_name.clone()?),
-            ("signType".into(), format!("{:?}", status.sign_type?)),
-        ]);
-        if let Some(algorithm) = status.sign_algorithm {
-            a.insert("signAlgorithm".into(), format!("{algorithm:?}"));
-        }
-        Some(a)
+    /// The attributes the status records (none before the first issue).
+    fn status_attributes(status: &SignatureKeyStatus) -> Option<Attributes> {
+        Some(Attributes::Signature {
+            name: status.key_name.clone()?,
+            sign_type: status.sign_type?,
+            algorithm: status.sign_algorithm,
+        })
     }
 }
 
 impl CredentialKind for SignatureKey {
     const KIND: Kind = Kind::SignatureKey;
+    type Status = SignatureKeyStatus;
     const OWNER_LABEL: &'static str = labels::SIGNATURE_KEY;
 
     fn intent(&self) -> Intent {
@@ -128,7 +121,7 @@ impl CredentialKind for SignatureKey {
         plan: &Plan,
         rollout: RolloutReport,
         now: Timestamp,
-    ) -> serde_json::Value {
+    ) -> SignatureKeyStatus {
         let previous = self.status.clone().unwrap_or_default();
         let rotation = rotation_status(
             &previous.rotation,
@@ -138,7 +131,7 @@ impl CredentialKind for SignatureKey {
             self.meta().generation,
             now,
         );
-        let status = match &plan.state {
+        match &plan.state {
             Some(state) => SignatureKeyStatus {
                 id: self.uid().map(|u| u.replace('-', "")),
                 key_name: Some(self.effective_key_name()),
@@ -156,16 +149,15 @@ impl CredentialKind for SignatureKey {
                 gateway: None,
                 ..previous
             },
-        };
-        serde_json::to_value(status).unwrap_or_default()
+        }
     }
 
     /// The status as keysmith would write it: its own conditions only.
-    fn current_status(&self) -> serde_json::Value {
+    fn current_status(&self) -> SignatureKeyStatus {
         let mut status = self.status.clone().unwrap_or_default();
         status.rotation.conditions = own_conditions(&status.rotation.conditions);
         status.gateway = None;
-        serde_json::to_value(status).unwrap_or_default()
+        status
     }
 
     fn rollout(&self) -> Option<&crate::api::Rollout> {
