@@ -94,13 +94,15 @@ fn behaviour_is_never_chosen_by_comparing_kind_names() {
 
 /// What `src/engine/` may use of `crate::api`: the plain vocabulary, none
 /// of which holds a Kubernetes type — `names` (label and annotation names,
-/// as constants), these enums, and the gateway layouts' rows
+/// as constants), these enums, a resource's `Attributes` (plain values the
+/// engine only compares), and the gateway layouts' rows
 /// (`api/gateway_layout.rs`: plain data the engine reads a layout's facts
 /// from). Anything else of the API (a status type with a `Time`, a spec
 /// with a `LabelSelector`) is translated by `kinds` into an engine-owned
 /// type, as `RolloutTargetStatus` is into `engine::rollout::TargetStatus`.
-const ENGINE_MAY_USE_OF_API: [&str; 11] = [
+const ENGINE_MAY_USE_OF_API: [&str; 12] = [
     "names",
+    "Attributes",
     "Reason",
     "RotationReason",
     "WorkloadKind",

@@ -4,6 +4,7 @@
 //!
 //! Doc comments here become the CRD descriptions that `kubectl explain` shows.
 
+mod attributes;
 mod connection;
 mod data_keys;
 mod gateway_app;
@@ -12,6 +13,7 @@ pub mod names;
 mod shared;
 mod signature_key;
 
+pub use attributes::Attributes;
 pub use connection::*;
 pub use data_keys::{AppDataKeys, SignDataKeys};
 pub use gateway_app::*;

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use rand::SeedableRng;
 
-use super::inputs::Attributes;
 use super::inputs::{
     Intent, KeyGenerator, ObservedSecret, OtherGatewaySecret, PreviousStatus, SourceValue,
 };
@@ -15,7 +14,7 @@ use super::seal::RecordKey;
 use super::snapshot::Snapshot;
 use super::{DesiredSecret, Observed, Plan};
 use crate::api::names::annotations;
-use crate::api::{AppType, Creator, RotationReason, SecretType};
+use crate::api::{Attributes, RotationReason, SecretType};
 use crate::rules;
 
 pub fn rng() -> rand::rngs::StdRng {
@@ -56,11 +55,7 @@ pub fn intent() -> Intent {
         )]),
         annotations: BTreeMap::new(),
         owned: true,
-        attributes: Attributes::App {
-            name: "orders".into(),
-            creator: Creator::User,
-            app_type: AppType::Apig,
-        },
+        attributes: Attributes::named("orders"),
     }
 }
 

@@ -9,9 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::ownership::Ownership;
 use super::seal::RecordKey;
-use crate::api::{
-    AppType, Creator, GatewayLayout, Reason, RotationReason, SecretType, SignAlgorithm, SignType,
-};
+use crate::api::{Attributes, GatewayLayout, Reason, RotationReason, SecretType};
 use crate::rules::FormatRule;
 
 /// How a key is generated when none is given.
@@ -58,24 +56,6 @@ pub struct Intent {
     pub owned: bool,
     /// The resource's own attributes (names, types): a change moves updateTime.
     pub attributes: Attributes,
-}
-
-/// A resource's own attributes, compared as values: when they change,
-/// `updateTime` moves (SPEC §3 and §4) and nothing rotates.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Attributes {
-    /// A GatewayApp: its app name, creator and app type.
-    App {
-        name: String,
-        creator: Creator,
-        app_type: AppType,
-    },
-    /// A SignatureKey: its key name, sign type and (for aes) algorithm.
-    Signature {
-        name: String,
-        sign_type: SignType,
-        algorithm: Option<SignAlgorithm>,
-    },
 }
 
 impl Intent {

@@ -44,8 +44,8 @@ use rand::TryCryptoRng;
 pub use gateway::GatewayWrite;
 pub use generate::GenerateError;
 pub use inputs::{
-    Attributes, GatewayIntent, Intent, KeyGenerator, Observed, ObservedSecret, OtherGatewaySecret,
-    Pending, PreviousStatus, SourceValue,
+    GatewayIntent, Intent, KeyGenerator, Observed, ObservedSecret, OtherGatewaySecret, Pending,
+    PreviousStatus, SourceValue,
 };
 pub use ownership::{Claimant, Foreign, Ownership, SecretIdentity};
 pub use render::{DesiredSecret, Plan, PlannedEvent, Readiness, Severity, State};

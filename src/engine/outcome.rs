@@ -302,11 +302,7 @@ mod tests {
     #[test]
     fn an_attribute_change_moves_update_time_only() {
         let mut world = World::issued();
-        world.status.attributes = Some(crate::engine::Attributes::App {
-            name: "renamed".into(),
-            creator: crate::api::Creator::User,
-            app_type: crate::api::AppType::Apig,
-        });
+        world.status.attributes = Some(crate::api::Attributes::named("renamed"));
         let outcome = decided(&world, None, None);
         assert_eq!(outcome.update_time, Some(t(10)));
         assert_eq!(outcome.revision, 1);

@@ -10,11 +10,12 @@ use super::status::{
     RolloutReport, never_earlier, own_conditions, previous_rotation, rotation_status,
 };
 use super::{CredentialKind, KindParts, intent_from, time};
+use crate::api::Attributes;
 use crate::api::names::labels;
 use crate::api::{
     AppType, Creator, GatewayApp, GatewayAppStatus, Kind, RotationReason, RotationStatus,
 };
-use crate::engine::{Attributes, Intent, KeyGenerator, Plan, PreviousStatus};
+use crate::engine::{Intent, KeyGenerator, Plan, PreviousStatus};
 use crate::rules;
 
 impl GatewayApp {

@@ -177,7 +177,7 @@ pub(crate) struct KindParts {
     pub secret_data_key: String,
     pub previous_data_key: String,
     pub fixed_data: BTreeMap<String, String>,
-    pub attributes: crate::engine::Attributes,
+    pub attributes: crate::api::Attributes,
     /// `spec.gateway`: the layout, and the name if given.
     pub gateway: Option<(GatewayLayout, Option<String>)>,
 }

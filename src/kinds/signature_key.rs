@@ -10,11 +10,12 @@ use super::status::{
     RolloutReport, never_earlier, own_conditions, previous_rotation, rotation_status,
 };
 use super::{CredentialKind, KindParts, intent_from, time};
+use crate::api::Attributes;
 use crate::api::names::{data_keys, labels};
 use crate::api::{
     Kind, RotationReason, RotationStatus, SignAlgorithm, SignType, SignatureKey, SignatureKeyStatus,
 };
-use crate::engine::{Attributes, Intent, KeyGenerator, Plan, PreviousStatus};
+use crate::engine::{Intent, KeyGenerator, Plan, PreviousStatus};
 use crate::rules::{self, sign_key_rule, sign_secret_rule};
 
 impl SignatureKey {

@@ -9,8 +9,8 @@ use k8s_openapi::jiff::Timestamp;
 use serde::de::DeserializeOwned;
 
 use super::{CredentialKind, RolloutReport};
-use crate::api::{AppType, Creator, GatewayApp, SignAlgorithm, SignType, SignatureKey};
-use crate::engine::{self, Attributes, Observed, PreviousStatus};
+use crate::api::{AppType, Attributes, Creator, GatewayApp, SignAlgorithm, SignType, SignatureKey};
+use crate::engine::{self, Observed, PreviousStatus};
 
 fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + seconds).unwrap()
