@@ -124,6 +124,20 @@ fn start() -> Result<ControlPlane, String> {
 }
 
 fn start_once(attempt: u32) -> Result<ControlPlane, String> {
+    let dir = test_dir(attempt)?;
+    let pid = spawn_supervisor(&dir)?;
+    wait_ready(&dir, pid)?;
+    let cp = ControlPlane {
+        kubeconfig: dir.join("kubeconfig"),
+        dir,
+        supervisor: pid,
+    };
+    install_crds(&cp)?;
+    Ok(cp)
+}
+
+/// A fresh directory for this test binary's control plane (this attempt).
+fn test_dir(attempt: u32) -> Result<PathBuf, String> {
     let binary = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
@@ -134,45 +148,54 @@ fn start_once(attempt: u32) -> Result<ControlPlane, String> {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
 
-    // The supervisor's parent must outlive every test, so spawn it from a
-    // thread that never ends (PR_SET_PDEATHSIG fires when the *thread* exits).
+/// `scripts/control-plane serve DIR`, logging to `DIR/serve.log`, ended by
+/// SIGTERM when this process ends.
+fn supervisor_command(dir: &Path) -> Command {
+    let mut command = Command::new(repo_root().join("scripts/control-plane"));
+    command
+        .arg("serve")
+        .arg(dir)
+        // KEYSMITH_KEEP_TEST_DIRS=1 keeps logs and data for a post-mortem.
+        .env(
+            "KEYSMITH_CONTROL_PLANE_EPHEMERAL",
+            if std::env::var("KEYSMITH_KEEP_TEST_DIRS").as_deref() == Ok("1") {
+                "0"
+            } else {
+                "1"
+            },
+        )
+        .stdin(Stdio::null());
+    if let Ok(log) = std::fs::File::create(dir.join("serve.log")) {
+        let err = log.try_clone();
+        command.stdout(log);
+        if let Ok(err) = err {
+            command.stderr(err);
+        }
+    }
+    // SAFETY: prctl is async-signal-safe and touches no Rust state.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
+/// Starts the supervisor; its pid. Its parent must outlive every test, so
+/// it is spawned from a thread that never ends (PR_SET_PDEATHSIG fires when
+/// the *thread* exits).
+fn spawn_supervisor(dir: &Path) -> Result<u32, String> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let serve_dir = dir.clone();
+    let mut command = supervisor_command(dir);
     std::thread::Builder::new()
         .name("control-plane-parent".into())
         .spawn(move || {
-            let log = std::fs::File::create(serve_dir.join("serve.log"));
-            let mut command = Command::new(repo_root().join("scripts/control-plane"));
-            command
-                .arg("serve")
-                .arg(&serve_dir)
-                // KEYSMITH_KEEP_TEST_DIRS=1 keeps logs and data for a post-mortem.
-                .env(
-                    "KEYSMITH_CONTROL_PLANE_EPHEMERAL",
-                    if std::env::var("KEYSMITH_KEEP_TEST_DIRS").as_deref() == Ok("1") {
-                        "0"
-                    } else {
-                        "1"
-                    },
-                )
-                .stdin(Stdio::null());
-            if let Ok(log) = log {
-                let err = log.try_clone();
-                command.stdout(log);
-                if let Ok(err) = err {
-                    command.stderr(err);
-                }
-            }
-            // SAFETY: prctl is async-signal-safe and touches no Rust state.
-            unsafe {
-                command.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
             match command.spawn() {
                 Ok(mut child) => {
                     let _ = tx.send(Ok(child.id()));
@@ -187,11 +210,13 @@ fn start_once(attempt: u32) -> Result<ControlPlane, String> {
             }
         })
         .map_err(|e| e.to_string())?;
-    let pid = rx
-        .recv()
+    rx.recv()
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot run scripts/control-plane: {e}"))?;
+        .map_err(|e| format!("cannot run scripts/control-plane: {e}"))
+}
 
+/// Waits for `DIR/ready`; fails with the logs if the supervisor exits first.
+fn wait_ready(dir: &Path, pid: u32) -> Result<(), String> {
     // Building kube-apiserver on a cold machine takes minutes; allow for it.
     let deadline = Instant::now() + Duration::from_secs(900);
     let ready = dir.join("ready");
@@ -200,21 +225,15 @@ fn start_once(attempt: u32) -> Result<ControlPlane, String> {
             return Err(format!(
                 "scripts/control-plane exited (logs in {}):\n{}",
                 dir.display(),
-                logs(&dir)
+                logs(dir)
             ));
         }
         if Instant::now() > deadline {
-            return Err(format!("not ready after 15 minutes:\n{}", logs(&dir)));
+            return Err(format!("not ready after 15 minutes:\n{}", logs(dir)));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let cp = ControlPlane {
-        kubeconfig: dir.join("kubeconfig"),
-        dir,
-        supervisor: pid,
-    };
-    install_crds(&cp)?;
-    Ok(cp)
+    Ok(())
 }
 
 fn process_alive(pid: u32) -> bool {

@@ -376,9 +376,16 @@ extensionApis:
     /// [`EnvoyGateway::port`] taking routes from every namespace.
     fn apply_gateway(&self, cp: &ControlPlane, envoy_version: &str) -> Result<(), String> {
         let kubeconfig = cp.kubeconfig.clone();
-        let port = self.port;
-        let own_secrets = self.own_secrets()?;
-        let envoy_version = envoy_version.to_string();
+        let mut objects = Vec::new();
+        for ns in [GATEWAY_NAMESPACE, CONTROLLER_NAMESPACE] {
+            let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            objects.push((None, namespace_resource(), ns.to_string(), object));
+        }
+        let secrets = namespaced_resource("", "v1", "Secret", "secrets");
+        for (name, object) in self.own_secrets()? {
+            objects.push((Some(CONTROLLER_NAMESPACE), secrets.clone(), name, object));
+        }
+        objects.extend(gateway_objects(self.port, envoy_version));
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -386,68 +393,10 @@ extensionApis:
                 .map_err(|e| e.to_string())?;
             runtime.block_on(async move {
                 let client = control_plane::client_for(&kubeconfig).await?;
-                for ns in [GATEWAY_NAMESPACE, CONTROLLER_NAMESPACE] {
-                    let object =
-                        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-                    apply(&client, None, &namespace_resource(), ns, object).await?;
+                for (namespace, resource, name, object) in objects {
+                    apply(&client, namespace, &resource, &name, object).await?;
                 }
-                let secrets = namespaced_resource("", "v1", "Secret", "secrets");
-                for (name, object) in own_secrets {
-                    apply(&client, Some(CONTROLLER_NAMESPACE), &secrets, &name, object).await?;
-                }
-                let proxy = json!({
-                    "apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "EnvoyProxy",
-                    "metadata": {"name": GATEWAY_CLASS, "namespace": GATEWAY_NAMESPACE},
-                    "spec": {"provider": {"type": "Host", "host": {"envoyVersion": envoy_version}}},
-                });
-                let resource = envoy_api("EnvoyProxy");
-                apply(
-                    &client,
-                    Some(GATEWAY_NAMESPACE),
-                    &resource,
-                    GATEWAY_CLASS,
-                    proxy,
-                )
-                .await?;
-                let class = json!({
-                    "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-                    "metadata": {"name": GATEWAY_CLASS},
-                    "spec": {
-                        "controllerName": CONTROLLER_NAME,
-                        "parametersRef": {
-                            "group": "gateway.envoyproxy.io", "kind": "EnvoyProxy",
-                            "name": GATEWAY_CLASS, "namespace": GATEWAY_NAMESPACE,
-                        },
-                    },
-                });
-                apply(
-                    &client,
-                    None,
-                    &gateway_api("GatewayClass"),
-                    GATEWAY_CLASS,
-                    class,
-                )
-                .await?;
-                let gateway = json!({
-                    "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-                    "metadata": {"name": GATEWAY, "namespace": GATEWAY_NAMESPACE},
-                    "spec": {
-                        "gatewayClassName": GATEWAY_CLASS,
-                        "listeners": [{
-                            "name": "http", "protocol": "HTTP", "port": port,
-                            "allowedRoutes": {"namespaces": {"from": "All"}},
-                        }],
-                    },
-                });
-                let resource = gateway_api("Gateway");
-                apply(
-                    &client,
-                    Some(GATEWAY_NAMESPACE),
-                    &resource,
-                    GATEWAY,
-                    gateway,
-                )
-                .await
+                Ok(())
             })
         })
         .join()
@@ -699,6 +648,63 @@ fn process_name(pid: u32) -> String {
 fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence.
     unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+/// One object to apply: its namespace (none: cluster-scoped), its
+/// resource, its name, the object.
+type Applied = (Option<&'static str>, ApiResource, String, serde_json::Value);
+
+/// The EnvoyProxy naming the Envoy version, the GatewayClass using it, and
+/// the Gateway with one HTTP listener on `port` taking routes from every
+/// namespace, in the order they must be applied.
+fn gateway_objects(port: u16, envoy_version: &str) -> Vec<Applied> {
+    let proxy = json!({
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "EnvoyProxy",
+        "metadata": {"name": GATEWAY_CLASS, "namespace": GATEWAY_NAMESPACE},
+        "spec": {"provider": {"type": "Host", "host": {"envoyVersion": envoy_version}}},
+    });
+    let class = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+        "metadata": {"name": GATEWAY_CLASS},
+        "spec": {
+            "controllerName": CONTROLLER_NAME,
+            "parametersRef": {
+                "group": "gateway.envoyproxy.io", "kind": "EnvoyProxy",
+                "name": GATEWAY_CLASS, "namespace": GATEWAY_NAMESPACE,
+            },
+        },
+    });
+    let gateway = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": GATEWAY, "namespace": GATEWAY_NAMESPACE},
+        "spec": {
+            "gatewayClassName": GATEWAY_CLASS,
+            "listeners": [{
+                "name": "http", "protocol": "HTTP", "port": port,
+                "allowedRoutes": {"namespaces": {"from": "All"}},
+            }],
+        },
+    });
+    vec![
+        (
+            Some(GATEWAY_NAMESPACE),
+            envoy_api("EnvoyProxy"),
+            GATEWAY_CLASS.into(),
+            proxy,
+        ),
+        (
+            None,
+            gateway_api("GatewayClass"),
+            GATEWAY_CLASS.into(),
+            class,
+        ),
+        (
+            Some(GATEWAY_NAMESPACE),
+            gateway_api("Gateway"),
+            GATEWAY.into(),
+            gateway,
+        ),
+    ]
 }
 
 fn namespace_resource() -> ApiResource {

@@ -17,6 +17,12 @@ pub const REFUSE_LABEL: &str = "keysmith-test/refuse";
 /// A ValidatingAdmissionPolicy that refuses Secrets labelled
 /// `keysmith-test/refuse`: a write the apiserver refuses for good.
 pub async fn refuse_labelled_secrets(client: &Client, namespace: &str) {
+    install_refusal(client).await;
+    wait_refusing(client, namespace).await;
+}
+
+/// The policy and its binding, applied.
+async fn install_refusal(client: &Client) {
     use k8s_openapi::api::admissionregistration::v1::{
         ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
     };
@@ -52,7 +58,11 @@ pub async fn refuse_labelled_secrets(client: &Client, namespace: &str) {
         .patch("keysmith-test-refuse", &params, &Patch::Apply(&binding))
         .await
         .unwrap();
-    // The policy takes effect once the apiserver has loaded it: probe with a dry run.
+}
+
+/// The policy takes effect once the apiserver has loaded it: probes with a
+/// dry run until a labelled Secret is refused.
+async fn wait_refusing(client: &Client, namespace: &str) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
