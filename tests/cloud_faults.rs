@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use support::cloud::{
     apply_connection, connection_spec, credentials_secret, reader, synced_at, wait_connection,
 };
-use support::conformance::{self, ConformanceServer};
+use support::conformance::{self, ConformanceServer, calls, reads, writes};
 use support::control_plane;
 use support::env::{Env, SETTLE, tail};
 
@@ -91,31 +91,6 @@ async fn output_secret(env: &Env, name: &str) -> (String, String, Option<String>
     )
 }
 
-async fn stats(server: &ConformanceServer) -> Value {
-    server.control("GET", "/_conformance/stats", None).await
-}
-
-fn calls(stats: &Value, operation: &str) -> u64 {
-    stats["calls"][operation].as_u64().unwrap_or(0)
-}
-
-fn writes(stats: &Value) -> u64 {
-    stats["writes"].as_u64().unwrap_or(0)
-}
-
-/// All calls in the stats that are not writes, summed (for the report).
-fn reads(stats: &Value) -> u64 {
-    let all: u64 = stats["calls"]
-        .as_object()
-        .map(|m| m.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
-    all - writes(stats)
-}
-
-async fn zero_stats(server: &ConformanceServer) {
-    server.control("DELETE", "/_conformance/stats", None).await;
-}
-
 async fn fault(server: &ConformanceServer, operation: &str, kind: &str, delay_ms: u64) {
     server
         .control(
@@ -136,7 +111,7 @@ async fn latency(server: &ConformanceServer, ms: u64) {
 async fn wait_calls(env: &Env, server: &ConformanceServer, operation: &str, n: u64) {
     let deadline = tokio::time::Instant::now() + SETTLE;
     loop {
-        let stats = stats(server).await;
+        let stats = server.stats().await;
         if calls(&stats, operation) >= n {
             return;
         }
@@ -431,7 +406,7 @@ async fn each_write_call_fails_once(provider: &'static str) {
 
     // The create call fails once.
     for (kind, server) in &servers {
-        zero_stats(server).await;
+        server.zero_stats().await;
         fault(server, create, kind, 5_000).await;
         env.apply_app(
             &k8s_name(kind),
@@ -449,7 +424,7 @@ async fn each_write_call_fails_once(provider: &'static str) {
         let issued =
             assert_one_credential(&env, server, &k8s_name(kind), &gateway_name(kind), 1).await;
         seen.assert_only(&k8s_name(kind), &gateway_name(kind), &[&issued.1]);
-        let stats = stats(server).await;
+        let stats = server.stats().await;
         // Failed without acting: a second create was needed. Acted: the app
         // was found by name and AppKey, no second create.
         let creates = if acts(kind) { 1 } else { 2 };
@@ -469,7 +444,7 @@ async fn each_write_call_fails_once(provider: &'static str) {
 
     // The reset call fails once.
     for (kind, server) in &servers {
-        zero_stats(server).await;
+        server.zero_stats().await;
         fault(server, reset, kind, 5_000).await;
         env.request_reset(&k8s_name(kind), "r2").await;
     }
@@ -487,7 +462,7 @@ async fn each_write_call_fails_once(provider: &'static str) {
             &secret, secret1,
             "{provider} {kind}: the reset changed nothing"
         );
-        let stats = stats(server).await;
+        let stats = server.stats().await;
         let resets = calls(&stats, reset);
         // A reset that failed without acting must be sent again; one that
         // acted may be sent again, with the same value (checked above).
@@ -589,7 +564,7 @@ async fn killed_mid_sync(provider: &'static str) {
 
     // Killed while the create is in flight.
     for (_, server) in servers {
-        zero_stats(server).await;
+        server.zero_stats().await;
     }
     fault(&acted, create, "timeout_after_acting", 20_000).await;
     latency(&slow, 3_000).await;
@@ -609,7 +584,7 @@ async fn killed_mid_sync(provider: &'static str) {
     for (name, server) in servers {
         let issued = assert_one_credential(&env, server, name, &app_name(name), 1).await;
         seen.assert_only(name, &app_name(name), &[&issued.1]);
-        let stats = stats(server).await;
+        let stats = server.stats().await;
         eprintln!("{provider} killed during {create} at {name}: {stats}");
         if name == "acted" {
             // The first create acted: found by name and AppKey, not repeated.
@@ -620,7 +595,7 @@ async fn killed_mid_sync(provider: &'static str) {
 
     // Killed while the reset is in flight.
     for (_, server) in servers {
-        zero_stats(server).await;
+        server.zero_stats().await;
     }
     fault(&acted, reset, "timeout_after_acting", 20_000).await;
     latency(&slow, 3_000).await;
@@ -641,7 +616,7 @@ async fn killed_mid_sync(provider: &'static str) {
             &secret, secret1,
             "{provider} {name}: the reset changed nothing"
         );
-        let stats = stats(server).await;
+        let stats = server.stats().await;
         eprintln!("{provider} killed during {reset} at {name}: {stats}");
         assert_eq!(calls(&stats, create), 0, "{provider} {name}: {stats}");
         // After a restart the call count is not bounded: the process that
@@ -749,13 +724,13 @@ async fn an_idle_restart_makes_no_gateway_writes() {
     }
 
     for server in &servers {
-        zero_stats(server).await;
+        server.zero_stats().await;
     }
     env.operator.stop();
     env.operator.restart();
     tokio::time::sleep(Duration::from_secs(10)).await;
     for server in &servers {
-        let stats = stats(server).await;
+        let stats = server.stats().await;
         eprintln!(
             "{}: after an idle restart, {} reads, {} writes: {stats}",
             server.provider,

@@ -417,7 +417,7 @@ async fn a_namespace_with_synced_apps_is_deleted() {
     }
     // At least one delete each (a cleanup whose finalizer release failed
     // deletes again, and is told NotFound).
-    let stats = server.control("GET", "/_conformance/stats", None).await;
+    let stats = server.stats().await;
     let deletes = stats["calls"]["DeleteAppV2"].as_u64().unwrap_or(0);
     assert!(deletes >= 3, "{stats}");
     eprintln!("deletes at the gateway: {deletes}");
@@ -558,9 +558,9 @@ async fn a_secret_reset_in_the_console_is_repaired_and_idle_sync_writes_nothing(
     let (key, secret) = env.credential("drifting", "app_key", "app_secret").await;
 
     // Idle: only reads (the connection check and the drift lists), no write.
-    server.control("DELETE", "/_conformance/stats", None).await;
+    server.zero_stats().await;
     tokio::time::sleep(std::time::Duration::from_secs(22)).await;
-    let stats = server.control("GET", "/_conformance/stats", None).await;
+    let stats = server.stats().await;
     assert_eq!(
         stats["writes"], 0,
         "idle sync wrote to the gateway: {stats}"
@@ -763,7 +763,7 @@ async fn the_gateways_own_rules_are_checked_before_any_call() {
     .await;
     apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
     wait_connection(&env, "gw", "True").await;
-    server.control("DELETE", "/_conformance/stats", None).await;
+    server.zero_stats().await;
     let keys: Api<keysmith::api::SignatureKey> = Api::namespaced(env.client.clone(), &env.ns);
     let key = json!({"apiVersion": "keysmith.dev/v1alpha1", "kind": "SignatureKey",
                      "metadata": {"name": "backend"},
@@ -799,7 +799,7 @@ async fn the_gateways_own_rules_are_checked_before_any_call() {
         message.contains("SignatureKey") && message.contains("6 to 20"),
         "{message}"
     );
-    let stats = server.control("GET", "/_conformance/stats", None).await;
+    let stats = server.stats().await;
     assert_eq!(stats["writes"], 0, "a call was made: {stats}");
 }
 

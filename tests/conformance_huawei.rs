@@ -313,14 +313,14 @@ async fn keysmith_client_creates_apps_and_reports_refusals() {
         !format!("{taken_key} {taken_key:?}").contains("orderskey01"),
         "{taken_key}"
     );
-    let stats = server.control("GET", "/_conformance/stats", None).await;
+    let stats = server.stats().await;
     let breach = api
         .create_app(&app("1bad", "badkey0001", "badSecret01"))
         .await
         .unwrap_err();
     assert_eq!(code(&breach), "GatewayRule");
     assert!(breach.to_string().contains("name must be 3-64"), "{breach}");
-    let after = server.control("GET", "/_conformance/stats", None).await;
+    let after = server.stats().await;
     assert_eq!(
         stats["calls"], after["calls"],
         "a breach is found before any call"
@@ -564,6 +564,6 @@ async fn a_dropped_answer_is_uncertain_and_acted() {
         api.find_app("dropped_app").await.unwrap().is_some(),
         "the gateway acted"
     );
-    let stats = server.control("GET", "/_conformance/stats", None).await;
+    let stats = server.stats().await;
     assert_eq!(stats["calls"]["CreateAnAppV2"], 1);
 }

@@ -271,7 +271,7 @@ async fn cloud_sync_and_cleanup_need_nothing_more(
     .await
     .unwrap_or_else(|_| panic!("not cleaned up with the chart's RBAC:\n{}", operator.logs()))
     .unwrap();
-    let stats = server.control("GET", "/_conformance/stats", None).await;
+    let stats = server.stats().await;
     assert_eq!(
         stats["calls"]["DeleteAppV2"],
         1,

@@ -21,14 +21,13 @@ mod support;
 
 use support::conditions::is_ready;
 use support::wait::{self, tail};
-use support::{control_plane, leak, operator};
+use support::{control_plane, leak, operator, upgrade};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use keysmith::api::names::annotations;
 use keysmith::api::*;
@@ -38,18 +37,6 @@ use operator::Operator;
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn previous_release() -> std::path::PathBuf {
-    let path = std::env::var("KEYSMITH_PREVIOUS_RELEASE").unwrap_or_else(|_| {
-        panic!(
-            "KEYSMITH_PREVIOUS_RELEASE is not set: it names the previous release's keysmith \
-             (scripts/previous-release builds it; scripts/test sets the variable)"
-        )
-    });
-    let path = std::path::PathBuf::from(path);
-    assert!(path.is_file(), "{} does not exist", path.display());
-    path
-}
 
 /// What this test compares before and after the upgrade: each object's
 /// resourceVersion (a write of any kind moves it) and what it holds.
@@ -156,59 +143,6 @@ async fn wait_all_ready(client: &Client, ns: &str, operator: &Operator, what: &s
     }
 }
 
-/// Applies the CRDs `binary crds` prints, as a user upgrading would.
-async fn install_crds_of(client: &Client, binary: &std::path::Path) {
-    let output = std::process::Command::new(binary)
-        .arg("crds")
-        .output()
-        .unwrap_or_else(|e| panic!("{} crds: {e}", binary.display()));
-    assert!(output.status.success(), "{} crds failed", binary.display());
-    let text = String::from_utf8(output.stdout).unwrap();
-    let crds: Vec<CustomResourceDefinition> = text
-        .split("\n---")
-        .filter(|doc| doc.contains("kind: CustomResourceDefinition"))
-        .map(|doc| serde_norway::from_str(doc).expect("a CRD"))
-        .collect();
-    assert_eq!(crds.len(), 2, "the previous release's CRDs");
-    install_crds(client, crds).await;
-}
-
-async fn install_crds(client: &Client, crds: Vec<CustomResourceDefinition>) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in crds {
-        let name = crd.name_any();
-        api.patch(
-            &name,
-            &PatchParams::apply("keysmith-tests").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
-        let established = kube::runtime::wait::await_condition(
-            api.clone(),
-            &name,
-            kube::runtime::wait::conditions::is_crd_established(),
-        );
-        tokio::time::timeout(TIMEOUT, established)
-            .await
-            .expect("CRD Established")
-            .unwrap();
-    }
-    // The apiserver serves the new schema a moment after Established.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-}
-
-/// The operator's `keysmith_reconciles_total`, summed over kinds.
-fn reconciles(operator: &Operator) -> u64 {
-    let Some((200, body)) = operator.http_get(operator.metrics_port, "/metrics") else {
-        return 0;
-    };
-    body.lines()
-        .filter(|l| l.starts_with("keysmith_reconciles_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
 async fn create(client: &Client, ns: &str, manifest: serde_json::Value) {
     let kind = manifest["kind"].as_str().unwrap().to_string();
     match kind.as_str() {
@@ -275,7 +209,7 @@ async fn this_build_takes_over_what_the_previous_release_wrote_without_a_write()
     if control_plane::skipped() {
         return;
     }
-    let previous = previous_release();
+    let previous = upgrade::earlier_build("KEYSMITH_PREVIOUS_RELEASE");
     let cp = control_plane::control_plane();
     let client = control_plane::client().await;
     let ns = control_plane::namespace(&client, "upgrade").await;
@@ -333,7 +267,7 @@ async fn this_build_takes_over_what_the_previous_release_wrote_without_a_write()
     ] {
         create(&client, &ns, manifest).await;
     }
-    install_crds_of(&client, &previous).await;
+    upgrade::install_crds_of(&client, &previous).await;
     let mut operator = Operator::start_binary(cp, &ns, &previous);
     wait_all_ready(&client, &ns, &operator, "the previous release").await;
     // A reset under the previous release: a new revision, a kept previous secret.
@@ -358,17 +292,9 @@ async fn this_build_takes_over_what_the_previous_release_wrote_without_a_write()
     );
 
     // The upgrade: this build's CRDs, then this build.
-    install_crds(&client, keysmith::admission::schema::crds()).await;
+    upgrade::install_crds(&client, keysmith::admission::schema::crds()).await;
     operator.switch_to(&Operator::this_build());
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while reconciles(&operator) < 8 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "this build did not reconcile every resource:\n{}",
-            tail(&operator.logs())
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    upgrade::wait_reconciles(&operator, 8).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = snapshot(&client, &ns).await;
     assert_eq!(after.len(), before.len(), "nothing new was written");

@@ -90,13 +90,13 @@ impl Stats {
 
 /// The server's counters now.
 async fn stats(server: &ConformanceServer) -> Result<Stats, BoxError> {
-    let answer = server.control("GET", "/_conformance/stats", None).await;
+    let answer = server.stats().await;
     Ok(serde_json::from_value(answer)?)
 }
 
 /// Zeroes the server's counters.
 async fn zero(server: &ConformanceServer) {
-    server.control("DELETE", "/_conformance/stats", None).await;
+    server.zero_stats().await;
 }
 
 /// The server's CPU seconds so far.

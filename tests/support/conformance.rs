@@ -101,6 +101,36 @@ impl ConformanceServer {
         assert!(head.starts_with("HTTP/1.1 200"), "{method} {path}: {head}");
         serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string()))
     }
+
+    /// The calls the server has answered since it started or was zeroed:
+    /// `{"calls": {operation: n}, "writes": n, ...}`.
+    pub async fn stats(&self) -> serde_json::Value {
+        self.control("GET", "/_conformance/stats", None).await
+    }
+
+    /// Starts counting afresh.
+    pub async fn zero_stats(&self) {
+        self.control("DELETE", "/_conformance/stats", None).await;
+    }
+}
+
+/// How often `operation` was called, in `stats`.
+pub fn calls(stats: &serde_json::Value, operation: &str) -> u64 {
+    stats["calls"][operation].as_u64().unwrap_or(0)
+}
+
+/// The write calls in `stats`.
+pub fn writes(stats: &serde_json::Value) -> u64 {
+    stats["writes"].as_u64().unwrap_or(0)
+}
+
+/// All calls in `stats` that are not writes, summed (for a report).
+pub fn reads(stats: &serde_json::Value) -> u64 {
+    let all: u64 = stats["calls"]
+        .as_object()
+        .map(|m| m.values().filter_map(serde_json::Value::as_u64).sum())
+        .unwrap_or(0);
+    all - writes(stats)
 }
 
 impl Drop for ConformanceServer {

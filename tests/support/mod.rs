@@ -2,8 +2,8 @@
 //! the operator as a child process (`launch.rs` starts it, for the
 //! benchmark too), one test's `Env` with its reads and
 //! waits, condition readers, manifest fixtures, the leak scan, the fault
-//! helpers, the cloud and Helm helpers, and real gateways (Traefik, Envoy
-//! Gateway). Each test binary uses part of it (hence `dead_code`).
+//! helpers, the cloud and Helm helpers, the upgrade tests' earlier builds, and real
+//! gateways (Traefik, Envoy Gateway). Each test binary uses part of it (hence `dead_code`).
 #![allow(dead_code)]
 
 /// Ends a test at once when this machine cannot run a control plane
@@ -34,6 +34,7 @@ pub mod operator;
 pub mod policy;
 pub mod secure_metrics;
 pub mod traefik;
+pub mod upgrade;
 pub mod wait;
 
 /// A free port on loopback.

@@ -1,0 +1,138 @@
+//! What both upgrade tests share: the earlier build to start from, its CRDs
+//! and this build's, and how far an operator has got.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+
+use super::operator::Operator;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The earlier `keysmith` named by `variable` (`scripts/previous-release`
+/// builds it; `scripts/test` sets the variable).
+pub fn earlier_build(variable: &str) -> PathBuf {
+    let path = std::env::var(variable).unwrap_or_else(|_| {
+        panic!(
+            "{variable} is not set: it names an earlier keysmith \
+             (scripts/previous-release builds it; scripts/test sets the variable)"
+        )
+    });
+    let path = PathBuf::from(path);
+    assert!(path.is_file(), "{} does not exist", path.display());
+    path
+}
+
+/// Applies the CRDs `binary crds` prints, as a user upgrading would.
+pub async fn install_crds_of(client: &Client, binary: &Path) {
+    let output = std::process::Command::new(binary)
+        .arg("crds")
+        .output()
+        .unwrap_or_else(|e| panic!("{} crds: {e}", binary.display()));
+    assert!(output.status.success(), "{} crds failed", binary.display());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let crds: Vec<CustomResourceDefinition> = text
+        .split("\n---")
+        .filter(|doc| doc.contains("kind: CustomResourceDefinition"))
+        .map(|doc| serde_norway::from_str(doc).expect("a CRD"))
+        .collect();
+    assert!(crds.len() >= 2, "{} printed no CRDs", binary.display());
+    install_crds(client, crds).await;
+}
+
+/// Applies `crds` and waits until each is Established and served.
+pub async fn install_crds(client: &Client, crds: Vec<CustomResourceDefinition>) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crds {
+        let name = crd.name_any();
+        api.patch(
+            &name,
+            &PatchParams::apply("keysmith-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
+        let established = kube::runtime::wait::await_condition(
+            api.clone(),
+            &name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        );
+        tokio::time::timeout(TIMEOUT, established)
+            .await
+            .expect("CRD Established")
+            .unwrap();
+    }
+    // The apiserver serves the new schema a moment after Established.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// The operator's `keysmith_reconciles_total`, summed over kinds.
+pub fn reconciles(operator: &Operator) -> u64 {
+    let Some((200, body)) = operator.http_get(operator.metrics_port, "/metrics") else {
+        return 0;
+    };
+    body.lines()
+        .filter(|l| l.starts_with("keysmith_reconciles_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Waits until the operator has reconciled at least `count` times.
+pub async fn wait_reconciles(operator: &Operator, count: u64) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while reconciles(operator) < count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "this build did not reconcile every resource:\n{}",
+            super::wait::tail(&operator.logs())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The mutating requests the apiserver has served on `resources`, by
+/// `resource/subresource VERB` (its `apiserver_request_total`): a write
+/// that changed nothing moves no resourceVersion, but it is counted here.
+pub async fn writes_to(client: &Client, resources: &[&str]) -> BTreeMap<String, f64> {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    let label = |line: &str, name: &str| {
+        let after = line.split(&format!("{name}=\"")).nth(1).unwrap_or_default();
+        after.split('"').next().unwrap_or_default().to_string()
+    };
+    let mut out = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let (verb, resource) = (label(line, "verb"), label(line, "resource"));
+        let mutating = matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE");
+        if !mutating || !resources.contains(&resource.as_str()) {
+            continue;
+        }
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let key = format!("{resource}/{} {verb}", label(line, "subresource"));
+        *out.entry(key).or_insert(0.0) += value;
+    }
+    out
+}
+
+/// What grew from `before` to `after`.
+pub fn grown(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d > 0.0)
+        .collect()
+}
