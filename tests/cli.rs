@@ -56,7 +56,7 @@ fn crds_command_matches_the_committed_crds() {
     }
     assert!(
         printed == committed,
-        "crds/ is stale: regenerate it with `cargo run -q -- crds --output-dir crds` and commit the result"
+        "crds/ is stale: regenerate it with scripts/render-deploy and commit the result"
     );
 }
 
@@ -190,6 +190,30 @@ fn every_field_has_a_description() {
     assert!(
         missing.is_empty(),
         "fields without a description (kubectl explain shows nothing): {missing:#?}"
+    );
+}
+
+/// `tests/fixtures/valid/app-gateway-layouts.yaml` says it holds every
+/// gateway layout, and the README and docs/gateways.md list them: a new
+/// layout is added there too.
+#[test]
+fn the_layouts_fixture_holds_every_layout() {
+    let path = fixtures::repo_root().join("tests/fixtures/valid/app-gateway-layouts.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut found: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("layout: "))
+        .map(|v| v.trim_matches('"'))
+        .collect();
+    found.sort();
+    let mut all: Vec<&str> = keysmith::api::GatewayLayout::ALL
+        .iter()
+        .map(|l| l.as_str())
+        .collect();
+    all.sort();
+    assert_eq!(
+        found, all,
+        "app-gateway-layouts.yaml: one GatewayApp per layout"
     );
 }
 

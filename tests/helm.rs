@@ -31,15 +31,22 @@ fn kinds(rendered: &str) -> Vec<String> {
 #[test]
 fn chart_crds_are_the_crds() {
     let root = fixtures::repo_root();
-    for name in [
-        "gatewayapps.keysmith.dev.yaml",
-        "signaturekeys.keysmith.dev.yaml",
-    ] {
-        let chart = std::fs::read_to_string(root.join("charts/keysmith/crds").join(name)).unwrap();
-        let crds = std::fs::read_to_string(root.join("crds").join(name)).unwrap();
+    let names = |dir: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let fix = "regenerate with scripts/render-deploy";
+    assert_eq!(names("charts/keysmith/crds"), names("crds"), "{fix}");
+    for name in names("crds") {
+        let chart = std::fs::read_to_string(root.join("charts/keysmith/crds").join(&name)).unwrap();
+        let crds = std::fs::read_to_string(root.join("crds").join(&name)).unwrap();
         assert!(
             chart == crds,
-            "charts/keysmith/crds/{name} differs from crds/{name}: cp crds/*.yaml charts/keysmith/crds/"
+            "charts/keysmith/crds/{name} differs from crds/{name}: {fix}"
         );
     }
 }

@@ -350,3 +350,23 @@ macro_rules! common_spec {
     };
 }
 pub(crate) use common_spec;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reason missing from `ALL` could not be read back from a Secret's
+    /// record (`parse`) and its rotation counter would not be registered.
+    #[test]
+    fn all_lists_every_rotation_reason_and_workload_kind_the_schema_offers() {
+        let offered = |schema: schemars::Schema| {
+            let mut out = Vec::new();
+            crate::api::offered(schema.as_value(), &mut out);
+            out
+        };
+        let reasons: Vec<&str> = RotationReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(offered(schemars::schema_for!(RotationReason)), reasons);
+        let kinds: Vec<&str> = WorkloadKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(offered(schemars::schema_for!(WorkloadKind)), kinds);
+    }
+}

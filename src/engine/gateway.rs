@@ -459,12 +459,12 @@ mod tests {
             .collect()
     }
 
-    /// The layout, its data, Kong's label, and whether the previous
-    /// credential has a Secret of its own.
+    /// The layout, its data, the label its gateway finds the Secret by,
+    /// and whether the previous credential has a Secret of its own.
     type Case<'a> = (
         GatewayLayout,
         Vec<(&'a str, &'a str)>,
-        Option<&'a str>,
+        Option<(&'a str, &'a str)>,
         bool,
     );
 
@@ -475,19 +475,19 @@ mod tests {
             (
                 GatewayLayout::KongKeyAuth,
                 vec![("key", SECRET)],
-                Some("key-auth"),
+                Some((names::KONG_CREDENTIAL, "key-auth")),
                 true,
             ),
             (
                 GatewayLayout::KongBasicAuth,
                 vec![("username", KEY), ("password", SECRET)],
-                Some("basic-auth"),
+                Some((names::KONG_CREDENTIAL, "basic-auth")),
                 true,
             ),
             (
                 GatewayLayout::KongHmacAuth,
                 vec![("username", KEY), ("secret", SECRET)],
-                Some("hmac-auth"),
+                Some((names::KONG_CREDENTIAL, "hmac-auth")),
                 true,
             ),
             (
@@ -529,7 +529,7 @@ mod tests {
         let cases = layout_cases(&sha);
         let covered: Vec<GatewayLayout> = cases.iter().map(|case| case.0).collect();
         assert_eq!(covered, GatewayLayout::ALL, "a case for every layout");
-        for (layout, want, kong, second_secret) in cases {
+        for (layout, want, label, second_secret) in cases {
             let mut world = world(layout);
             let mut seed = rng();
             let plan = pass(&mut world, &mut seed);
@@ -550,7 +550,17 @@ mod tests {
                 );
             }
             let labels = &world.gateway["orders-gateway"].labels;
-            assert_eq!(labels.get(names::KONG_CREDENTIAL).map(String::as_str), kong);
+            let gateways: Vec<(&str, &str)> = labels
+                .iter()
+                .filter(|(k, _)| !world.intent.labels.contains_key(*k))
+                .filter(|(k, _)| k.as_str() != crate::api::names::labels::GATEWAY_LAYOUT)
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(
+                gateways,
+                Vec::from_iter(label),
+                "{layout:?}: the gateway's label"
+            );
             assert_eq!(
                 labels
                     .get("app.kubernetes.io/managed-by")
