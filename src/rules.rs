@@ -463,6 +463,8 @@ pub const DURATION_PATTERN: &str = "^(0|([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+)$"
 pub const MIN_ROTATION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Parses a duration in [`DURATION_PATTERN`] syntax. `None` if it does not match.
+/// In whole nanoseconds, as Go does: `2.3h` is exactly 8,280 s (a sum in
+/// floating point would make it 8,279.999999999 s).
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     if text == "0" {
         return Some(std::time::Duration::ZERO);
@@ -471,7 +473,7 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
         return None;
     }
     let mut rest = text;
-    let mut total_nanos: f64 = 0.0;
+    let mut total_nanos: u128 = 0;
     while !rest.is_empty() {
         let number_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -480,30 +482,45 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
         if !is_decimal(number) {
             return None;
         }
-        let value: f64 = number.parse().ok()?;
-        let (unit_nanos, unit_len) = if tail.starts_with("ns") {
-            (1.0, 2)
+        let (unit_nanos, unit_len): (u128, usize) = if tail.starts_with("ns") {
+            (1, 2)
         } else if tail.starts_with("us") {
-            (1e3, 2)
+            (1_000, 2)
         } else if tail.starts_with("ms") {
-            (1e6, 2)
+            (1_000_000, 2)
         } else if tail.starts_with('s') {
-            (1e9, 1)
+            (1_000_000_000, 1)
         } else if tail.starts_with('m') {
-            (60e9, 1)
+            (60_000_000_000, 1)
         } else if tail.starts_with('h') {
-            (3600e9, 1)
+            (3_600_000_000_000, 1)
         } else {
             return None;
         };
-        total_nanos += value * unit_nanos;
+        total_nanos = total_nanos.checked_add(component_nanos(number, unit_nanos)?)?;
         rest = &tail[unit_len..];
     }
     // Go durations are int64 nanoseconds; anything longer fails to parse there too.
-    if !total_nanos.is_finite() || total_nanos > i64::MAX as f64 {
+    if total_nanos > i64::MAX as u128 {
         return None;
     }
     Some(std::time::Duration::from_nanos(total_nanos as u64))
+}
+
+/// `number` (`[0-9]+(\.[0-9]+)?`) of a unit of `unit_nanos`, in whole
+/// nanoseconds; a fraction finer than a nanosecond is dropped, as in Go.
+fn component_nanos(number: &str, unit_nanos: u128) -> Option<u128> {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let whole: u128 = whole.parse().ok()?;
+    let mut nanos = whole.checked_mul(unit_nanos)?;
+    if !fraction.is_empty() {
+        // 20 digits are far finer than a nanosecond of an hour, and keep
+        // the product inside u128.
+        let digits = &fraction[..fraction.len().min(20)];
+        let value: u128 = digits.parse().ok()?;
+        nanos = nanos.checked_add(value * unit_nanos / 10u128.pow(digits.len() as u32))?;
+    }
+    Some(nanos)
 }
 
 /// `[0-9]+(\.[0-9]+)?`

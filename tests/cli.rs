@@ -215,6 +215,13 @@ fn the_layouts_fixture_holds_every_layout() {
         found, all,
         "app-gateway-layouts.yaml: one GatewayApp per layout"
     );
+    for doc in ["README.md", "docs/gateways.md"] {
+        let text = std::fs::read_to_string(fixtures::repo_root().join(doc)).unwrap();
+        for layout in &all {
+            let named = text.contains(&format!("`{layout}`"));
+            assert!(named, "{doc} does not name the layout {layout}");
+        }
+    }
 }
 
 #[test]

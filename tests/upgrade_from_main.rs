@@ -19,14 +19,14 @@
 mod support;
 
 use support::cloud::{apply_connection, connection_spec, credentials_secret, synced_at};
-use support::conditions::is_ready;
+use support::conditions::{condition, is_ready};
 use support::conformance::{self, ConformanceServer, writes};
 use support::env::{Env, SETTLE, tail};
 use support::fixtures::repo_root;
 use support::operator::Operator;
 use support::{control_plane, leak, needs_control_plane, upgrade};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -37,6 +37,25 @@ use serde_json::json;
 
 /// The variable naming the previous main's `keysmith`.
 const EARLIER: &str = "KEYSMITH_PREVIOUS_MAIN";
+
+/// The example with `keepPrevious` (examples/gateway-app-rotation-overlap.yaml).
+const OVERLAP: &str = "inventory-client";
+
+/// Restarted its targets for `revision`, and says so in RolloutReady.
+fn restarted_at(revision: i64) -> impl Fn(&GatewayApp) -> bool {
+    move |app| {
+        let Some(status) = app.status.as_ref() else {
+            return false;
+        };
+        let ready = condition(app, "RolloutReady").is_some_and(|c| c.0 == "True");
+        let marked = status
+            .rotation
+            .rollout
+            .iter()
+            .any(|t| t.revision == Some(revision));
+        ready && marked && status.rotation.revision == Some(revision)
+    }
+}
 
 /// What only keysmith writes here (the CRDs are installed before the count
 /// starts; the controller manager writes the Deployment and events).
@@ -96,9 +115,14 @@ async fn apply_examples(client: &Client, ns: &str) -> usize {
         for file in files {
             let text = std::fs::read_to_string(&file).unwrap();
             for doc in text.split("\n---") {
-                let Ok(object) = serde_norway::from_str::<serde_json::Value>(doc) else {
+                let content = doc
+                    .lines()
+                    .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+                if !content {
                     continue;
-                };
+                }
+                let object: serde_json::Value = serde_norway::from_str(doc)
+                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
                 let kind = object["kind"].as_str().unwrap_or_default().to_string();
                 let plural = match kind.as_str() {
                     "GatewayApp" => "gatewayapps",
@@ -204,6 +228,33 @@ async fn apply_cloud(env: &Env, servers: &[ConformanceServer]) {
     keys.create(&PostParams::default(), &key).await.unwrap();
 }
 
+/// Secret data a status or a spec shows by design: AppKeys, app ids,
+/// shown sign_keys, sign types and algorithms, the access key's id, and
+/// short values (a revision, a sign type) that would match by chance.
+async fn shown_values(env: &Env) -> BTreeSet<String> {
+    let mut shown = BTreeSet::from([conformance::ACCESS_KEY_ID.to_string()]);
+    for app in env.apps().list(&ListParams::default()).await.unwrap() {
+        let status = app.status.unwrap_or_default();
+        shown.extend(status.app_key.into_iter().chain(status.app_id));
+    }
+    for key in env.keys().list(&ListParams::default()).await.unwrap() {
+        let status = key.status.unwrap_or_default();
+        shown.extend(status.sign_key);
+    }
+    let mut short = BTreeSet::new();
+    for secret in env.secrets().list(&ListParams::default()).await.unwrap() {
+        for value in secret.data.unwrap_or_default().into_values() {
+            let value = String::from_utf8_lossy(&value.0).into_owned();
+            if value.len() < 8 {
+                short.insert(value);
+            }
+        }
+    }
+    shown.extend(short);
+    shown.extend(["hmac", "basic", "aes", "aes-128-cfb", "aes-256-cfb"].map(String::from));
+    shown
+}
+
 #[tokio::test]
 async fn this_build_starts_on_what_the_previous_main_wrote_without_a_write() {
     needs_control_plane!();
@@ -229,16 +280,24 @@ async fn this_build_starts_on_what_the_previous_main_wrote_without_a_write() {
     apply_cloud(&env, &servers).await;
     wait_settled(&env, "the previous main").await;
     // Resets under the previous main: new revisions at the gateways, a
-    // restarted Deployment.
-    for name in ["cloud-huawei", "cloud-alibaba", "rolled"] {
+    // restarted Deployment, a kept previous secret.
+    for name in ["cloud-huawei", "cloud-alibaba", "rolled", OVERLAP] {
         env.request_reset(name, "before-upgrade").await;
     }
     for name in ["cloud-huawei", "cloud-alibaba"] {
         env.wait_app(name, "synced at revision 2", |a| synced_at(a, 2))
             .await;
     }
+    env.wait_app("rolled", "restarted at revision 2", restarted_at(2))
+        .await;
+    env.wait_app(OVERLAP, "revision 2, the previous kept", |a| {
+        let rotation = a.status.as_ref().map(|s| &s.rotation);
+        rotation.is_some_and(|r| r.revision == Some(2) && r.previous_secret_expiry_time.is_some())
+    })
+    .await;
     wait_settled(&env, "the previous main, after the resets").await;
-    tokio::time::sleep(Duration::from_secs(2)).await; // let its last writes land
+    // It stops before anything is counted: what it still does is not this build's.
+    env.operator.stop();
     let before = snapshot(&env.client, &env.ns).await;
     assert!(
         before["Deployment/web template"].contains("keysmith"),
@@ -246,16 +305,25 @@ async fn this_build_starts_on_what_the_previous_main_wrote_without_a_write() {
         before["Deployment/web template"]
     );
     for server in &servers {
+        let stats = server.stats().await;
+        assert!(
+            writes(&stats) > 0,
+            "{}: no write counted ({stats})",
+            server.provider
+        );
         server.zero_stats().await;
     }
     let requests_before = upgrade::writes_to(&env.client, &KEYSMITH_RESOURCES).await;
+    for counted in ["gatewayapps/status APPLY", "secrets/ POST"] {
+        let n = requests_before.get(counted).copied().unwrap_or(0.0);
+        assert!(n > 0.0, "{counted} not counted: {requests_before:?}");
+    }
 
     // The upgrade: this build's CRDs, then this build.
     upgrade::install_crds(&env.client, keysmith::admission::schema::crds()).await;
     env.operator.switch_to(&Operator::this_build());
     let resources = examples + 4; // rolled, the two cloud apps, cloud-sign
     upgrade::wait_reconciles(&env.operator, resources as u64).await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
     let after = snapshot(&env.client, &env.ns).await;
     let written: Vec<&String> = before
         .iter()
@@ -297,12 +365,15 @@ async fn this_build_starts_on_what_the_previous_main_wrote_without_a_write() {
         assert!(is_ready(&connection), "{}", connection.name_any());
     }
 
-    // No secret value in either build's logs, the events or the statuses.
+    // No secret value in either build's logs, the events or the statuses:
+    // every value of every Secret here but those a status rightly shows.
+    let shown = shown_values(&env).await;
     let mut values = Vec::new();
     for secret in env.secrets().list(&ListParams::default()).await.unwrap() {
-        for (key, value) in secret.data.unwrap_or_default() {
-            if key.contains("secret") {
-                values.push(String::from_utf8_lossy(&value.0).into_owned());
+        for value in secret.data.unwrap_or_default().into_values() {
+            let value = String::from_utf8_lossy(&value.0).into_owned();
+            if !shown.contains(&value) {
+                values.push(value);
             }
         }
     }

@@ -131,8 +131,12 @@ pub trait CredentialKind:
     }
 }
 
+/// A status time, in whole seconds as the apiserver keeps it (a `Time` is
+/// written `%Y-%m-%dT%H:%M:%SZ`): a time with a fraction — a rotation due
+/// after an interval such as `90.5s` — would never equal what is read back,
+/// and every pass would write the status again.
 pub(crate) fn time(t: Option<Timestamp>) -> Option<Time> {
-    t.map(Time)
+    t.map(|t| Time(crate::engine::truncate_to_second(t)))
 }
 
 fn secret_labels(

@@ -209,7 +209,7 @@ pub fn rollout_record(status: Option<&RotationStatus>) -> RolloutRecord {
 /// a pass planned on a copy older than a status an earlier pass wrote (our
 /// own write still on its way to the cache) must not move it backwards.
 pub(crate) fn never_earlier(planned: Option<Timestamp>, recorded: Option<&Time>) -> Option<Time> {
-    planned.max(recorded.map(|t| t.0)).map(Time)
+    time(planned.max(recorded.map(|t| t.0)))
 }
 
 /// `sealed` as planned, but never unset once the status says it: a pass

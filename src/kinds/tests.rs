@@ -131,3 +131,17 @@ fn attributes_are_compared_as_values() {
         }
     ));
 }
+
+/// `rotation.interval` may have a fraction of a second (`90.5s`); the
+/// status keeps whole seconds, so what keysmith writes must read back equal
+/// or each pass writes again.
+#[test]
+fn a_fractional_interval_reads_back_equal() {
+    for interval in ["2.3h", "90.5s", "1m0.25s"] {
+        let spec = serde_json::json!({"rotation": {"interval": interval}});
+        let app: GatewayApp = object("GatewayApp", spec);
+        let written = first_status(&app);
+        assert!(written.rotation.next_rotation_time.is_some(), "{interval}");
+        assert_eq!(through_the_apiserver(&written), written, "{interval}");
+    }
+}

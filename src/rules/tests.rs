@@ -215,6 +215,22 @@ fn durations_parse_like_go() {
         parse_duration("500ms"),
         Some(std::time::Duration::from_millis(500))
     );
+    // Exact, as Go's integer arithmetic gives them (floating point would
+    // make 2.3h 8,279.999999999 s).
+    for exact in ["2.3h", "4.6h", "9.2h", "0.1h", "138m", "8280s"] {
+        let nanos = parse_duration(exact).unwrap().as_nanos();
+        assert_eq!(nanos % 1_000_000_000, 0, "{exact}: whole seconds");
+    }
+    assert_eq!(parse_duration("2.3h"), secs(8280));
+    assert_eq!(
+        parse_duration("1.000000000123456789012345s"),
+        Some(std::time::Duration::from_nanos(1_000_000_000)),
+        "finer than a nanosecond is dropped"
+    );
+    assert_eq!(
+        parse_duration("0.1us1.5ns"),
+        Some(std::time::Duration::from_nanos(101))
+    );
     for bad in [
         "", "1", "h", "1d", "-1h", "+1h", "1 h", "1.h", ".5h", "1hh", "1e3s", "inf", "3000000h",
     ] {
