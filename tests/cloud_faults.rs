@@ -26,9 +26,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
-use support::cloud::{
-    apply_connection, connection_spec, credentials_secret, reader, synced_at, wait_connection,
-};
+use support::cloud::{apply_connection, connection_spec, reader, synced_at, wait_connection};
 use support::conformance::{self, ConformanceServer, calls, reads, writes};
 use support::control_plane;
 use support::env::{Env, SETTLE, tail};
@@ -373,14 +371,7 @@ fn assert_no_credential_logged(env: &Env, values: &[&str]) {
 async fn each_write_call_fails_once(provider: &'static str) {
     let (create, reset) = write_ops(provider);
     let env = Env::new(&format!("faults-{provider}")).await;
-    credentials_secret(
-        &env.client,
-        &env.ns,
-        "gw-credentials",
-        conformance::ACCESS_KEY_SECRET,
-        true,
-    )
-    .await;
+    env.gateway_credentials().await;
     let servers: Vec<(&str, ConformanceServer)> = KINDS
         .iter()
         .map(|kind| (*kind, ConformanceServer::start(provider)))
@@ -532,14 +523,7 @@ async fn kill_when_seen(env: &mut Env, servers: &[(&str, &ConformanceServer)], o
 async fn killed_mid_sync(provider: &'static str) {
     let (create, reset) = write_ops(provider);
     let mut env = Env::new(&format!("kill-{provider}")).await;
-    credentials_secret(
-        &env.client,
-        &env.ns,
-        "gw-credentials",
-        conformance::ACCESS_KEY_SECRET,
-        true,
-    )
-    .await;
+    env.gateway_credentials().await;
     let acted = ConformanceServer::start(provider);
     let slow = ConformanceServer::start(provider);
     let servers = [("acted", &acted), ("slow", &slow)];
@@ -662,14 +646,7 @@ async fn an_idle_restart_makes_no_gateway_writes() {
         return;
     }
     let mut env = Env::new("idle-restart").await;
-    credentials_secret(
-        &env.client,
-        &env.ns,
-        "gw-credentials",
-        conformance::ACCESS_KEY_SECRET,
-        true,
-    )
-    .await;
+    env.gateway_credentials().await;
     let servers = [
         ConformanceServer::start("huawei"),
         ConformanceServer::start("alibaba"),

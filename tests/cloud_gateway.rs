@@ -27,14 +27,7 @@ use support::env::{Env, SETTLE};
 async fn journey(provider: &'static str) {
     let server = ConformanceServer::start(provider);
     let env = Env::new(&format!("cloud-{provider}")).await;
-    credentials_secret(
-        &env.client,
-        &env.ns,
-        "gw-credentials",
-        conformance::ACCESS_KEY_SECRET,
-        true,
-    )
-    .await;
+    env.gateway_credentials().await;
     credentials_secret(
         &env.client,
         &env.ns,
@@ -316,14 +309,7 @@ async fn alibaba_overlaps_at_the_gateway_with_a_second_key_pair() {
     }
     let server = ConformanceServer::start("alibaba");
     let env = Env::new("cloud-overlap").await;
-    credentials_secret(
-        &env.client,
-        &env.ns,
-        "gw-credentials",
-        conformance::ACCESS_KEY_SECRET,
-        true,
-    )
-    .await;
+    env.gateway_credentials().await;
     apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
     env.apply_app(
         "rotating",
@@ -369,14 +355,7 @@ async fn a_namespace_with_synced_apps_is_deleted() {
     }
     let server = ConformanceServer::start("huawei");
     let env = Env::new("cloud-nsdel").await;
-    credentials_secret(
-        &env.client,
-        &env.ns,
-        "gw-credentials",
-        conformance::ACCESS_KEY_SECRET,
-        true,
-    )
-    .await;
+    env.gateway_credentials().await;
     apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
     for i in 0..3 {
         env.apply_app(
@@ -430,14 +409,7 @@ async fn a_new_credential_reaches_the_gateway_before_the_secret() {
     }
     let server = ConformanceServer::start("huawei");
     let env = Env::new("cloud-pushfirst").await;
-    credentials_secret(
-        &env.client,
-        &env.ns,
-        "gw-credentials",
-        conformance::ACCESS_KEY_SECRET,
-        true,
-    )
-    .await;
+    env.gateway_credentials().await;
     apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
     env.apply_app(
         "first",
@@ -534,14 +506,7 @@ async fn a_secret_reset_in_the_console_is_repaired_and_idle_sync_writes_nothing(
     }
     let server = ConformanceServer::start("huawei");
     let env = Env::new("cloud-drift").await;
-    credentials_secret(
-        &env.client,
-        &env.ns,
-        "gw-credentials",
-        conformance::ACCESS_KEY_SECRET,
-        true,
-    )
-    .await;
+    env.gateway_credentials().await;
     let mut spec = connection_spec(&server, "gw-credentials");
     spec["driftCheckInterval"] = json!("10s");
     apply_connection(&env, "gw", spec).await;
@@ -622,14 +587,7 @@ async fn a_signature_key_lives_at_the_gateway_as_in_its_secret() {
         let provider = "huawei";
         let server = ConformanceServer::start(provider);
         let env = Env::new(&format!("cloud-sign-{provider}")).await;
-        credentials_secret(
-            &env.client,
-            &env.ns,
-            "gw-credentials",
-            conformance::ACCESS_KEY_SECRET,
-            true,
-        )
-        .await;
+        env.gateway_credentials().await;
         let mut spec = connection_spec(&server, "gw-credentials");
         spec["driftCheckInterval"] = json!("10s");
         apply_connection(&env, "gw", spec).await;
@@ -753,14 +711,7 @@ async fn the_gateways_own_rules_are_checked_before_any_call() {
     // Alibaba holds signature keys of 6-20 characters; a generated one has 32.
     let server = ConformanceServer::start("alibaba");
     let env = Env::new("cloud-rules").await;
-    credentials_secret(
-        &env.client,
-        &env.ns,
-        "gw-credentials",
-        conformance::ACCESS_KEY_SECRET,
-        true,
-    )
-    .await;
+    env.gateway_credentials().await;
     apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
     wait_connection(&env, "gw", "True").await;
     server.zero_stats().await;
@@ -810,14 +761,7 @@ async fn adoption_and_a_released_cleanup_are_asked_for_explicitly() {
     }
     let server = ConformanceServer::start("huawei");
     let env = Env::new("cloud-adopt").await;
-    credentials_secret(
-        &env.client,
-        &env.ns,
-        "gw-credentials",
-        conformance::ACCESS_KEY_SECRET,
-        true,
-    )
-    .await;
+    env.gateway_credentials().await;
     apply_connection(&env, "gw", connection_spec(&server, "gw-credentials")).await;
     let gateway = reader(&server);
     let existing = providers::AppWrite {
@@ -912,14 +856,7 @@ async fn a_private_endpoint_is_trusted_through_the_ca_bundle() {
     );
     let ca = std::fs::read_to_string(dir.join("tls.crt")).unwrap();
     let env = Env::new("cloud-tls").await;
-    credentials_secret(
-        &env.client,
-        &env.ns,
-        "gw-credentials",
-        conformance::ACCESS_KEY_SECRET,
-        true,
-    )
-    .await;
+    env.gateway_credentials().await;
 
     // Without the CA: the certificate is unknown, nothing is sent.
     apply_connection(

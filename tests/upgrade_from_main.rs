@@ -18,7 +18,7 @@
 
 mod support;
 
-use support::cloud::{apply_connection, connection_spec, credentials_secret, synced_at};
+use support::cloud::{apply_connection, connection_spec, synced_at};
 use support::conditions::{condition, is_ready};
 use support::conformance::{self, ConformanceServer, writes};
 use support::env::{Env, SETTLE, tail};
@@ -203,14 +203,7 @@ async fn apply_rollout(env: &Env) {
 
 /// A connection to each server, an app at each, a signature key at Huawei.
 async fn apply_cloud(env: &Env, servers: &[ConformanceServer]) {
-    credentials_secret(
-        &env.client,
-        &env.ns,
-        "gw-credentials",
-        conformance::ACCESS_KEY_SECRET,
-        true,
-    )
-    .await;
+    env.gateway_credentials().await;
     for server in servers {
         let provider = server.provider;
         apply_connection(env, provider, connection_spec(server, "gw-credentials")).await;

@@ -27,6 +27,10 @@ mod watch;
 #[path = "../../tests/support/launch.rs"]
 mod launch;
 
+/// The apiserver's request counters, as the tests read them.
+#[path = "../../tests/support/apiserver.rs"]
+mod apiserver;
+
 /// The conformance server, as the tests start it.
 #[allow(dead_code)] // the tests' SDK helpers
 #[path = "../../tests/support/conformance.rs"]

@@ -6,10 +6,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use kube::Client;
-
-use crate::BoxError;
-
 /// Starts a `seconds`-long CPU profile of kube-apiserver after `delay`,
 /// written to `dir/name.pprof` (nothing without `dir`).
 pub fn profile_apiserver(
@@ -46,53 +42,9 @@ pub fn profile_apiserver(
     }))
 }
 
-/// Mutating requests the apiserver has served, by resource; and every
-/// request by `resource/subresource VERB`.
-pub async fn mutating_requests(client: &Client) -> Result<BTreeMap<String, f64>, BoxError> {
-    let request = http::Request::get("/metrics").body(Vec::new())?;
-    let text = client.request_text(request).await?;
-    let mut out = BTreeMap::new();
-    // Watchers the apiserver closed because they fell behind (each costs a re-list).
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_terminated_watchers_total{"))
-    {
-        let value: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        let detail = format!("terminated watchers {}", label(line, "resource"));
-        *out.entry(detail).or_insert(0.0) += value;
-    }
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let verb = label(line, "verb");
-        let resource = label(line, "resource");
-        let value: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        // Totals count writes only; the per-verb detail shows reads too.
-        if matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE") {
-            *out.entry(resource.clone()).or_insert(0.0) += value;
-        }
-        let detail = format!("{resource}/{} {verb}", label(line, "subresource"));
-        *out.entry(detail).or_insert(0.0) += value;
-    }
-    Ok(out)
-}
-
-fn label(line: &str, name: &str) -> String {
-    line.split(&format!("{name}=\""))
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap_or_default()
-        .to_string()
-}
+/// The apiserver's request counters (`tests/support/apiserver.rs`): writes
+/// by resource, every request by `resource/subresource VERB`.
+pub use crate::apiserver::requests as mutating_requests;
 
 pub fn delta(
     after: &BTreeMap<String, f64>,

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::BoxError;
 
-pub fn app_object(name: &str) -> GatewayApp {
+fn app_object(name: &str) -> GatewayApp {
     serde_json::from_value(json!({
         "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
         "metadata": {"name": name}, "spec": {}
@@ -23,7 +23,7 @@ pub fn app_object(name: &str) -> GatewayApp {
     .expect("static object")
 }
 
-pub fn key_object(name: &str) -> SignatureKey {
+fn key_object(name: &str) -> SignatureKey {
     serde_json::from_value(json!({
         "apiVersion": "keysmith.dev/v1alpha1", "kind": "SignatureKey",
         "metadata": {"name": name}, "spec": {}
@@ -35,6 +35,21 @@ pub fn names(prefix: &str, count: usize) -> Vec<(bool, String)> {
     (0..count)
         .map(|i| (i % 2 == 0, format!("{prefix}-{i:06}")))
         .collect()
+}
+
+/// Creates the GatewayApp (`is_app`) or the SignatureKey `name`.
+pub async fn create_one(
+    apps: &Api<GatewayApp>,
+    keys: &Api<SignatureKey>,
+    is_app: bool,
+    name: &str,
+) -> Result<(), kube::Error> {
+    let params = PostParams::default();
+    if is_app {
+        apps.create(&params, &app_object(name)).await.map(|_| ())
+    } else {
+        keys.create(&params, &key_object(name)).await.map(|_| ())
+    }
 }
 
 pub async fn create_namespace(client: &Client, name: &str) -> Result<(), BoxError> {
@@ -55,17 +70,7 @@ pub async fn create_resources(
     stream::iter(objects.iter().cloned())
         .map(|(is_app, name)| {
             let (apps, keys) = (apps.clone(), keys.clone());
-            async move {
-                if is_app {
-                    apps.create(&PostParams::default(), &app_object(&name))
-                        .await
-                        .map(|_| ())
-                } else {
-                    keys.create(&PostParams::default(), &key_object(&name))
-                        .await
-                        .map(|_| ())
-                }
-            }
+            async move { create_one(&apps, &keys, is_app, &name).await }
         })
         .buffer_unordered(concurrency)
         .try_collect::<Vec<_>>()

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use keysmith::api::{GatewayApp, SignatureKey};
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -36,8 +36,7 @@ use crate::measure::{
     CpuSeconds, delta, mem_gib, mutating_requests, percentile, profile_apiserver, round,
 };
 use crate::objects::{
-    app_object, create_namespace, create_resources, delete_namespaces, key_object, names,
-    unrelated_secrets,
+    create_namespace, create_one, create_resources, delete_namespaces, names, unrelated_secrets,
 };
 use crate::operator::Operator;
 use crate::raw::{raw_writes, secret_write_cost};
@@ -440,15 +439,7 @@ async fn create_at_rate(
         );
         handles.push(tokio::spawn(async move {
             let _permit = permit;
-            if is_app {
-                apps.create(&PostParams::default(), &app_object(&name))
-                    .await
-                    .map(|_| ())
-            } else {
-                keys.create(&PostParams::default(), &key_object(&name))
-                    .await
-                    .map(|_| ())
-            }
+            create_one(&apps, &keys, is_app, &name).await
         }));
     }
     for handle in handles {

@@ -128,7 +128,17 @@ pub async fn wait_connection(env: &Env, name: &str, want: &str) -> (String, Stri
     (reason, message)
 }
 
+/// The credentials Secret most tests' connections name: the conformance
+/// servers' access key, opted in.
+pub const CREDENTIALS: &str = "gw-credentials";
+
 impl Env {
+    /// Creates [`CREDENTIALS`] in the test's namespace.
+    pub async fn gateway_credentials(&self) {
+        let secret = conformance::ACCESS_KEY_SECRET;
+        credentials_secret(&self.client, &self.ns, CREDENTIALS, secret, true).await;
+    }
+
     pub fn connections(&self) -> Api<GatewayConnection> {
         Api::namespaced(self.client.clone(), &self.ns)
     }

@@ -267,28 +267,37 @@ fn install_crds(cp: &ControlPlane) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         runtime.block_on(async move {
             let client = client_for(&kubeconfig).await?;
-            let crds: Api<CustomResourceDefinition> = Api::all(client);
-            let params = PatchParams::apply("keysmith-tests").force();
-            for crd in keysmith::admission::schema::crds() {
-                let name = crd.metadata.name.clone().unwrap_or_default();
-                crds.patch(&name, &params, &Patch::Apply(&crd))
-                    .await
-                    .map_err(|e| format!("installing CRD {name}: {e}"))?;
-                let established = kube::runtime::wait::await_condition(
-                    crds.clone(),
-                    &name,
-                    kube::runtime::wait::conditions::is_crd_established(),
-                );
-                tokio::time::timeout(Duration::from_secs(30), established)
-                    .await
-                    .map_err(|_| format!("CRD {name} not Established after 30s"))?
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(())
+            apply_crds(&client, keysmith::admission::schema::crds()).await
         })
     })
     .join()
     .map_err(|_| "CRD installer panicked".to_string())?
+}
+
+/// Applies `crds` (server-side, forced, as a user upgrading would) and
+/// waits until each is Established.
+pub async fn apply_crds(
+    client: &Client,
+    crds: Vec<CustomResourceDefinition>,
+) -> Result<(), String> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply("keysmith-tests").force();
+    for crd in crds {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .map_err(|e| format!("installing CRD {name}: {e}"))?;
+        let established = kube::runtime::wait::await_condition(
+            api.clone(),
+            &name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        );
+        tokio::time::timeout(Duration::from_secs(30), established)
+            .await
+            .map_err(|_| format!("CRD {name} not Established after 30s"))?
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 pub async fn client_for(kubeconfig: &Path) -> Result<Client, String> {

@@ -19,6 +19,7 @@ macro_rules! needs_control_plane {
 #[allow(unused_imports)]
 pub(crate) use needs_control_plane;
 
+pub mod apiserver;
 pub mod cloud;
 pub mod conditions;
 pub mod conformance;

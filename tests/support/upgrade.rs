@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, ResourceExt};
+use kube::Client;
 
+use super::apiserver::WRITES;
 use super::operator::Operator;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,29 +44,12 @@ pub async fn install_crds_of(client: &Client, binary: &Path) {
     install_crds(client, crds).await;
 }
 
-/// Applies `crds` and waits until each is Established and served.
+/// Applies `crds`, waits until each is Established, and a moment more
+/// until the apiserver serves the new schema.
 pub async fn install_crds(client: &Client, crds: Vec<CustomResourceDefinition>) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in crds {
-        let name = crd.name_any();
-        api.patch(
-            &name,
-            &PatchParams::apply("keysmith-tests").force(),
-            &Patch::Apply(&crd),
-        )
+    super::control_plane::apply_crds(client, crds)
         .await
-        .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
-        let established = kube::runtime::wait::await_condition(
-            api.clone(),
-            &name,
-            kube::runtime::wait::conditions::is_crd_established(),
-        );
-        tokio::time::timeout(TIMEOUT, established)
-            .await
-            .expect("CRD Established")
-            .unwrap();
-    }
-    // The apiserver serves the new schema a moment after Established.
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
 }
 
@@ -104,35 +87,19 @@ pub async fn wait_reconciles(operator: &Operator, count: u64) {
     }
 }
 
-/// The mutating requests the apiserver has served on `resources`, by
-/// `resource/subresource VERB` (its `apiserver_request_total`): a write
-/// that changed nothing moves no resourceVersion, but it is counted here.
+/// The write requests the apiserver has served on `resources`, by
+/// `resource/subresource VERB`: a write that changed nothing moves no
+/// resourceVersion, but it is counted here.
 pub async fn writes_to(client: &Client, resources: &[&str]) -> BTreeMap<String, f64> {
-    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(request).await.unwrap();
-    let label = |line: &str, name: &str| {
-        let after = line.split(&format!("{name}=\"")).nth(1).unwrap_or_default();
-        after.split('"').next().unwrap_or_default().to_string()
+    let all = super::apiserver::requests(client).await.unwrap();
+    let counted = |key: &str| {
+        let Some((path, verb)) = key.split_once(' ') else {
+            return false;
+        };
+        let resource = path.split('/').next().unwrap_or_default();
+        path.contains('/') && resources.contains(&resource) && WRITES.contains(&verb)
     };
-    let mut out = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let (verb, resource) = (label(line, "verb"), label(line, "resource"));
-        let mutating = matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE");
-        if !mutating || !resources.contains(&resource.as_str()) {
-            continue;
-        }
-        let value: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        let key = format!("{resource}/{} {verb}", label(line, "subresource"));
-        *out.entry(key).or_insert(0.0) += value;
-    }
-    out
+    all.into_iter().filter(|(key, _)| counted(key)).collect()
 }
 
 /// What grew from `before` to `after`.
