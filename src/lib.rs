@@ -19,8 +19,8 @@
 //!    one client per provider behind one trait, request signing, the shared
 //!    HTTP transport. Knows no Kubernetes type.
 //! 7. [`controller`] — the kube-runtime shell: watches, a reconcile of named
-//!    steps (observe → plan → apply Secret → roll out → apply status → emit),
-//!    Secret and status I/O, own-write bookkeeping, events, metrics, errors.
+//!    steps (decide on a copy → observe → plan → apply Secret → roll out →
+//!    apply status → emit), Secret and status I/O, own-write bookkeeping, events, metrics, errors.
 //! 8. [`runtime`] — `keysmith run`: probes, metrics endpoint, leader
 //!    election, memory, signals.
 //! 9. [`cli`] — the command line.

@@ -569,6 +569,69 @@ async fn drift_deleted_edited_and_broken_secrets() {
     );
 }
 
+/// A pass must never decide on a status older than the one keysmith itself
+/// last wrote, even when its watch has not shown that write yet. Here each
+/// output Secret is deleted the moment it appears: the pass that deleting
+/// it triggers runs as soon as the first pass has written its status, before
+/// the watch can show that status. It must see a recreation (revision 2,
+/// SecretRecreated, a Warning), never a second first issue (revision 1
+/// again with new values and nothing said).
+#[tokio::test]
+async fn a_secret_deleted_as_it_is_first_issued_is_recreated_not_issued_again() {
+    needs_control_plane!();
+    let env = Env::new("lag").await;
+    let names: Vec<String> = (0..8).map(|i| format!("app-{i}")).collect();
+    let deleter = tokio::spawn(delete_each_secret_once(env.secrets(), names.clone()));
+    for name in &names {
+        env.create_app(name, json!({})).await;
+    }
+    tokio::time::timeout(TIMEOUT, deleter)
+        .await
+        .expect("every Secret appeared")
+        .unwrap();
+    for name in &names {
+        let app = env
+            .wait_app(name, "recreated as revision 2", |a| revision(a) == Some(2))
+            .await;
+        assert_eq!(
+            app.status.unwrap().rotation.last_rotation_reason,
+            Some(RotationReason::SecretRecreated),
+            "{name}"
+        );
+        env.wait_event(name, "SecretRecreated").await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for app in env.apps().list(&ListParams::default()).await.unwrap() {
+        assert_eq!(
+            revision(&app),
+            Some(2),
+            "{}: recreated once",
+            app.name_any()
+        );
+    }
+}
+
+/// Deletes each of `names`' Secrets as soon as the watch shows it.
+async fn delete_each_secret_once(secrets: Api<Secret>, names: Vec<String>) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let mut waiting: std::collections::BTreeSet<String> = names.into_iter().collect();
+    let stream = watcher(secrets.clone(), watcher::Config::default()).applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    while let Some(secret) = stream.next().await {
+        let name = secret.expect("the Secret watch").name_any();
+        if waiting.remove(&name) {
+            secrets
+                .delete(&name, &DeleteParams::default())
+                .await
+                .unwrap();
+            if waiting.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn bad_secret_sources_block_without_leaking_and_recover() {
     needs_control_plane!();

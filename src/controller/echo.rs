@@ -87,6 +87,19 @@ impl OwnWrites {
             .is_some_and(|rv| object.meta().resource_version.as_ref() != Some(rv))
     }
 
+    /// The object as read fresh from the apiserver: if it is not the version
+    /// of our last status write, a later write came after ours and the record
+    /// is dropped (its echo may never be seen alone, after a re-list; kept,
+    /// it would make every pass read fresh). Its echo, if it still comes, is
+    /// then news: one pass that writes nothing.
+    pub fn status_read_fresh(&self, fresh: &impl Resource) {
+        let mut records = lock(&self.statuses);
+        let ours = records.get(uid_of(fresh));
+        if ours.is_some_and(|rv| fresh.meta().resource_version.as_ref() != Some(rv)) {
+            records.remove(uid_of(fresh));
+        }
+    }
+
     /// This process has written the object's status (so it has issued it).
     pub fn has_status_record(&self, object: &impl Resource) -> bool {
         lock(&self.statuses).contains_key(uid_of(object))
@@ -156,7 +169,18 @@ mod tests {
         assert!(!writes.status_lags(&object("u", "5")));
         assert!(!writes.has_status_record(&object("u", "5")));
         writes.status_written(&object("u", "5"), "6".into());
-        writes.forget_object(&object("u", "6"));
-        assert!(!writes.has_status_record(&object("u", "6")));
+        writes.status_read_fresh(&object("u", "6"));
+        assert!(
+            writes.status_lags(&object("u", "5")),
+            "fresh and ours: kept"
+        );
+        writes.status_read_fresh(&object("u", "7"));
+        assert!(
+            !writes.has_status_record(&object("u", "7")),
+            "a later write came after ours: the record goes"
+        );
+        writes.status_written(&object("u", "7"), "8".into());
+        writes.forget_object(&object("u", "8"));
+        assert!(!writes.has_status_record(&object("u", "8")));
     }
 }

@@ -12,6 +12,13 @@ use crate::engine::PlanError;
 pub enum ObserveError {
     #[error("{0} has no namespace")]
     NoNamespace(String),
+    /// Reading the object itself, when the cache lags our own status write.
+    #[error("reading {object}: {source}")]
+    ReadObject {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("reading Secret {namespace}/{name}: {source}")]
     ReadSecret {
         namespace: String,
@@ -137,7 +144,8 @@ impl Error {
             Error::Observe(ObserveError::ReadSecret { .. }) => ErrorLabel::ReadSecret,
             Error::Plan(PlanError::Generate(_)) => ErrorLabel::Generate,
             Error::ApplySecret(_) => ErrorLabel::WriteSecret,
-            Error::ApplyStatus(ApplyStatusError::Read { .. }) => ErrorLabel::ReadObject,
+            Error::Observe(ObserveError::ReadObject { .. })
+            | Error::ApplyStatus(ApplyStatusError::Read { .. }) => ErrorLabel::ReadObject,
             Error::ApplyStatus(ApplyStatusError::Write { .. }) => ErrorLabel::WriteStatus,
             Error::Cleanup(_) => ErrorLabel::GatewayCleanup,
         }
@@ -148,7 +156,9 @@ impl Error {
         match self {
             Error::Observe(ObserveError::NoNamespace(_)) => true,
             Error::ApplySecret(error) => error.is_permanent(),
-            Error::Observe(ObserveError::ReadSecret { source, .. })
+            Error::Observe(
+                ObserveError::ReadSecret { source, .. } | ObserveError::ReadObject { source, .. },
+            )
             | Error::ApplyStatus(
                 ApplyStatusError::Read { source, .. } | ApplyStatusError::Write { source, .. },
             ) => refused(source),

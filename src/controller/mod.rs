@@ -1,7 +1,7 @@
 //! The kube-runtime shell around the engine.
 //!
-//! - [`reconcile`]: one pass as named steps (observe → plan → apply Secret →
-//!   apply status → emit), with `error_policy`;
+//! - [`reconcile`]: one pass as named steps (decide on a copy → observe →
+//!   plan → apply Secret → apply status → emit), with `error_policy`;
 //! - [`secrets`] and [`status`]: the I/O of the two writes, Secret first
 //!   (held by the types: the status step takes the Secret step's result);
 //! - [`rollout`]: restarting `spec.rollout`'s workloads, between the two;

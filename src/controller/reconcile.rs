@@ -1,8 +1,8 @@
 //! One reconcile, as named steps:
 //!
 //! ```text
-//! observe ──▶ plan ──▶ apply_gateway ──▶ apply_secret ──▶ roll_out ──▶ apply_status ──▶ emit
-//! (reads)     (pure)   (gateway copies)  (SecretInPlace)   (workloads)  (takes both)    (events, log)
+//! decide_on ──▶ observe ──▶ plan ──▶ apply_gateway ──▶ apply_secret ──▶ roll_out ──▶ apply_status ──▶ emit
+//! (the copy)    (reads)     (pure)   (gateway copies)  (SecretInPlace)   (workloads)  (takes both)    (events, log)
 //! ```
 //!
 //! The gateway Secrets go first: a gateway accepts a new credential before
@@ -75,14 +75,44 @@ where
             .map_err(Error::Cleanup)?;
         return Ok(retry.map_or_else(Action::await_change, Action::requeue));
     }
-    // Decide on the cache's newest copy: the one this pass was handed may
-    // predate a status an earlier pass wrote.
     let _ = ctx.shared.writes.take_status_echo(&*object);
-    let object = ctx.newest(&object);
+    let Some(object) = decide_on(object, ctx).await? else {
+        // Gone meanwhile: its deletion is on its way through the watch.
+        return Ok(Action::await_change());
+    };
     let mut events = Vec::new();
     let result = steps(&object, ctx, &mut events).await;
     emit(&*object, ctx, &events);
     result
+}
+
+/// Step 0: the copy of the object this pass decides on. The cache's newest,
+/// since the copy the pass was handed may predate a status an earlier pass
+/// wrote; and when the cache does not show our own last status write yet,
+/// a fresh read: a pass must never plan on a status older than its own
+/// (a revision issued twice, a reset carried out twice). `None`: gone.
+async fn decide_on<K>(object: Arc<K>, ctx: &KindContext<K>) -> Result<Option<Arc<K>>, ObserveError>
+where
+    K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
+{
+    let newest = ctx.newest(&object);
+    if !ctx.shared.writes.status_lags(&*newest) {
+        return Ok(Some(newest));
+    }
+    let namespace = object.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
+    let fresh =
+        api.get_opt(&object.name_any())
+            .await
+            .map_err(|source| ObserveError::ReadObject {
+                object: format!("{}/{namespace}/{}", K::KIND.as_str(), object.name_any()),
+                source,
+            })?;
+    let fresh = fresh.filter(|fresh| fresh.meta().uid == object.meta().uid);
+    if let Some(fresh) = &fresh {
+        ctx.shared.writes.status_read_fresh(fresh);
+    }
+    Ok(fresh.map(Arc::new))
 }
 
 /// The steps of one pass. Each step that decided events (the engine's
