@@ -8,6 +8,20 @@
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+/// The Secrets a re-list found gone, as [`SecretNames`] keys them.
+#[derive(Debug, Default)]
+pub struct Vanished(HashSet<u64>);
+
+impl Vanished {
+    pub fn contains(&self, namespace: &str, name: &str) -> bool {
+        self.0.contains(&key(namespace, name))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct SecretNames {
     names: HashSet<u64>,
@@ -46,13 +60,17 @@ impl SecretNames {
         }
     }
 
-    /// The list is complete: Secrets it did not show are gone.
-    pub fn end_relist(&mut self) {
-        if let Some(relist) = self.relist.take() {
-            self.names = relist;
-            self.names.shrink_to_fit();
-            self.synced = true;
-        }
+    /// The list is complete: Secrets it did not show are gone. Returns them:
+    /// deleted while the watch was down, they came with no delete event.
+    pub fn end_relist(&mut self) -> Vanished {
+        let Some(relist) = self.relist.take() else {
+            return Vanished::default();
+        };
+        let vanished = self.names.difference(&relist).copied().collect();
+        self.names = relist;
+        self.names.shrink_to_fit();
+        self.synced = true;
+        Vanished(vanished)
     }
 
     /// True only when a complete list is known and shows no such Secret.
@@ -104,8 +122,31 @@ mod tests {
             !names.surely_absent("ns", "new"),
             "unknown during a re-list"
         );
-        names.end_relist();
+        let vanished = names.end_relist();
         assert!(names.surely_absent("ns", "gone"));
         assert!(!names.surely_absent("ns", "kept"));
+        assert!(vanished.contains("ns", "gone"), "gone with no delete event");
+        assert!(!vanished.contains("ns", "kept"));
+        assert!(!vanished.contains("ns", "new"));
+    }
+
+    #[test]
+    fn the_first_list_and_deletions_seen_as_events_vanish_nothing() {
+        let mut names = SecretNames::default();
+        names.begin_relist();
+        names.insert("ns", "a");
+        assert!(names.end_relist().is_empty(), "nothing known before");
+        names.insert("ns", "b");
+        names.begin_relist();
+        names.insert("ns", "a");
+        names.insert("ns", "b");
+        names.remove("ns", "b");
+        let vanished = names.end_relist();
+        assert!(
+            !vanished.contains("ns", "b"),
+            "its delete event told the listeners already"
+        );
+        assert!(!vanished.contains("ns", "a"));
+        assert!(names.end_relist().is_empty(), "no re-list under way");
     }
 }

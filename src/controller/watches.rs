@@ -24,6 +24,7 @@ use super::context::{KindContext, Shared, holder_of};
 use super::health::Health;
 use super::index::{Entry, Holder};
 use super::lock;
+use super::secret_names::Vanished;
 use crate::api::names::{annotations, labels};
 use crate::kinds::CredentialKind;
 
@@ -180,6 +181,33 @@ pub trait SecretListener: Send + Sync {
     /// Requeues the kind's objects that `secret`'s change concerns: its owner
     /// (by label, unless `owner_knows`) and whoever reads it as a source.
     fn secret_changed(&self, secret: &PartialObjectMeta<Secret>, owner_knows: bool);
+
+    /// Requeues the kind's objects that write or read a Secret a re-list
+    /// found gone (deleted while the watch was down: no delete event came).
+    fn secrets_vanished(&self, vanished: &Vanished);
+}
+
+/// The objects that write (output or gateway Secret) or read (source) a
+/// Secret in `vanished`.
+fn touching_vanished<K: CredentialKind>(objects: &[Arc<K>], vanished: &Vanished) -> Vec<Holder> {
+    let touches = |object: &K| {
+        let namespace = object.meta().namespace.clone().unwrap_or_default();
+        let intent = object.intent();
+        let gateway = intent
+            .gateway
+            .iter()
+            .flat_map(crate::engine::gateway::names);
+        let source = intent.secret_from.map(|(name, _)| name);
+        std::iter::once(intent.secret_name)
+            .chain(gateway)
+            .chain(source)
+            .any(|name| vanished.contains(&namespace, &name))
+    };
+    objects
+        .iter()
+        .filter(|object| touches(object))
+        .map(|object| holder_of(&**object))
+        .collect()
 }
 
 /// A kind's controller triggers, fed by the Secret watch.
@@ -211,6 +239,45 @@ impl<K: CredentialKind> SecretListener for SecretTriggers<K> {
             let _ = self.triggers.unbounded_send(object_ref(holder));
         }
     }
+
+    fn secrets_vanished(&self, vanished: &Vanished) {
+        for holder in touching_vanished(&self.ctx.cache.state(), vanished) {
+            let _ = self.triggers.unbounded_send(object_ref(&holder));
+        }
+    }
+}
+
+/// What a Secret watch event means to the listeners.
+enum Change {
+    Secret(Box<PartialObjectMeta<Secret>>),
+    Vanished(Vanished),
+    None,
+}
+
+/// Keeps `shared.secret_names` current with one event.
+fn keep_names(shared: &Shared, event: watcher::Event<PartialObjectMeta<Secret>>) -> Change {
+    let mut names = lock(&shared.secret_names);
+    match event {
+        watcher::Event::Init => {
+            names.begin_relist();
+            Change::None
+        }
+        watcher::Event::InitDone => {
+            let vanished = names.end_relist();
+            match vanished.is_empty() {
+                true => Change::None,
+                false => Change::Vanished(vanished),
+            }
+        }
+        watcher::Event::InitApply(secret) | watcher::Event::Apply(secret) => {
+            names.insert(&secret.namespace().unwrap_or_default(), &secret.name_any());
+            Change::Secret(Box::new(secret))
+        }
+        watcher::Event::Delete(secret) => {
+            names.remove(&secret.namespace().unwrap_or_default(), &secret.name_any());
+            Change::Secret(Box::new(secret))
+        }
+    }
 }
 
 /// One metadata-only watch over Secrets for every kind: keeps
@@ -227,37 +294,87 @@ pub async fn watch_secrets(
     .backoff(watch_backoff());
     let mut stream = std::pin::pin!(skip_watch_errors(stream));
     while let Some(Ok(event)) = stream.next().await {
-        let changed = {
-            let mut names = lock(&shared.secret_names);
-            match event {
-                watcher::Event::Init => {
-                    names.begin_relist();
-                    None
-                }
-                watcher::Event::InitDone => {
-                    names.end_relist();
-                    None
-                }
-                watcher::Event::InitApply(secret) | watcher::Event::Apply(secret) => {
-                    names.insert(&secret.namespace().unwrap_or_default(), &secret.name_any());
-                    Some(secret)
-                }
-                watcher::Event::Delete(secret) => {
-                    names.remove(&secret.namespace().unwrap_or_default(), &secret.name_any());
-                    Some(secret)
+        match keep_names(&shared, event) {
+            Change::Secret(secret) => {
+                // Our own write coming back: its owner already knows.
+                let namespace = secret.namespace().unwrap_or_default();
+                let owner_knows =
+                    shared
+                        .writes
+                        .take_secret_echo(&namespace, &secret.name_any(), &*secret);
+                for listener in &listeners {
+                    listener.secret_changed(&secret, owner_knows);
                 }
             }
-        };
-        if let Some(secret) = changed {
-            // Our own write coming back: its owner already knows.
-            let namespace = secret.namespace().unwrap_or_default();
-            let owner_knows =
-                shared
-                    .writes
-                    .take_secret_echo(&namespace, &secret.name_any(), &secret);
-            for listener in &listeners {
-                listener.secret_changed(&secret, owner_knows);
+            Change::Vanished(vanished) => {
+                debug!("a re-list found Secrets deleted while the watch was down");
+                for listener in &listeners {
+                    listener.secrets_vanished(&vanished);
+                }
             }
+            Change::None => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::GatewayApp;
+    use crate::controller::secret_names::SecretNames;
+    use serde_json::json;
+
+    fn app(name: &str, spec: serde_json::Value) -> Arc<GatewayApp> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+                "metadata": {"name": name, "namespace": "ns", "uid": name}, "spec": spec,
+            }))
+            .unwrap(),
+        )
+    }
+
+    /// The Secrets of `names` that a re-list no longer shows.
+    fn vanished(names: &[&str]) -> Vanished {
+        let mut known = SecretNames::default();
+        known.begin_relist();
+        for name in names {
+            known.insert("ns", name);
+        }
+        known.insert("ns", "kept");
+        known.end_relist();
+        known.begin_relist();
+        known.insert("ns", "kept");
+        known.end_relist()
+    }
+
+    #[test]
+    fn a_relist_requeues_whoever_writes_or_reads_a_vanished_secret() {
+        let objects = [
+            app("output", json!({})),
+            app(
+                "gateway",
+                json!({"secretName": "kept", "gateway": {"layout": "KongKeyAuth", "name": "gw"}}),
+            ),
+            app(
+                "source",
+                json!({"secretName": "kept", "appSecretFrom": {"secretKeyRef": {"name": "byo", "key": "s"}}}),
+            ),
+            app("untouched", json!({"secretName": "kept"})),
+        ];
+        let holders = |gone: &[&str]| -> Vec<String> {
+            touching_vanished(&objects, &vanished(gone))
+                .into_iter()
+                .map(|h| h.name)
+                .collect()
+        };
+        assert_eq!(holders(&["output"]), ["output"]);
+        assert_eq!(holders(&["gw"]), ["gateway"]);
+        assert_eq!(holders(&["byo"]), ["source"]);
+        assert_eq!(
+            holders(&["output", "gw", "byo"]),
+            ["output", "gateway", "source"]
+        );
+        assert!(holders(&["someone-elses"]).is_empty());
     }
 }

@@ -107,6 +107,25 @@ impl Operator {
         }
     }
 
+    /// SIGSTOP: the operator reads nothing and writes nothing until
+    /// `resume`; its connections stay open (what the apiserver sends them
+    /// waits in the kernel).
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = self.pid().expect("the operator runs");
+        // SAFETY: kill(2) on the child this harness started and still holds.
+        let sent = unsafe { libc::kill(pid as libc::pid_t, signal) };
+        assert_eq!(sent, 0, "signal {signal} to the operator");
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
