@@ -50,6 +50,9 @@ pub struct KindContext<K: CredentialKind> {
     pub keys: Mutex<KeyIndex>,
     /// Retry delays of failing objects.
     pub backoff: Backoff,
+    /// Told of every object the watch has put in the cache (a pass waiting
+    /// for the cache to show its own status write looks again).
+    pub cache_moved: tokio::sync::Notify,
 }
 
 impl<K: CredentialKind> KindContext<K> {
@@ -60,6 +63,7 @@ impl<K: CredentialKind> KindContext<K> {
             sources: Mutex::new(SourceIndex::default()),
             keys: Mutex::new(KeyIndex::default()),
             backoff: Backoff::default(),
+            cache_moved: tokio::sync::Notify::new(),
         }
     }
 

@@ -88,15 +88,17 @@ where
 
 /// Step 0: the copy of the object this pass decides on. The cache's newest,
 /// since the copy the pass was handed may predate a status an earlier pass
-/// wrote; and when the cache does not show our own last status write yet,
-/// a fresh read: a pass must never plan on a status older than its own
-/// (a revision issued twice, a reset carried out twice). `None`: gone.
+/// wrote; and never one older than our own last status write: a pass
+/// planning on a status from before it would issue a revision twice or
+/// carry out a reset twice. When the cache does not show that write yet,
+/// its echo is usually on its way: the pass waits for it (up to
+/// [`CATCH_UP`]), and reads the object fresh if it does not come. `None`:
+/// gone.
 async fn decide_on<K>(object: Arc<K>, ctx: &KindContext<K>) -> Result<Option<Arc<K>>, ObserveError>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
-    let newest = ctx.newest(&object);
-    if !ctx.shared.writes.status_lags(&*newest) {
+    if let Some(newest) = cache_catches_up(&object, ctx).await {
         return Ok(Some(newest));
     }
     let namespace = object.namespace().unwrap_or_default();
@@ -113,6 +115,31 @@ where
         ctx.shared.writes.status_read_fresh(fresh);
     }
     Ok(fresh.map(Arc::new))
+}
+
+/// How long a pass waits for the cache to show its own status write before
+/// it reads the object from the apiserver instead.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The cache's newest copy of `object` once it shows our own last status
+/// write (at once when there is none); `None` if it does not within
+/// [`CATCH_UP`].
+async fn cache_catches_up<K: CredentialKind>(
+    object: &Arc<K>,
+    ctx: &KindContext<K>,
+) -> Option<Arc<K>> {
+    let deadline = tokio::time::Instant::now() + CATCH_UP;
+    loop {
+        // Listening before looking: a move between the two is not missed.
+        let moved = ctx.cache_moved.notified();
+        let mut moved = std::pin::pin!(moved);
+        moved.as_mut().enable();
+        let newest = ctx.newest(object);
+        if !ctx.shared.writes.status_lags(&*newest) {
+            return Some(newest);
+        }
+        tokio::time::timeout_at(deadline, moved).await.ok()?;
+    }
 }
 
 /// The steps of one pass. Each step that decided events (the engine's
@@ -554,4 +581,81 @@ fn report_failure<K: CredentialKind>(
         error = %message,
         "reconcile failed"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::GatewayApp;
+    use crate::controller::events::EventQueue;
+    use crate::controller::{Metrics, Options};
+    use kube::runtime::events::Reporter;
+    use kube::runtime::{reflector, watcher};
+    use std::time::Duration;
+
+    fn app(rv: &str) -> GatewayApp {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
+            "metadata": {"name": "a", "namespace": "ns", "uid": "u", "resourceVersion": rv},
+            "spec": {},
+        }))
+        .unwrap()
+    }
+
+    fn rv(object: Option<Arc<GatewayApp>>) -> String {
+        object
+            .and_then(|o| o.meta().resource_version.clone())
+            .unwrap()
+    }
+
+    /// A context around an empty cache, with a client that reaches nothing.
+    fn context() -> (
+        Arc<KindContext<GatewayApp>>,
+        reflector::store::Writer<GatewayApp>,
+    ) {
+        let uri = "http://127.0.0.1:9".parse().unwrap();
+        let client = kube::Client::try_from(kube::Config::new(uri)).unwrap();
+        let reporter = Reporter {
+            controller: "test".into(),
+            instance: None,
+        };
+        let (events, _publisher) = EventQueue::start(client.clone(), reporter);
+        let metrics = Arc::new(Metrics::default());
+        let shared = super::super::shared_state(client, &Options::default(), metrics, events);
+        let (reader, writer) = reflector::store();
+        (Arc::new(KindContext::new(shared, reader)), writer)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pass_decides_on_a_copy_that_shows_its_own_last_status_write() {
+        let (ctx, mut writer) = context();
+        writer.apply_watcher_event(&watcher::Event::Apply(app("1")));
+        let handed = Arc::new(app("1"));
+        assert_eq!(
+            rv(cache_catches_up(&handed, &ctx).await),
+            "1",
+            "no write of ours: at once"
+        );
+
+        // Our write (version 2) is not in the cache yet: the pass waits for its echo.
+        ctx.shared.writes.status_written(&*handed, "2".into());
+        let waiting = tokio::spawn({
+            let (ctx, handed) = (ctx.clone(), handed.clone());
+            async move { cache_catches_up(&handed, &ctx).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !waiting.is_finished(),
+            "decided on a copy without our write"
+        );
+        writer.apply_watcher_event(&watcher::Event::Apply(app("2")));
+        ctx.cache_moved.notify_waiters();
+        assert_eq!(rv(waiting.await.unwrap()), "2");
+
+        // An echo that never comes: given up after CATCH_UP (the pass reads fresh).
+        ctx.shared.writes.status_written(&*handed, "3".into());
+        let started = tokio::time::Instant::now();
+        assert!(cache_catches_up(&handed, &ctx).await.is_none());
+        assert_eq!(started.elapsed(), CATCH_UP);
+    }
 }

@@ -105,6 +105,7 @@ where
                 cached.is_some_and(|c| c.meta().resource_version == object.meta().resource_version)
                     && echo_ctx.shared.writes.take_status_echo(object)
             });
+            echo_ctx.cache_moved.notify_waiters();
             std::future::ready(!echo)
         },
     )
