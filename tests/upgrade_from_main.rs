@@ -168,8 +168,16 @@ async fn wait_settled(env: &Env, what: &str) {
             k.spec.connection_ref.is_none()
                 || at_gateway == status.and_then(|s| s.rotation.revision)
         };
+        // A connection's check is its own (the apps sync through a
+        // connection before its first check has written Ready).
+        let connections = env
+            .connections()
+            .list(&ListParams::default())
+            .await
+            .unwrap();
         let settled = apps.iter().all(|a| is_ready(a) && app_synced(a))
-            && keys.iter().all(|k| is_ready(k) && key_synced(k));
+            && keys.iter().all(|k| is_ready(k) && key_synced(k))
+            && connections.iter().all(connection_checked);
         if settled {
             return;
         }
@@ -180,6 +188,28 @@ async fn wait_settled(env: &Env, what: &str) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The connections' statuses (no credential in them), to say what changed.
+async fn connection_statuses(env: &Env) -> String {
+    let connections = env
+        .connections()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let statuses: BTreeMap<String, _> = connections
+        .into_iter()
+        .map(|c| (c.name_any(), c.status))
+        .collect();
+    serde_json::to_string(&statuses).unwrap()
+}
+
+/// Ready, for the connection's current spec.
+fn connection_checked(connection: &GatewayConnection) -> bool {
+    let status = connection.status.as_ref();
+    let ready = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+    ready.is_some_and(|c| c.status == "True")
+        && status.and_then(|s| s.observed_generation) == connection.metadata.generation
 }
 
 /// The Deployment `web`, and an app that restarts it on each new revision.
@@ -292,6 +322,7 @@ async fn this_build_starts_on_what_the_previous_main_wrote_without_a_write() {
     // It stops before anything is counted: what it still does is not this build's.
     env.operator.stop();
     let before = snapshot(&env.client, &env.ns).await;
+    let connections_before = connection_statuses(&env).await;
     assert!(
         before["Deployment/web template"].contains("keysmith"),
         "the rollout never marked the Deployment: {}",
@@ -325,9 +356,11 @@ async fn this_build_starts_on_what_the_previous_main_wrote_without_a_write() {
         .collect();
     assert!(
         written.is_empty() && after.len() == before.len(),
-        "this build wrote on the upgrade: {written:?} (objects before {}, after {})\n{}",
+        "this build wrote on the upgrade: {written:?} (objects before {}, after {})\n\
+         connection statuses before: {connections_before}\nafter: {}\n{}",
         before.len(),
         after.len(),
+        connection_statuses(&env).await,
         tail(&env.operator.logs())
     );
     let requests = upgrade::writes_to(&env.client, &KEYSMITH_RESOURCES).await;

@@ -102,9 +102,17 @@ pub async fn protect(
         return Ok(());
     }
     let api: Api<GatewayConnection> = Api::namespaced(client.clone(), namespace);
+    hold(&api, &reference.name).await
+}
+
+/// Adds the in-use finalizer to connection `name` as the apiserver has it
+/// now: a cached copy may lag behind an add by a resource's pass, whose
+/// version guard would then refuse this one. Nothing for a connection that
+/// is gone or being deleted.
+pub async fn hold(api: &Api<GatewayConnection>, name: &str) -> kube::Result<()> {
     let mut tries = 0;
     loop {
-        let Some(connection) = api.get_opt(&reference.name).await? else {
+        let Some(connection) = api.get_opt(name).await? else {
             return Ok(());
         };
         if connection.meta().deletion_timestamp.is_some() {
@@ -112,14 +120,14 @@ pub async fn protect(
         }
         // Many resources may add it at once: one add wins, the others are
         // refused by its version guard and find it there the next time.
-        match mark(&api, &connection, true).await {
+        match mark(api, &connection, true).await {
             Err(kube::Error::Api(e)) if e.code == 422 && tries < PROTECT_TRIES => tries += 1,
             done => return done,
         }
     }
 }
 
-/// How often [`protect`] reads again after losing a race to add.
+/// How often [`hold`] reads again after losing a race to add.
 const PROTECT_TRIES: u32 = 3;
 
 /// Adds (`held`) or removes the in-use finalizer.

@@ -629,7 +629,7 @@ async fn reconcile_namespaced(
     let api: Api<GatewayConnection> = Api::namespaced(ctx.client.clone(), &namespace);
     let step = in_use_step(&ctx, &object);
     match step {
-        connection_use::Step::Add => connection_use::mark(&api, &object, true).await?,
+        connection_use::Step::Add => connection_use::hold(&api, &object.name_any()).await?,
         connection_use::Step::Release => {
             connection_use::mark(&api, &object, false).await?;
             ctx.clients
@@ -773,9 +773,13 @@ where
         + 'static,
 {
     let (reader, writer) = kube::runtime::reflector::store::<K>();
+    // The kinds' watch backoff, and errors kept from the controller (whose
+    // own backoff would pause every check): after a broken watch, or the
+    // 410 a CRD installed a moment ago answers, checks resume within a second.
     let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
+        .backoff(super::watches::watch_backoff())
+        .reflect(writer);
+    let stream = super::watches::skip_watch_errors(stream)
         .applied_objects()
         .predicate_filter(predicates::generation, PredicateConfig::default());
     (stream, reader)

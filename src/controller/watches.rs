@@ -31,7 +31,7 @@ use crate::kinds::CredentialKind;
 /// Watch retry delays: 250 ms doubling up to 4 s (kube's default climbs to
 /// 30 s and only resets after 2 quiet minutes), so that keysmith is back
 /// within seconds of an apiserver or etcd restart, however many it saw.
-fn watch_backoff() -> ResetTimerBackoff<watcher::ExponentialBackoff> {
+pub(super) fn watch_backoff() -> ResetTimerBackoff<watcher::ExponentialBackoff> {
     let builder = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(250))
         .with_max_delay(Duration::from_secs(4))
@@ -44,7 +44,7 @@ fn watch_backoff() -> ResetTimerBackoff<watcher::ExponentialBackoff> {
 /// Logs and drops watch errors once the watch's own backoff has paced them.
 /// Passed on, they would also hit the controller's trigger backoff, which
 /// pauses every trigger of the kind (kube's default climbs past 30 s).
-fn skip_watch_errors<T: Send>(
+pub(super) fn skip_watch_errors<T: Send>(
     stream: impl Stream<Item = Result<T, watcher::Error>> + Send,
 ) -> impl Stream<Item = Result<T, watcher::Error>> + Send {
     stream.filter(|item| {
