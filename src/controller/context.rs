@@ -70,10 +70,14 @@ impl<K: CredentialKind> KindContext<K> {
     /// The cache's newest copy of `object`: the copy a reconcile was handed
     /// may predate a write it or an earlier pass made.
     pub fn newest(&self, object: &Arc<K>) -> Arc<K> {
+        self.cached(object).unwrap_or_else(|| object.clone())
+    }
+
+    /// The cache's copy of `object` (same uid), if it still holds one.
+    pub fn cached(&self, object: &K) -> Option<Arc<K>> {
         self.cache
-            .get(&ObjectRef::from_obj(&**object))
+            .get(&ObjectRef::from_obj(object))
             .filter(|cached| cached.meta().uid == object.meta().uid)
-            .unwrap_or_else(|| object.clone())
     }
 
     /// Whether an object of this kind with this uid exists (a scan of the

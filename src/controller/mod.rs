@@ -80,12 +80,43 @@ pub struct Options {
 
 /// keysmith never installs its CRDs; it says clearly when they are missing.
 /// Asks with a one-item list of each kind: the permission it needs anyway.
-pub async fn check_crds(client: &Client, namespace: &Option<String>) -> Result<(), String> {
+pub async fn check_crds(client: &Client, namespace: &Option<String>) -> Result<(), CrdCheck> {
     check_crd::<GatewayApp>(client, namespace).await?;
     check_crd::<SignatureKey>(client, namespace).await
 }
 
-async fn check_crd<K>(client: &Client, namespace: &Option<String>) -> Result<(), String>
+/// Why the CRD check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CrdCheck {
+    #[error("CRD {0} is not installed: kubectl apply --server-side -f crds/")]
+    Missing(String),
+    #[error("cannot list {name}: {source}")]
+    List {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl CrdCheck {
+    /// The apiserver could not answer yet (worth asking again).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CrdCheck::List { source, .. } if unavailable(source))
+    }
+}
+
+/// The apiserver could not be reached or could not answer now (a restart, a
+/// busy apiserver): the same request may well succeed in a moment. A
+/// refusal (4xx but 429), a bad configuration or credentials are not.
+pub fn unavailable(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
+async fn check_crd<K>(client: &Client, namespace: &Option<String>) -> Result<(), CrdCheck>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
@@ -96,10 +127,8 @@ where
         .await
     {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Err(format!(
-            "CRD {name} is not installed: kubectl apply --server-side -f crds/"
-        )),
-        Err(error) => Err(format!("cannot list {name}: {error}")),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(CrdCheck::Missing(name)),
+        Err(source) => Err(CrdCheck::List { name, source }),
     }
 }
 

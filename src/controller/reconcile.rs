@@ -67,6 +67,12 @@ async fn reconcile<K>(object: Arc<K>, ctx: &KindContext<K>) -> Result<Action>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
+    let _ = ctx.shared.writes.take_status_echo(&*object);
+    let Some(decided) = decide_on(object, ctx).await? else {
+        // Gone meanwhile: its deletion is on its way through the watch.
+        return Ok(Action::await_change());
+    };
+    let object = decided.object.clone();
     if object.meta().deletion_timestamp.is_some() {
         // Owner references clean up the Secrets; the cloud gateway's app
         // goes first where a finalizer asks for it.
@@ -75,15 +81,18 @@ where
             .map_err(Error::Cleanup)?;
         return Ok(retry.map_or_else(Action::await_change, Action::requeue));
     }
-    let _ = ctx.shared.writes.take_status_echo(&*object);
-    let Some(object) = decide_on(object, ctx).await? else {
-        // Gone meanwhile: its deletion is on its way through the watch.
-        return Ok(Action::await_change());
-    };
     let mut events = Vec::new();
-    let result = steps(&object, ctx, &mut events).await;
+    let result = steps(&decided, ctx, &mut events).await;
     emit(&*object, ctx, &events);
     result
+}
+
+/// The copy of the object a pass decides on.
+pub struct Decided<K> {
+    pub object: Arc<K>,
+    /// Read from the apiserver because the cache lagged behind our own
+    /// status write: later steps must not swap it for the cache's copy.
+    pub read_fresh: bool,
 }
 
 /// Step 0: the copy of the object this pass decides on. The cache's newest,
@@ -94,12 +103,22 @@ where
 /// its echo is usually on its way: the pass waits for it (up to
 /// [`CATCH_UP`]), and reads the object fresh if it does not come. `None`:
 /// gone.
-async fn decide_on<K>(object: Arc<K>, ctx: &KindContext<K>) -> Result<Option<Arc<K>>, ObserveError>
+async fn decide_on<K>(
+    object: Arc<K>,
+    ctx: &KindContext<K>,
+) -> Result<Option<Decided<K>>, ObserveError>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
-    if let Some(newest) = cache_catches_up(&object, ctx).await {
-        return Ok(Some(newest));
+    match cache_catches_up(&object, ctx).await {
+        Caught::Up(newest) => {
+            return Ok(Some(Decided {
+                object: newest,
+                read_fresh: false,
+            }));
+        }
+        Caught::Gone => return Ok(None),
+        Caught::Lagging => {}
     }
     let namespace = object.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
@@ -114,31 +133,44 @@ where
     if let Some(fresh) = &fresh {
         ctx.shared.writes.status_read_fresh(fresh);
     }
-    Ok(fresh.map(Arc::new))
+    Ok(fresh.map(|fresh| Decided {
+        object: Arc::new(fresh),
+        read_fresh: true,
+    }))
 }
 
 /// How long a pass waits for the cache to show its own status write before
 /// it reads the object from the apiserver instead.
 const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The cache's newest copy of `object` once it shows our own last status
-/// write (at once when there is none); `None` if it does not within
-/// [`CATCH_UP`].
-async fn cache_catches_up<K: CredentialKind>(
-    object: &Arc<K>,
-    ctx: &KindContext<K>,
-) -> Option<Arc<K>> {
+/// What the cache shows of an object a pass is about to decide on.
+enum Caught<K> {
+    /// Its newest copy, showing our own last status write (if any).
+    Up(Arc<K>),
+    /// Not there any more (deleted).
+    Gone,
+    /// Still without our own last status write after [`CATCH_UP`].
+    Lagging,
+}
+
+/// Waits (up to [`CATCH_UP`]) for the cache to show our own last status
+/// write of `object`; at once when there is none.
+async fn cache_catches_up<K: CredentialKind>(object: &Arc<K>, ctx: &KindContext<K>) -> Caught<K> {
     let deadline = tokio::time::Instant::now() + CATCH_UP;
     loop {
         // Listening before looking: a move between the two is not missed.
         let moved = ctx.cache_moved.notified();
         let mut moved = std::pin::pin!(moved);
         moved.as_mut().enable();
-        let newest = ctx.newest(object);
+        let Some(newest) = ctx.cached(object) else {
+            return Caught::Gone;
+        };
         if !ctx.shared.writes.status_lags(&*newest) {
-            return Some(newest);
+            return Caught::Up(newest);
         }
-        tokio::time::timeout_at(deadline, moved).await.ok()?;
+        if tokio::time::timeout_at(deadline, moved).await.is_err() {
+            return Caught::Lagging;
+        }
     }
 }
 
@@ -147,13 +179,14 @@ async fn cache_catches_up<K: CredentialKind>(
 /// it has done what they tell; `emit` sends them, also when a later step
 /// fails.
 async fn steps<K>(
-    object: &Arc<K>,
+    decided: &Decided<K>,
     ctx: &KindContext<K>,
     events: &mut Vec<PlannedEvent>,
 ) -> Result<Action>
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
+    let object = &decided.object;
     let mut seen = observe(object, ctx).await?;
     let mut plan = plan(&seen)?;
     if !plan.gateway.is_empty() && engine::gateway::needs_others(&seen.intent) {
@@ -181,7 +214,7 @@ where
     let synced = sync_cloud(object, ctx, &seen, &mut applied, pushed.map(|p| p.0)).await;
     let rollout = rollout::roll_out(&**object, ctx, &seen.namespace, &applied, seen.now).await;
     events.extend_from_slice(rollout.events());
-    status::apply_status(ctx, object, &seen.intent, &applied, &rollout, seen.now).await?;
+    status::apply_status(ctx, decided, &seen.intent, &applied, &rollout, seen.now).await?;
     if let Some(synced) = &synced {
         if let Err(error) = cloud::write_status(ctx, object, synced, seen.now).await {
             warn!(%error, "writing status.gateway failed; the next pass writes it");
@@ -602,10 +635,12 @@ mod tests {
         .unwrap()
     }
 
-    fn rv(object: Option<Arc<GatewayApp>>) -> String {
-        object
-            .and_then(|o| o.meta().resource_version.clone())
-            .unwrap()
+    fn rv(caught: Caught<GatewayApp>) -> String {
+        match caught {
+            Caught::Up(o) => o.meta().resource_version.clone().unwrap(),
+            Caught::Gone => "gone".into(),
+            Caught::Lagging => "lagging".into(),
+        }
     }
 
     /// A context around an empty cache, with a client that reaches nothing.
@@ -655,7 +690,18 @@ mod tests {
         // An echo that never comes: given up after CATCH_UP (the pass reads fresh).
         ctx.shared.writes.status_written(&*handed, "3".into());
         let started = tokio::time::Instant::now();
-        assert!(cache_catches_up(&handed, &ctx).await.is_none());
+        assert_eq!(rv(cache_catches_up(&handed, &ctx).await), "lagging");
         assert_eq!(started.elapsed(), CATCH_UP);
+
+        // Deleted while the pass waits: gone, not the handed copy.
+        let waiting = tokio::spawn({
+            let (ctx, handed) = (ctx.clone(), handed.clone());
+            async move { cache_catches_up(&handed, &ctx).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        writer.apply_watcher_event(&watcher::Event::Delete(app("4")));
+        ctx.shared.writes.forget_object(&app("4"));
+        ctx.cache_moved.notify_waiters();
+        assert_eq!(rv(waiting.await.unwrap()), "gone");
     }
 }

@@ -46,6 +46,18 @@ pub enum RecordKeyError {
     Rng(String),
 }
 
+impl RecordKeyError {
+    /// The apiserver could not answer yet (worth asking again).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RecordKeyError::Read { source, .. } | RecordKeyError::Create { source, .. } => {
+                super::unavailable(source)
+            }
+            RecordKeyError::Unusable { .. } | RecordKeyError::Rng(_) => false,
+        }
+    }
+}
+
 /// The record key: read, or created when missing.
 pub async fn load(client: &Client, at: &RecordKeySecret) -> Result<RecordKey, RecordKeyError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &at.namespace);

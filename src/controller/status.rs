@@ -12,6 +12,7 @@ use tracing::debug;
 
 use super::context::KindContext;
 use super::error::ApplyStatusError;
+use super::reconcile::Decided;
 use super::rollout::RolloutDone;
 use super::secrets::SecretInPlace;
 use crate::api::FIELD_MANAGER;
@@ -21,7 +22,7 @@ use crate::kinds::CredentialKind;
 /// Writes the status if it changed; records our write for the echo check.
 pub async fn apply_status<K>(
     ctx: &KindContext<K>,
-    object: &Arc<K>,
+    decided: &Decided<K>,
     intent: &Intent,
     applied: &SecretInPlace,
     rollout: &RolloutDone,
@@ -30,12 +31,17 @@ pub async fn apply_status<K>(
 where
     K: CredentialKind + Resource<Scope = NamespaceResourceScope>,
 {
+    let object = &decided.object;
     let namespace = object.namespace().unwrap_or_default();
     let name = object.name_any();
     let api: Api<K> = Api::namespaced(ctx.shared.client.clone(), &namespace);
     let plan = applied.plan();
-    // Our own earlier status write may have reached the cache meanwhile.
-    let newest = ctx.newest(object);
+    // Another write may have reached the cache meanwhile; but a copy read
+    // fresh because the cache lagged stays (the cache may still lag it).
+    let newest = match decided.read_fresh {
+        true => object.clone(),
+        false => ctx.newest(object),
+    };
     let mut desired = newest.desired_status(intent, plan, rollout.report(), now);
     let mut current = newest.current_status();
     if desired != current && ctx.shared.writes.status_lags(&*newest) {

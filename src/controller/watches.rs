@@ -96,19 +96,23 @@ where
         }
     })
     .inspect_ok(index_events(ctx.clone(), requeue, health));
-    let echo_ctx = ctx;
-    skip_watch_errors(reflector::reflector(writer, stream).applied_objects()).filter(
-        move |object| {
-            // Only once the cache shows it: during a re-list the store changes at its end.
-            let echo = object.as_ref().is_ok_and(|object| {
-                let cached = echo_ctx.cache.get(&ObjectRef::from_obj(object));
-                cached.is_some_and(|c| c.meta().resource_version == object.meta().resource_version)
-                    && echo_ctx.shared.writes.take_status_echo(object)
-            });
-            echo_ctx.cache_moved.notify_waiters();
-            std::future::ready(!echo)
-        },
-    )
+    let echo_ctx = ctx.clone();
+    // A re-list changes the cache only at its end, with no object to pass on.
+    let relisted = reflector::reflector(writer, stream).inspect_ok(move |event| {
+        if matches!(event, watcher::Event::InitDone) {
+            ctx.cache_moved.notify_waiters();
+        }
+    });
+    skip_watch_errors(relisted.applied_objects()).filter(move |object| {
+        // Only once the cache shows it: during a re-list the store changes at its end.
+        let echo = object.as_ref().is_ok_and(|object| {
+            let cached = echo_ctx.cache.get(&ObjectRef::from_obj(object));
+            cached.is_some_and(|c| c.meta().resource_version == object.meta().resource_version)
+                && echo_ctx.shared.writes.take_status_echo(object)
+        });
+        echo_ctx.cache_moved.notify_waiters();
+        std::future::ready(!echo)
+    })
 }
 
 /// Keeps a kind's indexes in step with its watch stream; sends the objects

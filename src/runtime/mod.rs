@@ -61,12 +61,18 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let client = kube::Client::try_default()
         .await
         .map_err(RunError::Config)?;
-    controller::check_crds(&client, &config.controller.namespace)
-        .await
-        .map_err(RunError::Crds)?;
+    let namespace = &config.controller.namespace;
+    patiently(
+        || controller::check_crds(&client, namespace),
+        controller::CrdCheck::is_transient,
+    )
+    .await
+    .map_err(|e| RunError::Crds(e.to_string()))?;
     let mut config = config;
     if let Some(at) = &config.controller.record_key_secret {
-        config.controller.record_key = Some(controller::record_key::load(&client, at).await?);
+        let load = || controller::record_key::load(&client, at);
+        let key = patiently(load, controller::record_key::RecordKeyError::is_transient).await?;
+        config.controller.record_key = Some(key);
     }
 
     let metrics = Arc::new(Metrics::default());
@@ -95,6 +101,35 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         server.abort();
     }
     result
+}
+
+/// How long a start-up step keeps asking an apiserver that cannot answer
+/// (a restart as keysmith starts) before keysmith gives up and exits.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Runs a start-up step again while its error is `transient` (250 ms
+/// doubling up to 4 s, for up to [`STARTUP_PATIENCE`]); any other error, or
+/// the last one, is returned.
+async fn patiently<T, E, Fut>(
+    mut step: impl FnMut() -> Fut,
+    transient: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match step().await {
+            Err(error) if transient(&error) && tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(%error, "start-up: the apiserver cannot answer yet; asking again");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(4));
+            }
+            done => return done,
+        }
+    }
 }
 
 /// The probe and metrics listeners, bound before the controllers start.
@@ -191,4 +226,70 @@ async fn run_as_candidate(
         return Err(RunError::LostLeadership);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[derive(Debug)]
+    struct Failure(bool);
+
+    impl std::fmt::Display for Failure {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "transient: {}", self.0)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_start_up_step_is_asked_again_only_while_the_apiserver_cannot_answer() {
+        let tries = Cell::new(0);
+        let transient = |e: &Failure| e.0;
+        // Unreachable three times, then answers: keysmith starts.
+        let step = || {
+            tries.set(tries.get() + 1);
+            std::future::ready(if tries.get() <= 3 {
+                Err(Failure(true))
+            } else {
+                Ok(tries.get())
+            })
+        };
+        assert_eq!(patiently(step, transient).await.unwrap(), 4);
+
+        // Refused: at once.
+        tries.set(0);
+        let refused = || {
+            tries.set(tries.get() + 1);
+            std::future::ready(Err::<(), _>(Failure(false)))
+        };
+        assert!(patiently(refused, transient).await.is_err());
+        assert_eq!(tries.get(), 1);
+
+        // Never answers: gives up within STARTUP_PATIENCE.
+        let started = tokio::time::Instant::now();
+        let never = || std::future::ready(Err::<(), _>(Failure(true)));
+        assert!(patiently(never, transient).await.is_err());
+        assert!(started.elapsed() <= STARTUP_PATIENCE);
+        assert!(started.elapsed() >= STARTUP_PATIENCE - Duration::from_secs(4));
+    }
+
+    #[test]
+    fn only_an_apiserver_that_cannot_answer_is_worth_asking_again() {
+        let api = |code: u16| {
+            kube::Error::Api(
+                kube::core::Status::failure("x", "X")
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        assert!(controller::unavailable(&api(503)));
+        assert!(controller::unavailable(&api(429)));
+        assert!(!controller::unavailable(&api(403)));
+        assert!(!controller::unavailable(&api(404)));
+        assert!(controller::unavailable(&kube::Error::Service(
+            "connect".into()
+        )));
+        assert!(!controller::unavailable(&kube::Error::TlsRequired));
+    }
 }
