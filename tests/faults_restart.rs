@@ -6,18 +6,18 @@
 
 mod support;
 
-use support::{control_plane, faults, operator, wait};
+use support::conditions::revision;
+use support::env::Env;
+use support::{control_plane, faults, operator};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use faults::*;
-use k8s_openapi::api::core::v1::Secret;
 use keysmith::api::*;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use operator::Operator;
 use serde_json::json;
-use support::env::SETTLE;
 
 /// One test at a time: each restarts the control plane under the other.
 static RESTARTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -82,54 +82,28 @@ async fn a_secret_deleted_while_the_watch_is_down_is_recreated() {
         return;
     }
     let _turn = RESTARTS.lock().await;
-    let cp = control_plane::control_plane();
-    let client = control_plane::client().await;
-    let ns = control_plane::namespace(&client, "relist").await;
-    let operator = Operator::start(cp, &ns);
-    let apps: Api<GatewayApp> = Api::namespaced(client.clone(), &ns);
-    let app = serde_json::from_value(json!({
-        "apiVersion": "keysmith.dev/v1alpha1", "kind": "GatewayApp",
-        "metadata": {"name": "app"}, "spec": {},
-    }))
-    .unwrap();
-    apps.create(&PostParams::default(), &app).await.unwrap();
-    let logs = || wait::tail(&operator.logs());
-    let revision = |app: &GatewayApp| app.status.as_ref().and_then(|s| s.rotation.revision);
-    wait::until(
-        &apps,
-        "app",
-        "issued",
-        SETTLE,
-        |a| revision(a) == Some(1),
-        logs,
-    )
-    .await;
+    let mut env = Env::new("relist").await;
+    env.create_app("app", json!({})).await;
+    env.wait_app("app", "issued", |a| revision(a) == Some(1))
+        .await;
 
     // The operator sleeps through the restart: its watches break with the
     // old apiserver, and the Secret goes while they are down.
-    operator.pause();
-    cp.restart_apiserver().await;
-    let client = control_plane::client().await;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    secrets
+    env.operator.pause();
+    control_plane::control_plane().restart_apiserver().await;
+    env.client = control_plane::client().await;
+    env.secrets()
         .delete("app", &DeleteParams::default())
         .await
         .unwrap();
-    operator.resume();
+    env.operator.resume();
 
-    let apps: Api<GatewayApp> = Api::namespaced(client, &ns);
-    let app = wait::until(
-        &apps,
-        "app",
-        "recreated",
-        SETTLE,
-        |a| revision(a) == Some(2),
-        logs,
-    )
-    .await;
+    let app = env
+        .wait_app("app", "recreated", |a| revision(a) == Some(2))
+        .await;
     assert_eq!(
         app.status.unwrap().rotation.last_rotation_reason,
         Some(RotationReason::SecretRecreated)
     );
-    assert!(secrets.get_opt("app").await.unwrap().is_some());
+    assert!(env.secrets().get_opt("app").await.unwrap().is_some());
 }
